@@ -1,0 +1,26 @@
+// KServe v2 ModelInferRequest / ModelInferResponse wire codec.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ovfast/request.hpp"
+#include "ovfast/status.hpp"
+
+namespace ovfast {
+
+// Parses a serialized inference.ModelInferRequest. On success `job` holds
+// views into `buf` (raw_input_contents and packed fp32/fp64 contents are not
+// copied): `buf` must outlive `job`. Typed contents are interpreted per the
+// declared datatype and validated (value counts, raw/typed mixing).
+Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job);
+
+// Serializes a ModelInferResponse with raw_output_contents into one buffer.
+std::string encode_kserve_response(const std::string& model_name, const std::string& model_version,
+                                   const std::string& id, const std::vector<OutputTensor>& outputs);
+
+// Splits a BYTES buffer of (uint32 LE length, bytes) elements.
+Status split_bytes_elements(const uint8_t* data, size_t size, std::vector<std::string>* out,
+                            const std::string& input_name);
+
+}  // namespace ovfast

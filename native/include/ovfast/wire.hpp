@@ -1,0 +1,108 @@
+// Minimal protobuf wire-format reader and writer (proto3 subset: varint,
+// fixed32/64, length-delimited). The reader never copies; every view it
+// returns points into the buffer it was given, which the caller must keep
+// alive. The reader is bounds-checked on every step; malformed input yields
+// ok() == false, never undefined behaviour.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace ovfast::wire {
+
+enum WireType : uint32_t { VARINT = 0, FIXED64 = 1, LEN = 2, SGROUP = 3, EGROUP = 4, FIXED32 = 5 };
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
+  explicit Reader(std::string_view s) : Reader(reinterpret_cast<const uint8_t*>(s.data()), s.size()) {}
+
+  bool done() const { return p_ >= end_ || failed_; }
+  bool ok() const { return !failed_; }
+  // Reads a tag; returns false at end or on error.
+  bool next(uint32_t* field, WireType* type) {
+    if (p_ >= end_ || failed_) return false;
+    uint64_t tag;
+    if (!varint(&tag)) return false;
+    *field = static_cast<uint32_t>(tag >> 3);
+    *type = static_cast<WireType>(tag & 7);
+    if (*field == 0) return fail();
+    return true;
+  }
+  bool varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ >= end_) return fail();
+      uint8_t b = *p_++;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) { *out = v; return true; }
+    }
+    return fail();
+  }
+  bool fixed32(uint32_t* out) {
+    if (end_ - p_ < 4) return fail();
+    std::memcpy(out, p_, 4); p_ += 4; return true;
+  }
+  bool fixed64(uint64_t* out) {
+    if (end_ - p_ < 8) return fail();
+    std::memcpy(out, p_, 8); p_ += 8; return true;
+  }
+  bool bytes(const uint8_t** data, size_t* len) {
+    uint64_t n;
+    if (!varint(&n)) return false;
+    if (n > static_cast<uint64_t>(end_ - p_)) return fail();
+    *data = p_; *len = static_cast<size_t>(n); p_ += n; return true;
+  }
+  bool view(std::string_view* out) {
+    const uint8_t* d; size_t n;
+    if (!bytes(&d, &n)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(d), n);
+    return true;
+  }
+  bool skip(WireType t) {
+    uint64_t v; uint32_t v32; const uint8_t* d; size_t n;
+    switch (t) {
+      case VARINT: return varint(&v);
+      case FIXED64: return fixed64(&v);
+      case LEN: return bytes(&d, &n);
+      case FIXED32: return fixed32(&v32);
+      default: return fail();  // groups are not used by any message we read
+    }
+  }
+  bool fail() { failed_ = true; return false; }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+  bool failed_ = false;
+};
+
+inline size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) { v >>= 7; ++n; }
+  return n;
+}
+inline size_t tag_size(uint32_t field) { return varint_size(static_cast<uint64_t>(field) << 3); }
+inline size_t len_field_size(uint32_t field, size_t len) { return tag_size(field) + varint_size(len) + len; }
+
+// Writes into a pre-sized buffer; callers compute sizes first so the response
+// is one allocation.
+class Writer {
+ public:
+  explicit Writer(uint8_t* p) : p_(p) {}
+  void varint(uint64_t v) {
+    while (v >= 0x80) { *p_++ = static_cast<uint8_t>(v | 0x80); v >>= 7; }
+    *p_++ = static_cast<uint8_t>(v);
+  }
+  void tag(uint32_t field, WireType t) { varint((static_cast<uint64_t>(field) << 3) | t); }
+  void len_prefix(uint32_t field, size_t len) { tag(field, LEN); varint(len); }
+  void raw(const void* d, size_t n) { if (n) std::memcpy(p_, d, n); p_ += n; }
+  void string(uint32_t field, std::string_view s) { len_prefix(field, s.size()); raw(s.data(), s.size()); }
+  uint8_t* pos() const { return p_; }
+
+ private:
+  uint8_t* p_;
+};
+
+}  // namespace ovfast::wire

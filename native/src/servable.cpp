@@ -1,0 +1,486 @@
+#include "ovfast/servable.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "ovfast/kserve_codec.hpp"
+
+namespace ovfast {
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+namespace {
+
+std::string partial_shape_to_string(const ov::PartialShape& ps) {
+  if (ps.rank().is_dynamic()) return "(...)";
+  std::string out = "(";
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (i) out += ",";
+    const ov::Dimension& d = ps[i];
+    if (d.is_static()) {
+      out += std::to_string(d.get_length());
+    } else if (d.get_min_length() > 0 || d.get_max_length() != -1) {
+      out += std::to_string(d.get_min_length()) + ":" +
+             (d.get_max_length() == -1 ? std::string("-1") : std::to_string(d.get_max_length()));
+    } else {
+      out += "-1";
+    }
+  }
+  return out + ")";
+}
+
+// Parses one dimension: "N", "-1", "?" or "min:max".
+bool parse_dim(const std::string& s, ov::Dimension* out) {
+  try {
+    auto colon = s.find(':');
+    if (colon != std::string::npos) {
+      int64_t lo = std::stoll(s.substr(0, colon));
+      int64_t hi = std::stoll(s.substr(colon + 1));
+      if (lo < 0 || (hi != -1 && hi < lo)) return false;
+      *out = ov::Dimension(lo, hi);
+      return true;
+    }
+    if (s == "?" || s == "-1") { *out = ov::Dimension::dynamic(); return true; }
+    size_t used;
+    int64_t v = std::stoll(s, &used);
+    if (used != s.size() || v < 0) return false;
+    *out = ov::Dimension(v);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+Status parse_partial_shape(const std::string& text, ov::PartialShape* out) {
+  std::string s;
+  for (char c : text) if (c != ' ') s += c;
+  if (s.size() < 2 || (s.front() != '(' && s.front() != '[') || (s.back() != ')' && s.back() != ']'))
+    return invalid_argument("Invalid shape '" + text + "': expected a tuple such as (1,3,224,224)");
+  s = s.substr(1, s.size() - 2);
+  std::vector<ov::Dimension> dims;
+  size_t start = 0;
+  while (!s.empty() && start <= s.size()) {
+    size_t comma = s.find(',', start);
+    std::string tok = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    ov::Dimension d;
+    if (!parse_dim(tok, &d)) return invalid_argument("Invalid shape '" + text + "': bad dimension '" + tok + "'");
+    dims.push_back(d);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  *out = ov::PartialShape(dims);
+  return Status::ok();
+}
+
+std::string port_name(const ov::Output<const ov::Node>& port, size_t index, const char* kind) {
+  const auto& names = port.get_names();
+  if (!names.empty()) return port.get_any_name();
+  return std::string(kind) + "_" + std::to_string(index);
+}
+
+bool checked_count(const Shape& shape, size_t* out) {
+  size_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return false;
+    if (d != 0 && n > std::numeric_limits<size_t>::max() / static_cast<size_t>(d)) return false;
+    n *= static_cast<size_t>(d);
+  }
+  *out = n;
+  return true;
+}
+
+ov::Tensor copy_tensor(const ov::Tensor& src) {
+  ov::Tensor dst(src.get_element_type(), src.get_shape());
+  if (src.get_element_type() == ov::element::string) {
+    const std::string* s = src.data<std::string>();
+    std::string* d = dst.data<std::string>();
+    for (size_t i = 0; i < src.get_size(); ++i) d[i] = s[i];
+  } else if (src.get_byte_size()) {
+    std::memcpy(dst.data(), src.data(), src.get_byte_size());
+  }
+  return dst;
+}
+
+}  // namespace
+
+Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared_ptr<CompletionQueue> cq,
+                        std::unique_ptr<Servable>* out) {
+  std::unique_ptr<Servable> s(new Servable());
+  s->opts_ = opts;
+  s->cq_ = std::move(cq);
+  try {
+    std::shared_ptr<ov::Model> model = core.read_model(opts.model_path);
+    // Reshape: an explicit shape wins over batch_size (as in OVMS).
+    if (!opts.shapes.empty()) {
+      std::map<ov::Output<ov::Node>, ov::PartialShape> new_shapes;
+      for (const auto& [name, text] : opts.shapes) {
+        ov::PartialShape ps;
+        OVF_RETURN_IF_ERROR(parse_partial_shape(text, &ps));
+        if (name.empty()) {
+          if (model->inputs().size() != 1)
+            return invalid_argument("An anonymous shape is only allowed for models with one input");
+          new_shapes[model->input()] = ps;
+        } else {
+          bool found = false;
+          for (auto& in : model->inputs()) {
+            if (in.get_names().count(name)) { new_shapes[in] = ps; found = true; }
+          }
+          if (!found) return invalid_argument("Shape given for input '" + name + "' which the model does not have");
+        }
+      }
+      model->reshape(new_shapes);
+    } else if (!opts.batch_size.empty()) {
+      ov::Dimension b;
+      if (!parse_dim(opts.batch_size, &b)) return invalid_argument("Invalid batch_size '" + opts.batch_size + "'");
+      std::map<ov::Output<ov::Node>, ov::PartialShape> new_shapes;
+      for (auto& in : model->inputs()) {
+        ov::PartialShape ps = in.get_partial_shape();
+        if (ps.rank().is_static() && ps.size() > 0) {
+          ps[0] = b;
+          new_shapes[in] = ps;
+        }
+      }
+      model->reshape(new_shapes);
+    }
+    if (!opts.echo) {
+      s->compiled_ = core.compile_model(model, opts.device, opts.plugin_config);
+      for (size_t i = 0; i < s->compiled_.inputs().size(); ++i) {
+        const auto& p = s->compiled_.inputs()[i];
+        s->inputs_.push_back({port_name(p, i, "input"), datatype_from_element(p.get_element_type()), p.get_partial_shape()});
+      }
+      for (size_t i = 0; i < s->compiled_.outputs().size(); ++i) {
+        const auto& p = s->compiled_.outputs()[i];
+        s->outputs_.push_back({port_name(p, i, "output"), datatype_from_element(p.get_element_type()), p.get_partial_shape()});
+      }
+      int nireq = opts.nireq;
+      if (nireq <= 0) {
+        try {
+          nireq = static_cast<int>(s->compiled_.get_property(ov::optimal_number_of_infer_requests));
+        } catch (...) {
+          nireq = 1;
+        }
+      }
+      if (nireq <= 0) nireq = 1;
+      try {
+        s->streams_ = s->compiled_.get_property(ov::num_streams).num;
+      } catch (...) {
+        s->streams_ = 1;
+      }
+      for (int i = 0; i < nireq; ++i) {
+        auto slot = std::make_unique<Slot>();
+        slot->request = s->compiled_.create_infer_request();
+        Servable* self = s.get();
+        size_t index = static_cast<size_t>(i);
+        slot->request.set_callback([self, index](std::exception_ptr err) { self->on_done(index, err); });
+        s->slots_.push_back(std::move(slot));
+        s->idle_.push_back(index);
+      }
+    } else {
+      for (size_t i = 0; i < model->inputs().size(); ++i) {
+        auto p = model->inputs()[i];
+        s->inputs_.push_back({p.get_names().empty() ? "input_" + std::to_string(i) : p.get_any_name(),
+                              datatype_from_element(p.get_element_type()), p.get_partial_shape()});
+      }
+      for (size_t i = 0; i < model->outputs().size(); ++i) {
+        auto p = model->outputs()[i];
+        s->outputs_.push_back({p.get_names().empty() ? "output_" + std::to_string(i) : p.get_any_name(),
+                               datatype_from_element(p.get_element_type()), p.get_partial_shape()});
+      }
+    }
+    for (const auto& t : s->inputs_)
+      if (t.dtype == DataType::INVALID)
+        return {StatusCode::UNSUPPORTED, "Input '" + t.name + "' has an element type no API can carry"};
+  } catch (const Status& st) {
+    return st;
+  } catch (const std::exception& e) {
+    return {StatusCode::FAILED_PRECONDITION, std::string("Cannot load model: ") + e.what()};
+  }
+  s->dispatcher_ = std::thread([p = s.get()] { p->dispatcher_loop(); });
+  *out = std::move(s);
+  return Status::ok();
+}
+
+Servable::~Servable() {
+  drain();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (dispatcher_.joinable()) dispatcher_.join();
+}
+
+int Servable::queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(pending_.size());
+}
+
+void Servable::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return pending_.empty() && restart_.empty() && idle_.size() == slots_.size(); });
+}
+
+Status Servable::validate(InferJob& job) const {
+  if (job.inputs.size() != inputs_.size())
+    return invalid_argument("Invalid number of inputs - Expected: " + std::to_string(inputs_.size()) +
+                            "; Actual: " + std::to_string(job.inputs.size()));
+  std::vector<InputTensor> ordered;
+  ordered.reserve(inputs_.size());
+  for (const TensorInfo& info : inputs_) {
+    InputTensor* in = nullptr;
+    for (auto& cand : job.inputs)
+      if (cand.name == info.name) { in = &cand; break; }
+    if (!in) return invalid_argument("Missing input with specific name - Required input: " + info.name);
+    const std::string suffix = "; input name: " + info.name;
+    if (in->dtype != info.dtype)
+      return invalid_argument("Invalid input precision - Expected: " +
+                              std::string(datatype_info(info.dtype).kserve_name) + "; Actual: " +
+                              (in->datatype_name.empty() ? std::string(datatype_info(in->dtype).kserve_name)
+                                                         : in->datatype_name) + suffix);
+    for (int64_t d : in->shape)
+      if (d < 0)
+        return invalid_argument("Invalid input shape - negative dimension in " + shape_to_string(in->shape) + suffix);
+    const ov::PartialShape& ps = info.shape;
+    if (ps.rank().is_static()) {
+      if (in->shape.size() != ps.size())
+        return invalid_argument("Invalid number of shape dimensions - Expected: " + partial_shape_to_string(ps) +
+                                "; Actual: " + shape_to_string(in->shape) + suffix);
+      for (size_t d = 0; d < ps.size(); ++d) {
+        if (!ps[d].compatible(ov::Dimension(in->shape[d]))) {
+          if (d == 0) {
+            std::string expected = partial_shape_to_string(ov::PartialShape({ps[0]}));
+            return invalid_argument("Invalid input batch size - Expected: " + expected.substr(1, expected.size() - 2) +
+                                    "; Actual: " + std::to_string(in->shape[0]) + suffix);
+          }
+          return invalid_argument("Invalid input shape - Expected: " + partial_shape_to_string(ps) +
+                                  "; Actual: " + shape_to_string(in->shape) + suffix);
+        }
+      }
+    }
+    size_t count;
+    if (!checked_count(in->shape, &count))
+      return invalid_argument("Invalid input shape - too many elements in " + shape_to_string(in->shape) + suffix);
+    if (in->dtype == DataType::BYTES) {
+      if (in->strings.size() != count)
+        return invalid_argument("Invalid number of values in tensor proto container - Expected: " +
+                                std::to_string(count) + " values; Actual: " + std::to_string(in->strings.size()) +
+                                " values" + suffix);
+    } else if (in->has_typed_contents) {
+      if (in->typed_count != count)
+        return invalid_argument("Invalid number of values in tensor proto container - Expected: " +
+                                std::to_string(count) + " values; Actual: " + std::to_string(in->typed_count) +
+                                " values" + suffix);
+    } else {
+      size_t elsize = datatype_size(in->dtype);
+      if (count > std::numeric_limits<size_t>::max() / elsize || in->size != count * elsize)
+        return invalid_argument("Invalid content size of tensor proto - Expected: " +
+                                std::to_string(count * elsize) + " bytes; Actual: " + std::to_string(in->size) +
+                                " bytes" + suffix);
+    }
+    ordered.push_back(std::move(*in));
+  }
+  job.inputs.swap(ordered);
+  for (const std::string& name : job.requested_outputs) {
+    bool found = false;
+    for (const auto& o : outputs_) if (o.name == name) { found = true; break; }
+    if (!found) return invalid_argument("Invalid output name - the model has no output named: " + name);
+  }
+  return Status::ok();
+}
+
+Status Servable::submit(std::unique_ptr<InferJob> job) {
+  // NOTE: validate() reads only immutable members, so it runs outside the lock.
+  OVF_RETURN_IF_ERROR(validate(*job));
+  if (opts_.echo) {
+    complete_echo(std::move(job));
+    return Status::ok();
+  }
+  uint64_t t0 = now_ns();
+  size_t slot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    if (idle_.empty()) {
+      pending_.push_back({std::move(job), t0});
+      return Status::ok();
+    }
+    slot = idle_.back();
+    idle_.pop_back();
+  }
+  start(slot, std::move(job), t0);
+  return Status::ok();
+}
+
+Status Servable::bind_inputs(Slot& slot) {
+  InferJob& job = *slot.job;
+  for (size_t i = 0; i < job.inputs.size(); ++i) {
+    InputTensor& in = job.inputs[i];
+    ov::Shape shape(in.shape.begin(), in.shape.end());
+    ov::element::Type et = datatype_info(in.dtype).element;
+    ov::Tensor t;
+    if (in.dtype == DataType::BYTES) {
+      t = ov::Tensor(ov::element::string, shape);
+      std::string* dst = t.data<std::string>();
+      for (size_t k = 0; k < in.strings.size(); ++k) dst[k] = std::move(in.strings[k]);
+    } else if (in.size == 0) {
+      t = ov::Tensor(et, shape);
+    } else {
+      // Zero-copy: the tensor views the request's memory (kept alive by the job).
+      t = ov::Tensor(et, shape, const_cast<uint8_t*>(in.data));
+    }
+    slot.request.set_input_tensor(i, t);
+  }
+  return Status::ok();
+}
+
+void Servable::start(size_t slot_index, std::unique_ptr<InferJob> job, uint64_t enqueue_ns) {
+  Slot& slot = *slots_[slot_index];
+  slot.job = std::move(job);
+  slot.enqueue_ns = enqueue_ns;
+  active_.fetch_add(1, std::memory_order_relaxed);
+  try {
+    bind_inputs(slot);
+    slot.start_ns = now_ns();
+    slot.request.start_async();
+  } catch (const std::exception& e) {
+    // Treat as a completed failure so the slot goes back to the pool.
+    on_done(slot_index, std::make_exception_ptr(e));
+  }
+}
+
+void Servable::on_done(size_t slot_index, std::exception_ptr err) {
+  Slot& slot = *slots_[slot_index];
+  std::unique_ptr<InferJob> job = std::move(slot.job);
+  uint64_t end = now_ns();
+  uint64_t infer_us = (end - slot.start_ns) / 1000;
+  uint64_t wait_us = (slot.start_ns - slot.enqueue_ns) / 1000;
+  Status st;
+  std::vector<OutputTensor> outs;
+  if (err) {
+    try {
+      std::rethrow_exception(err);
+    } catch (const std::exception& e) {
+      st = internal_error(std::string("Internal inference error - ") + e.what());
+    } catch (...) {
+      st = internal_error("Internal inference error");
+    }
+  } else {
+    try {
+      auto collect = [&](size_t idx) {
+        ov::Tensor t = slot.request.get_output_tensor(idx);
+        OutputTensor o;
+        o.name = outputs_[idx].name;
+        o.dtype = outputs_[idx].dtype;
+        const ov::Shape& sh = t.get_shape();
+        o.shape.assign(sh.begin(), sh.end());
+        // KSERVE_PROTO serializes straight from the request's buffer below;
+        // TENSORS hands data to another thread, so it gets its own copy.
+        o.tensor = job->mode == ResponseMode::TENSORS ? copy_tensor(t) : t;
+        outs.push_back(std::move(o));
+      };
+      if (job->requested_outputs.empty()) {
+        for (size_t i = 0; i < outputs_.size(); ++i) collect(i);
+      } else {
+        for (const std::string& name : job->requested_outputs)
+          for (size_t i = 0; i < outputs_.size(); ++i)
+            if (outputs_[i].name == name) { collect(i); break; }
+      }
+      for (const auto& o : outs)
+        if (o.dtype == DataType::INVALID)
+          throw std::runtime_error("output " + o.name + " has an element type no API can carry");
+    } catch (const std::exception& e) {
+      st = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
+      outs.clear();
+    }
+  }
+  std::string payload;
+  if (st.is_ok() && job->mode == ResponseMode::KSERVE_PROTO) {
+    payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
+    outs.clear();
+  }
+  // The request's buffers are no longer needed: hand the slot on.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!pending_.empty() && !stopping_) {
+      restart_.push_back(slot_index);
+    } else {
+      idle_.push_back(slot_index);
+    }
+  }
+  active_.fetch_sub(1, std::memory_order_relaxed);
+  cv_.notify_all();
+  Completion c;
+  c.keepalive = job->keepalive;
+  c.context = job->context;
+  c.status = std::move(st);
+  c.payload = std::move(payload);
+  c.outputs = std::move(outs);
+  c.infer_us = infer_us;
+  c.wait_us = wait_us;
+  cq_->push(std::move(c));
+}
+
+void Servable::dispatcher_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !restart_.empty(); });
+    if (restart_.empty() && stopping_) return;
+    while (!restart_.empty()) {
+      size_t slot = restart_.back();
+      restart_.pop_back();
+      if (pending_.empty()) {
+        idle_.push_back(slot);
+        continue;
+      }
+      Pending p = std::move(pending_.front());
+      pending_.pop_front();
+      lock.unlock();
+      start(slot, std::move(p.job), p.enqueue_ns);
+      lock.lock();
+    }
+    cv_.notify_all();
+  }
+}
+
+void Servable::complete_echo(std::unique_ptr<InferJob> job) {
+  std::vector<OutputTensor> outs;
+  for (size_t i = 0; i < job->inputs.size() && i < outputs_.size(); ++i) {
+    InputTensor& in = job->inputs[i];
+    if (!job->requested_outputs.empty()) {
+      bool wanted = false;
+      for (auto& n : job->requested_outputs) wanted |= n == outputs_[i].name;
+      if (!wanted) continue;
+    }
+    OutputTensor o;
+    o.name = outputs_[i].name;
+    o.dtype = in.dtype;
+    o.shape = in.shape;
+    ov::Shape shape(in.shape.begin(), in.shape.end());
+    if (in.dtype == DataType::BYTES) {
+      o.tensor = ov::Tensor(ov::element::string, shape);
+      for (size_t k = 0; k < in.strings.size(); ++k) o.tensor.data<std::string>()[k] = in.strings[k];
+    } else if (job->mode == ResponseMode::TENSORS || in.size == 0) {
+      o.tensor = ov::Tensor(datatype_info(in.dtype).element, shape);
+      if (in.size) std::memcpy(o.tensor.data(), in.data, in.size);
+    } else {
+      o.tensor = ov::Tensor(datatype_info(in.dtype).element, shape, const_cast<uint8_t*>(in.data));
+    }
+    outs.push_back(std::move(o));
+  }
+  Completion c;
+  c.keepalive = job->keepalive;
+  c.context = job->context;
+  if (job->mode == ResponseMode::KSERVE_PROTO) {
+    c.payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
+  } else {
+    c.outputs = std::move(outs);
+  }
+  cq_->push(std::move(c));
+}
+
+}  // namespace ovfast

@@ -1,0 +1,3 @@
+from ovfast.cli import main
+
+raise SystemExit(main())

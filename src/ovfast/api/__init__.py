@@ -1,0 +1,1 @@
+"""APIs: one transport-independent DataPlane behind thin gRPC and REST transports."""

@@ -1,0 +1,100 @@
+"""REST transport: KServe v2 endpoints on aiohttp. Handlers only parse and serialize."""
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from ovfast.api.dataplane import DataPlane
+from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
+from ovfast.errors import OvfastError, mapping_for
+
+log = logging.getLogger("ovfast.rest")
+REST_MAX_BODY = 1 << 30
+
+_JSON = "application/json"
+
+
+def json_response(obj, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, content_type=_JSON)
+
+
+def error_response(exc: BaseException) -> web.Response:
+    m = mapping_for(exc)
+    if not isinstance(exc, OvfastError):
+        log.exception("Unexpected error in REST handler", exc_info=exc)
+    return json_response({"error": str(exc)}, m.http_status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != _JSON:
+            return json_response({"error": exc.reason}, exc.status)
+        raise
+    except Exception as exc:  # noqa: BLE001 - every error becomes a status + {"error": ...}
+        return error_response(exc)
+
+
+def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
+    app = web.Application(client_max_size=REST_MAX_BODY, middlewares=[errors_middleware])
+
+    async def live(request):
+        return json_response({"live": dp.live}, 200 if dp.live else 503)
+
+    async def ready(request):
+        return json_response({"ready": dp.ready}, 200 if dp.ready else 503)
+
+    async def server_metadata(request):
+        return json_response(dp.server_metadata())
+
+    async def list_models(request):
+        return json_response({"models": dp.model_names()})
+
+    async def model_metadata(request):
+        return json_response(dp.model_metadata(request.match_info["name"], request.match_info.get("version")))
+
+    async def model_ready(request):
+        name = request.match_info["name"]
+        ok = dp.model_ready(name, request.match_info.get("version"))
+        return json_response({"name": name, "ready": ok}, 200 if ok else 404)
+
+    async def repository_index(request):
+        ready_only = False
+        body = await request.read()
+        if body:
+            try:
+                ready_only = bool(orjson.loads(body).get("ready", False))
+            except (orjson.JSONDecodeError, AttributeError):
+                ready_only = False
+        return json_response(dp.repository_index(ready_only))
+
+    async def infer(request: web.Request):
+        handle = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
+        body = await request.read()
+        doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
+        outs = await dp.infer_tensors(handle, inputs, names)
+        payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
+                                              default_binary)
+        if hlen is None:
+            return web.Response(body=payload, content_type=_JSON)
+        return web.Response(body=payload, content_type="application/octet-stream", headers={HEADER: str(hlen)})
+
+    r = app.router
+    r.add_get("/v2/health/live", live)
+    r.add_get("/v2/health/ready", ready)
+    r.add_get("/v2", server_metadata)
+    r.add_get("/v2/models", list_models)
+    r.add_post("/v2/repository/index", repository_index)
+    r.add_get("/v2/models/{name}", model_metadata)
+    r.add_get("/v2/models/{name}/versions/{version}", model_metadata)
+    r.add_get("/v2/models/{name}/ready", model_ready)
+    r.add_get("/v2/models/{name}/versions/{version}/ready", model_ready)
+    r.add_post("/v2/models/{name}/infer", infer)
+    r.add_post("/v2/models/{name}/versions/{version}/infer", infer)
+    for method, path, fn in extra_routes or ():
+        r.add_route(method, path, fn)
+    return app

@@ -1,0 +1,201 @@
+"""KServe v2 REST tensor codec: JSON / binary-extension bodies <-> native tensor tuples.
+
+Binary inputs are memoryview slices of the request body (no copy); JSON data is
+converted once into a typed numpy buffer.
+"""
+from __future__ import annotations
+
+import base64
+import math
+
+import numpy as np
+import orjson
+
+from ovfast.errors import InvalidArgumentError
+
+NUMPY_TYPES = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+}
+ELEMENT_SIZE = {"BOOL": 1, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8, "INT8": 1, "INT16": 2,
+                "INT32": 4, "INT64": 8, "FP16": 2, "BF16": 2, "FP32": 4, "FP64": 8}
+_ALLOWED_KINDS = {"b": "b", "u": "iu", "i": "iu", "f": "iuf"}
+HEADER = "Inference-Header-Content-Length"
+
+
+def _flatten_strings(data, out: list, b64: bool, name: str) -> None:
+    if isinstance(data, list):
+        for d in data:
+            _flatten_strings(d, out, b64, name)
+    elif isinstance(data, str):
+        if b64:
+            try:
+                out.append(base64.b64decode(data, validate=True))
+            except ValueError:
+                raise InvalidArgumentError(f"Invalid base64 data for input {name}") from None
+        else:
+            out.append(data.encode())
+    else:
+        raise InvalidArgumentError(f"Could not parse input content. BYTES data must be strings; input name: {name}")
+
+
+def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
+    """JSON `data` (flat or nested) -> (name, datatype, shape, buffer|list[bytes])."""
+    if datatype in ("BYTES", "STRING"):
+        items: list = []
+        _flatten_strings(data, items, params.get("content_type") == "base64", name)
+        return (name, "BYTES", shape, items)
+    np_type = NUMPY_TYPES.get(datatype)
+    if np_type is None:
+        if datatype == "BF16":
+            raise InvalidArgumentError(f"BF16 data cannot be sent as JSON; use the binary data extension; input name: {name}")
+        raise InvalidArgumentError(f"Invalid input precision - unsupported datatype '{datatype}'; input name: {name}")
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError):
+        raise InvalidArgumentError(f"Could not parse input content. Not valid ndarray detected; input name: {name}") from None
+    kind = np.dtype(np_type).kind
+    if arr.size and arr.dtype.kind not in _ALLOWED_KINDS[kind]:
+        raise InvalidArgumentError(
+            f"Could not parse input content. Values do not match datatype {datatype}; input name: {name}")
+    try:
+        arr = np.ascontiguousarray(arr, dtype=np_type)
+    except (OverflowError, ValueError):
+        raise InvalidArgumentError(f"Could not parse input content. Values out of range for {datatype}; input name: {name}") from None
+    return (name, datatype, shape, arr)
+
+
+def _check_shape(name, shape) -> list:
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise InvalidArgumentError(f"Invalid shape for input {name}: expected a list of integers")
+    return shape
+
+
+def parse_infer_body(body: bytes, header_length: str | None):
+    """Returns (doc, inputs, requested output names|None, binary flags by output name, default binary)."""
+    if header_length is not None:
+        try:
+            hlen = int(header_length)
+        except ValueError:
+            raise InvalidArgumentError(f"Invalid {HEADER} header: {header_length!r}") from None
+        if hlen < 0 or hlen > len(body):
+            raise InvalidArgumentError(
+                f"Invalid {HEADER} header: {hlen} is outside the body length {len(body)}")
+        header, binary = body[:hlen], memoryview(body)[hlen:]
+    else:
+        header, binary = body, memoryview(b"")
+    try:
+        doc = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"Invalid JSON in request body: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError("Invalid request body: expected a JSON object")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list):
+        raise InvalidArgumentError("Invalid request body: 'inputs' must be an array")
+    inputs = []
+    offset = 0
+    for i, inp in enumerate(raw_inputs):
+        if not isinstance(inp, dict):
+            raise InvalidArgumentError(f"Invalid request body: inputs[{i}] must be an object")
+        name, datatype = inp.get("name"), inp.get("datatype")
+        if not isinstance(name, str) or not isinstance(datatype, str):
+            raise InvalidArgumentError(f"Invalid request body: inputs[{i}] needs string 'name' and 'datatype'")
+        shape = _check_shape(name, inp.get("shape"))
+        params = inp.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise InvalidArgumentError(f"Invalid parameters of input {name}")
+        size = params.get("binary_data_size")
+        if size is not None:
+            if "data" in inp:
+                raise InvalidArgumentError(
+                    f"Request contains values both in binary data and in content value; input name: {name}")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise InvalidArgumentError(f"binary_data_size parameter is invalid and cannot be parsed; input name: {name}")
+            if offset + size > len(binary):
+                raise InvalidArgumentError(
+                    f"Received buffer size is smaller than binary_data_size parameter indicates; input name: {name}")
+            dt = "BYTES" if datatype == "STRING" else datatype
+            inputs.append((name, dt, shape, binary[offset:offset + size]))
+            offset += size
+        elif "data" in inp:
+            inputs.append(json_to_input(name, datatype, shape, inp["data"], params))
+        else:
+            raise InvalidArgumentError(f"Input {name} has neither 'data' nor binary_data_size")
+    if offset != len(binary):
+        raise InvalidArgumentError(
+            f"Binary data size mismatch: inputs declare {offset} bytes of binary_data_size but the body carries "
+            f"{len(binary)} bytes after the {HEADER} JSON header")
+    req_params = doc.get("parameters") or {}
+    if not isinstance(req_params, dict):
+        raise InvalidArgumentError("Invalid request parameters: expected an object")
+    default_binary = bool(req_params.get("binary_data_output", False))
+    names, flags = None, {}
+    raw_outputs = doc.get("outputs")
+    if raw_outputs is not None:
+        if not isinstance(raw_outputs, list):
+            raise InvalidArgumentError("Invalid request body: 'outputs' must be an array")
+        names = []
+        for o in raw_outputs:
+            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+                raise InvalidArgumentError("Invalid request body: each output needs a string 'name'")
+            names.append(o["name"])
+            p = o.get("parameters") or {}
+            if isinstance(p, dict) and "binary_data" in p:
+                flags[o["name"]] = bool(p["binary_data"])
+        if not names:
+            names = None
+    return doc, inputs, names, flags, default_binary
+
+
+def _json_data(datatype: str, data):
+    if datatype == "BYTES":
+        try:
+            return [b.decode() for b in data], None
+        except UnicodeDecodeError:
+            return [base64.b64encode(b).decode() for b in data], {"content_type": "base64"}
+    if datatype == "FP16":
+        return data.astype(np.float32).reshape(-1), None
+    if datatype == "BF16":
+        return (data.astype(np.uint32) << 16).view(np.float32).reshape(-1), None
+    return data.reshape(-1), None
+
+
+def _raw_bytes(datatype: str, data) -> bytes | memoryview:
+    if datatype == "BYTES":
+        return b"".join(len(b).to_bytes(4, "little") + b for b in data)
+    return memoryview(np.ascontiguousarray(data)).cast("B")
+
+
+def encode_infer_response(model_name: str, version: str, req_id, outs: list, flags: dict,
+                          default_binary: bool) -> tuple[bytes, int | None]:
+    """Returns (body, json_header_length or None when there is no binary part)."""
+    outputs, blobs = [], []
+    for name, datatype, shape, data in outs:
+        entry = {"name": name, "datatype": datatype, "shape": shape}
+        if flags.get(name, default_binary):
+            raw = _raw_bytes(datatype, data)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            values, params = _json_data(datatype, data)
+            if params:
+                entry["parameters"] = params
+            entry["data"] = values
+        outputs.append(entry)
+    resp = {"model_name": model_name, "model_version": version}
+    if req_id is not None:
+        resp["id"] = req_id
+    resp["outputs"] = outputs
+    try:
+        header = orjson.dumps(resp, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        # NaN/inf or exotic values: fall back to lists
+        for o in outputs:
+            if "data" in o and hasattr(o["data"], "tolist"):
+                o["data"] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in o["data"].tolist()]
+        header = orjson.dumps(resp)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)

@@ -1,0 +1,211 @@
+"""`ovfast`: OVMS-compatible command line.
+
+    ovfast --model_name NAME --model_path PATH --port 9000 --rest_port 8000
+    ovfast --config_path config.json --port 9000 --rest_port 8000
+    ovfast                      # serves the built-in demo model on 9000 / 8000
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+EX_USAGE = 64
+DEMO_GRPC_PORT = 9000
+DEMO_REST_PORT = 8000
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse -> OVMS-style usage error
+        if "unrecognized arguments" in message:
+            message = "error parsing options - unmatched arguments: " + message.split(":", 1)[1].strip()
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ovfast", description="ovfast: OVMS-compatible OpenVINO model server", allow_abbrev=False)
+    s = p.add_argument_group("server options")
+    s.add_argument("--version", action="store_true", help="print the version and exit")
+    s.add_argument("--port", type=int, default=None, help="gRPC port (0 = gRPC disabled)")
+    s.add_argument("--grpc_bind_address", default="0.0.0.0", help="comma-separated gRPC bind addresses")
+    s.add_argument("--rest_port", type=int, default=None, help="REST port (0 = REST disabled)")
+    s.add_argument("--rest_bind_address", default="0.0.0.0", help="comma-separated REST bind addresses")
+    s.add_argument("--grpc_workers", type=int, default=1)
+    s.add_argument("--grpc_max_threads", type=int, default=None)
+    s.add_argument("--grpc_memory_quota", type=int, default=None)
+    s.add_argument("--grpc_channel_arguments", default=None, help="k=v,k=v gRPC server channel arguments")
+    s.add_argument("--rest_workers", type=int, default=None)
+    s.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    s.add_argument("--log_path", default=None)
+    s.add_argument("--file_system_poll_wait_seconds", type=int, default=1)
+    s.add_argument("--sequence_cleaner_poll_wait_minutes", type=int, default=5)
+    s.add_argument("--custom_node_resources_cleaner_interval_seconds", type=int, default=300)
+    s.add_argument("--cache_dir", default=None, help="OpenVINO compiled-model cache directory")
+    s.add_argument("--metrics_enable", action="store_true")
+    s.add_argument("--metrics_list", default=None)
+    s.add_argument("--cpu_extension", default=None)
+    s.add_argument("--config_path", default=None)
+    s.add_argument("--allowed_origins", default=None)
+    s.add_argument("--allowed_methods", default=None)
+    s.add_argument("--allowed_headers", default=None)
+    s.add_argument("--allow_credentials", action="store_true")
+    s.add_argument("--api_key_file", default=None)
+    m = p.add_argument_group("single model options")
+    m.add_argument("--model_name", default=None)
+    m.add_argument("--model_path", default=None)
+    m.add_argument("--batch_size", default=None)
+    m.add_argument("--shape", default=None)
+    m.add_argument("--layout", default=None)
+    m.add_argument("--mean", default=None)
+    m.add_argument("--scale", default=None)
+    m.add_argument("--color_format", default=None)
+    m.add_argument("--precision", default=None)
+    m.add_argument("--model_version_policy", default=None)
+    m.add_argument("--nireq", type=int, default=None)
+    m.add_argument("--target_device", default=None)
+    m.add_argument("--plugin_config", default=None, help='JSON, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
+    m.add_argument("--stateful", action="store_true")
+    m.add_argument("--idle_sequence_cleanup", default=None)
+    m.add_argument("--low_latency_transformation", action="store_true")
+    m.add_argument("--max_sequence_number", type=int, default=None)
+    m.add_argument("--allow_cache", action="store_true")
+    x = p.add_argument_group("ovfast options")
+    x.add_argument("--echo", action="store_true",
+                   help="benchmarking only: serve every model in echo mode (outputs = inputs, no inference); "
+                        "measures the transport floor")
+    return p
+
+
+_MODEL_FLAGS = ("batch_size", "shape", "layout", "mean", "scale", "color_format", "precision",
+                "model_version_policy", "nireq", "target_device", "plugin_config")
+
+
+def _json_arg(name: str, text: str | None):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name} is not valid JSON: {exc}") from None
+
+
+def config_from_args(args: argparse.Namespace):
+    from ovfast.config.load import ConfigError, load_config_file
+    from ovfast.config.schema import ModelConfig, ServerConfig
+    from ovfast.demo import ensure_demo_model, DEMO_NAME
+
+    demo = False
+    if args.model_name is not None or args.model_path is not None:
+        if args.config_path:
+            raise UsageError("Model parameters in CLI are exclusive with the config file")
+        if not args.model_name or not args.model_path:
+            raise UsageError("Use either config_path or model_path with model_name")
+    elif args.config_path is None:
+        used = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
+        if used:
+            raise UsageError(f"--{used[0]} requires --model_name and --model_path")
+        demo = True
+    elif any(getattr(args, f) is not None for f in _MODEL_FLAGS):
+        raise UsageError("Model parameters in CLI are exclusive with the config file")
+
+    port, rest_port = args.port, args.rest_port
+    if demo and port is None and rest_port is None:
+        port, rest_port = DEMO_GRPC_PORT, DEMO_REST_PORT
+    port, rest_port = port or 0, rest_port or 0
+    for name, v in (("port", port), ("rest_port", rest_port)):
+        if not 0 <= v <= 65535:
+            raise UsageError(f"{name} number out of range: {v}")
+    if port == 0 and rest_port == 0:
+        raise UsageError("port and rest_port cannot both be unset")
+    if port == rest_port:
+        raise UsageError("port and rest_port cannot share the same value")
+    if args.metrics_enable and not rest_port:
+        raise UsageError("rest_port setting is missing, metrics are enabled on rest port")
+    if args.metrics_list and not args.metrics_enable:
+        raise UsageError("metrics_enable setting is missing, required when metrics_list is provided")
+    if not 1 <= args.grpc_workers <= (os.cpu_count() or 1):
+        raise UsageError(f"grpc_workers count should be from 1 to CPU core count : {os.cpu_count()}")
+    if args.rest_workers is not None and not 2 <= args.rest_workers <= 10000:
+        raise UsageError("rest_workers count should be from 2 to 10000")
+    if args.nireq is not None and not 0 <= args.nireq <= 100000:
+        raise UsageError("nireq must be from 0 to 100000")
+    if args.file_system_poll_wait_seconds < 0:
+        raise UsageError("file_system_poll_wait_seconds must be >= 0")
+
+    models: list = []
+    if args.config_path:
+        try:
+            models, errors, _ = load_config_file(args.config_path)
+        except ConfigError as exc:
+            raise UsageError(f"Couldn't start model manager: {exc}") from None
+        for e in errors:
+            logging.getLogger("ovfast.config").error("Invalid model configuration, skipped: %s", e)
+    else:
+        plugin = _json_arg("plugin_config", args.plugin_config) or {}
+        if not isinstance(plugin, dict):
+            raise UsageError("plugin_config must be a JSON object")
+        policy = _json_arg("model_version_policy", args.model_version_policy)
+        if demo:
+            name, path = DEMO_NAME, str(ensure_demo_model())
+            logging.getLogger("ovfast.cli").info(
+                "No model given: serving the built-in demo model '%s' (input b FP32 [1,10] -> output a = b + 1)",
+                DEMO_NAME)
+        else:
+            name, path = args.model_name, os.path.abspath(args.model_path)
+        shape = ()
+        if args.shape:
+            shape_val = args.shape
+            if shape_val.strip().startswith("{"):
+                obj = _json_arg("shape", shape_val)
+                shape = tuple((str(k), str(v)) for k, v in obj.items())
+            else:
+                shape = (("", shape_val),)
+        models = [ModelConfig(
+            name=name, base_path=path, target_device=args.target_device or "CPU",
+            plugin_config=tuple(sorted(plugin.items())), nireq=args.nireq or 0,
+            batch_size=args.batch_size or "", shape=shape, layout=args.layout,
+            model_version_policy=policy, allow_cache=args.allow_cache)]
+    if args.echo:
+        from dataclasses import replace
+        models = [replace(m, echo=True) for m in models]
+    return ServerConfig(
+        port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,
+        rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
+        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
+        log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
+        rest_workers=args.rest_workers, metrics_enable=args.metrics_enable,
+        metrics_list=tuple(x.strip() for x in (args.metrics_list or "").split(",") if x.strip()),
+        demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ovfast.observability.logging import setup_logging
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            import ovfast
+            from ovfast import _native
+            print(f"ovfast {ovfast.__version__}")
+            print(f"OpenVINO backend {_native.openvino_runtime_version()}")
+            return 0
+        setup_logging(args.log_level, args.log_path)
+        config = config_from_args(args)
+    except UsageError as exc:
+        print(f"ovfast: {exc}", file=sys.stderr)
+        print("Run 'ovfast --help' for usage.", file=sys.stderr)
+        return EX_USAGE
+    from ovfast.server import run_server
+
+    try:
+        return asyncio.run(run_server(config))
+    except KeyboardInterrupt:
+        return 0

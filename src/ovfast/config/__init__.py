@@ -1,0 +1,1 @@
+"""Configuration: CLI + config.json -> frozen, validated ServerConfig."""

@@ -1,0 +1,72 @@
+"""The error model: one exception per native status code, and the only table
+that maps codes to gRPC and HTTP statuses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from ovfast import _native
+
+OvfastError = _native.OvfastError
+InvalidArgumentError = _native.InvalidArgumentError
+NotFoundError = _native.NotFoundError
+UnavailableError = _native.UnavailableError
+AlreadyExistsError = _native.AlreadyExistsError
+UnsupportedError = _native.UnsupportedError
+ResourceExhaustedError = _native.ResourceExhaustedError
+DeadlineExceededError = _native.DeadlineExceededError
+CancelledError = _native.CancelledError
+InternalError = _native.InternalError
+UnknownError = _native.UnknownError
+FailedPreconditionError = _native.FailedPreconditionError
+
+
+@dataclass(frozen=True)
+class ErrorMapping:
+    code: int
+    exception: type
+    grpc_status: grpc.StatusCode
+    http_status: int
+
+
+# code -> (exception, gRPC status, HTTP status). Codes mirror native/include/ovfast/status.hpp.
+ERROR_TABLE: dict[int, ErrorMapping] = {
+    m.code: m
+    for m in (
+        ErrorMapping(1, InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT, 400),
+        ErrorMapping(2, NotFoundError, grpc.StatusCode.NOT_FOUND, 404),
+        ErrorMapping(3, UnavailableError, grpc.StatusCode.UNAVAILABLE, 503),
+        ErrorMapping(4, AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS, 409),
+        ErrorMapping(5, UnsupportedError, grpc.StatusCode.UNIMPLEMENTED, 501),
+        ErrorMapping(6, ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        ErrorMapping(7, DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        ErrorMapping(8, CancelledError, grpc.StatusCode.CANCELLED, 499),
+        ErrorMapping(9, InternalError, grpc.StatusCode.INTERNAL, 500),
+        ErrorMapping(10, UnknownError, grpc.StatusCode.UNKNOWN, 500),
+        ErrorMapping(11, FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION, 412),
+    )
+}
+_BY_CLASS = {m.exception: m for m in ERROR_TABLE.values()}
+
+
+def mapping_for(exc: BaseException) -> ErrorMapping:
+    """The table row for an exception; anything not an OvfastError is INTERNAL."""
+    for cls in type(exc).__mro__:
+        m = _BY_CLASS.get(cls)
+        if m is not None:
+            return m
+    return ERROR_TABLE[9]
+
+
+def error_from_code(code: int, message: str) -> OvfastError:
+    m = ERROR_TABLE.get(code, ERROR_TABLE[10])
+    return m.exception(message)
+
+
+# OVMS messages for routing errors (spec/ovms.md 3.7).
+MODEL_NAME_MISSING = "Model with requested name is not found"
+MODEL_VERSION_MISSING = "Model with requested version is not found"
+MODEL_VERSION_NOT_LOADED_YET = "Model with requested version is not loaded yet"
+MODEL_VERSION_NOT_LOADED_ANYMORE = "Model with requested version is retired"
+MODEL_VERSION_INVALID_FORMAT = "invalid model version format in request"

@@ -1,0 +1,1 @@
+"""Model repository: version folders, model files, version policy, registry."""

@@ -1,0 +1,1 @@
+"""Runtime: served model versions over the native core, and the completion path."""

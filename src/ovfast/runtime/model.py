@@ -1,0 +1,135 @@
+"""Served models: a ModelHandle per (model, version) owning a native Servable."""
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ovfast import _native
+from ovfast.runtime.completions import CompletionDispatcher
+
+log = logging.getLogger("ovfast.model")
+
+
+class VersionState(enum.IntEnum):
+    """TFS ModelVersionStatus.State values (OVMS semantics)."""
+
+    START = 10
+    LOADING = 20
+    AVAILABLE = 30
+    UNLOADING = 40
+    END = 50
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str  # KServe name, e.g. "FP32"
+    shape: tuple[int, ...]  # -1 for dynamic dims
+    dynamic_rank: bool = False
+    bounds: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class ModelStats:
+    """Counters for Triton's ModelStatistics; updated on the event loop only."""
+
+    success: int = 0
+    fail: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    success_ns: int = 0
+    fail_ns: int = 0
+    queue_ns: int = 0
+    compute_ns: int = 0
+    last_inference_ms: int = 0
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str = "CPU"
+    plugin_config: dict = field(default_factory=dict)
+    nireq: int = 0
+    shapes: dict = field(default_factory=dict)
+    batch_size: str = ""
+    echo: bool = False
+
+
+class ModelHandle:
+    """One served version. ``infer_*`` are coroutines; the native work runs with the GIL released."""
+
+    def __init__(self, name: str, version: int, path: str, options: LoadOptions,
+                 completions: CompletionDispatcher, core: _native.Core) -> None:
+        self.name = name
+        self.version = version
+        self.version_str = str(version)
+        self.path = path
+        self.options = options
+        self.state = VersionState.START
+        self.error_code = "OK"
+        self.error_message = "OK"
+        self.stats = ModelStats()
+        self._completions = completions
+        self._core = core
+        self.servable: _native.Servable | None = None
+        self.inputs: tuple[TensorSpec, ...] = ()
+        self.outputs: tuple[TensorSpec, ...] = ()
+        self.load_seconds = 0.0
+
+    def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
+        self.state = state
+        self.error_code = error_code
+        self.error_message = message if message is not None else error_code
+        log.info('STATUS CHANGE: Version %d of model %s status change. New status: ( "state": "%s", "error_code": "%s" )',
+                 self.version, self.name, state.name, error_code)
+
+    def load(self) -> None:
+        """Blocking: read + compile (the native part releases the GIL). Run in an executor."""
+        self.set_state(VersionState.LOADING)
+        t0 = time.perf_counter()
+        try:
+            self.servable = _native.Servable(
+                self._core, self.path, self.options.device, dict(self.options.plugin_config),
+                int(self.options.nireq), self._completions.queue, dict(self.options.shapes),
+                str(self.options.batch_size), bool(self.options.echo))
+        except Exception as exc:
+            self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
+            log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
+            raise
+        self.load_seconds = time.perf_counter() - t0
+        self.inputs = tuple(_spec(t) for t in self.servable.inputs)
+        self.outputs = tuple(_spec(t) for t in self.servable.outputs)
+        log.info("Loaded model %s; version: %d; No of InferRequests: %d; streams: %d; load time: %.3f s",
+                 self.name, self.version, self.servable.nireq, self.servable.streams, self.load_seconds)
+        self.set_state(VersionState.AVAILABLE)
+
+    def unload(self) -> None:
+        """Blocking: waits for in-flight jobs, then frees the compiled model."""
+        self.set_state(VersionState.UNLOADING)
+        if self.servable is not None:
+            self.servable.drain()
+            self.servable = None
+        self.set_state(VersionState.END)
+
+    @property
+    def available(self) -> bool:
+        return self.state == VersionState.AVAILABLE
+
+    async def infer_kserve(self, request: _native.KServeRequest) -> tuple[bytes, int, int]:
+        """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.servable.submit_kserve(request, self.version_str, fut)
+        return await fut
+
+    async def infer_tensors(self, inputs: list, outputs: list | None) -> tuple[list, int, int]:
+        """inputs: [(name, datatype, shape, buffer|list[bytes])]; returns ([(name, datatype, shape, array)], infer_us, wait_us)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.servable.submit_tensors(inputs, outputs, fut)
+        return await fut
+
+
+def _spec(t: tuple) -> TensorSpec:
+    name, datatype, shape, dynamic_rank, bounds = t
+    return TensorSpec(name, datatype, tuple(shape), dynamic_rank, tuple(tuple(b) for b in bounds))

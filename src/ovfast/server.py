@@ -1,0 +1,92 @@
+"""The server process: one asyncio loop running gRPC and REST over one data plane."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from ovfast import _native
+from ovfast.api.dataplane import DataPlane
+from ovfast.api.grpc.server import KServeService, build_grpc_server
+from ovfast.api.rest.app import build_rest_app
+from ovfast.config.schema import ServerConfig
+from ovfast.repository.registry import ModelRegistry
+from ovfast.runtime.completions import CompletionDispatcher
+
+log = logging.getLogger("ovfast.server")
+SHUTDOWN_GRACE_S = 30.0
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.core = _native.Core()
+        if config.cache_dir:
+            self.core.set_property("", {"CACHE_DIR": config.cache_dir})
+        self.completions = CompletionDispatcher()
+        self.registry = ModelRegistry(self.completions, self.core)
+        self.dataplane = DataPlane(self.registry)
+        self._stop = asyncio.Event()
+        self._grpc = None
+        self._rest_runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.completions.attach(loop)
+        cfg = self.config
+        if cfg.port:
+            self._grpc, bound = build_grpc_server(KServeService(self.dataplane).handlers(), cfg.grpc_bind_address,
+                                                  cfg.port, cfg.extra.get("grpc_channel_arguments"))
+            await self._grpc.start()
+            log.info("Started gRPC server on %s", ", ".join(bound))
+        if cfg.rest_port:
+            app = build_rest_app(self.dataplane)
+            self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                              shutdown_timeout=SHUTDOWN_GRACE_S)
+            await self._rest_runner.setup()
+            for host in cfg.rest_bind_address.split(","):
+                site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
+                await site.start()
+            log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
+        for m in cfg.models:
+            await self.registry.add_model(m)
+        self.dataplane.ready = True
+        log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, let in-flight requests finish, then unload."""
+        log.info("Shutting down: finishing in-flight requests")
+        self.dataplane.ready = False
+        tasks = []
+        if self._grpc is not None:
+            tasks.append(self._grpc.stop(SHUTDOWN_GRACE_S))
+        if self._rest_runner is not None:
+            tasks.append(self._rest_runner.cleanup())
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.registry.unload_all()
+        self.completions.detach()
+        log.info("Server stopped")
+
+
+async def run_server(config: ServerConfig) -> int:
+    server = Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("Cannot start server: %s", exc)
+        await server.stop()
+        return 1
+    await server.wait()
+    await server.stop()
+    return 0
