@@ -149,7 +149,11 @@ def build_grpc_server(handlers: dict[str, grpc.RpcMethodHandler], bind_addresses
     for host in bind_addresses.split(","):
         host = host.strip()
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if server.add_insecure_port(addr) == 0:
-            raise OSError(f"cannot bind gRPC server to {addr}")
+        try:
+            ok = server.add_insecure_port(addr)
+        except RuntimeError:
+            ok = 0
+        if ok == 0:
+            raise OSError(f"cannot bind gRPC server to {addr} (address in use or not available)")
         bound.append(addr)
     return server, bound

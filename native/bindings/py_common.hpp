@@ -1,0 +1,212 @@
+// Shared by the binding translation units (module.cpp, register_*.cpp).
+// Only native/bindings includes pybind11.
+#pragma once
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/numpy.h>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <openvino/runtime/core.hpp>
+
+#include "ovfast/completion.hpp"
+#include "ovfast/kserve_codec.hpp"
+#include "ovfast/servable.hpp"
+
+namespace ovfast::bindings {
+namespace py = pybind11;
+
+// Exception classes, registered once; handles cached (index = StatusCode).
+extern std::array<PyObject*, 12> g_errors;
+
+[[noreturn]] inline void raise_status(const Status& st) {
+  PyObject* cls = g_errors[static_cast<size_t>(st.code())];
+  if (!cls) cls = g_errors[static_cast<size_t>(StatusCode::UNKNOWN)];
+  PyErr_SetString(cls, st.message().c_str());
+  throw py::error_already_set();
+}
+
+inline void throw_if_error(const Status& st) {
+  if (!st.is_ok()) raise_status(st);
+}
+
+// A pinned Py_buffer: the exporter's memory stays valid until release().
+// Must be destroyed with the GIL held.
+struct PinnedBuffer {
+  Py_buffer view{};
+  bool held = false;
+  explicit PinnedBuffer(py::handle obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    held = true;
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer() {
+    if (held) PyBuffer_Release(&view);
+  }
+  const uint8_t* data() const { return static_cast<const uint8_t*>(view.buf); }
+  size_t size() const { return static_cast<size_t>(view.len); }
+};
+
+// Keeps the buffers of a submit_tensors() call pinned until completion.
+struct BufferSet {
+  BufferSet() = default;
+  BufferSet(const BufferSet&) = delete;
+  BufferSet& operator=(const BufferSet&) = delete;
+  std::vector<std::unique_ptr<PinnedBuffer>> buffers;
+};
+
+inline py::dtype numpy_dtype(DataType dt) {
+  switch (dt) {
+    case DataType::BOOL: return py::dtype("bool");
+    case DataType::UINT8: return py::dtype("uint8");
+    case DataType::UINT16: return py::dtype("uint16");
+    case DataType::UINT32: return py::dtype("uint32");
+    case DataType::UINT64: return py::dtype("uint64");
+    case DataType::INT8: return py::dtype("int8");
+    case DataType::INT16: return py::dtype("int16");
+    case DataType::INT32: return py::dtype("int32");
+    case DataType::INT64: return py::dtype("int64");
+    case DataType::FP16: return py::dtype("float16");
+    case DataType::BF16: return py::dtype("uint16");  // numpy has no bfloat16: raw bits
+    case DataType::FP32: return py::dtype("float32");
+    case DataType::FP64: return py::dtype("float64");
+    default: return py::dtype("object");
+  }
+}
+
+// Zero-copy out: the array's base owns a handle to the ov::Tensor.
+inline py::object tensor_to_python(const OutputTensor& o) {
+  std::vector<py::ssize_t> shape(o.shape.begin(), o.shape.end());
+  if (o.dtype == DataType::BYTES) {
+    py::list items;
+    const std::string* s = o.tensor.data<std::string>();
+    for (size_t i = 0; i < o.tensor.get_size(); ++i) items.append(py::bytes(s[i]));
+    return std::move(items);
+  }
+  auto* keep = new ov::Tensor(o.tensor);
+  py::capsule owner(keep, [](void* p) { delete static_cast<ov::Tensor*>(p); });
+  py::array arr(numpy_dtype(o.dtype), shape, keep->data(), owner);
+  // Read-only: the consumer must not write into what the server may share.
+  arr.attr("flags").attr("writeable") = false;
+  return std::move(arr);
+}
+
+inline py::list shape_list(const ov::PartialShape& ps) {
+  py::list out;
+  if (ps.rank().is_dynamic()) return out;
+  for (const auto& d : ps) out.append(d.is_static() ? d.get_length() : -1);
+  return out;
+}
+
+inline py::list bounds_list(const ov::PartialShape& ps) {
+  py::list out;
+  if (ps.rank().is_dynamic()) return out;
+  for (const auto& d : ps) out.append(py::make_tuple(d.get_min_length(), d.get_max_length()));
+  return out;
+}
+
+inline py::list tensor_infos(const std::vector<TensorInfo>& infos) {
+  py::list out;
+  for (const auto& t : infos)
+    out.append(py::make_tuple(t.name, std::string(datatype_info(t.dtype).kserve_name), shape_list(t.shape),
+                              t.shape.rank().is_dynamic(), bounds_list(t.shape)));
+  return out;
+}
+
+inline ov::AnyMap to_any_map(const py::dict& d) {
+  ov::AnyMap m;
+  for (auto item : d) {
+    std::string key = py::str(item.first);
+    py::handle v = item.second;
+    if (py::isinstance<py::bool_>(v)) m[key] = std::string(v.cast<bool>() ? "YES" : "NO");
+    else m[key] = std::string(py::str(v));
+  }
+  return m;
+}
+
+class PyServable {
+ public:
+  PyServable(ov::Core& core, std::string model_path, std::string device, py::dict plugin_config, int nireq,
+             std::shared_ptr<CompletionQueue> queue, std::map<std::string, std::string> shapes,
+             std::string batch_size, bool echo) {
+    ServableOptions o;
+    o.model_path = std::move(model_path);
+    o.device = std::move(device);
+    o.plugin_config = to_any_map(plugin_config);
+    o.nireq = nireq;
+    o.shapes = std::move(shapes);
+    o.batch_size = std::move(batch_size);
+    o.echo = echo;
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = Servable::create(core, o, std::move(queue), &impl_);
+    }
+    throw_if_error(st);
+  }
+
+  void submit_job(std::unique_ptr<InferJob> job, py::handle keepalive, py::handle context) {
+    job->keepalive = keepalive.ptr();
+    job->context = context.ptr();
+    Py_INCREF(keepalive.ptr());
+    Py_INCREF(context.ptr());
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = impl_->submit(std::move(job));
+    }
+    if (!st.is_ok()) {
+      Py_DECREF(keepalive.ptr());
+      Py_DECREF(context.ptr());
+      raise_status(st);
+    }
+  }
+
+  // inputs: [(name, datatype, shape, data)], data = buffer, or list of bytes for BYTES.
+  void submit_tensors(py::list inputs, py::object outputs, py::object context) {
+    auto job = std::make_unique<InferJob>();
+    job->mode = ResponseMode::TENSORS;
+    auto holder = std::make_unique<BufferSet>();
+    for (auto item : inputs) {
+      py::tuple t = item.cast<py::tuple>();
+      if (t.size() != 4) throw py::value_error("input must be (name, datatype, shape, data)");
+      InputTensor in;
+      in.name = t[0].cast<std::string>();
+      in.datatype_name = t[1].cast<std::string>();
+      in.dtype = datatype_from_name(in.datatype_name);
+      if (in.dtype == DataType::INVALID)
+        raise_status(invalid_argument("Invalid input precision - unsupported datatype '" + in.datatype_name +
+                                      "'; input name: " + in.name));
+      in.shape = t[2].cast<std::vector<int64_t>>();
+      py::handle data = t[3];
+      if (in.dtype == DataType::BYTES && py::isinstance<py::list>(data)) {
+        for (auto e : data.cast<py::list>()) in.strings.push_back(e.cast<std::string>());
+      } else {
+        auto pb = std::make_unique<PinnedBuffer>(data);
+        if (in.dtype == DataType::BYTES) {
+          throw_if_error(split_bytes_elements(pb->data(), pb->size(), &in.strings, in.name));
+        } else {
+          in.data = pb->data();
+          in.size = pb->size();
+        }
+        holder->buffers.push_back(std::move(pb));
+      }
+      job->inputs.push_back(std::move(in));
+    }
+    if (!outputs.is_none())
+      for (auto o : outputs.cast<py::list>()) job->requested_outputs.push_back(o.cast<std::string>());
+    py::object keep = py::cast(holder.release(), py::return_value_policy::take_ownership);
+    submit_job(std::move(job), keep, context);
+  }
+
+  Servable& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Servable> impl_;
+};
+
+}  // namespace ovfast::bindings
