@@ -276,6 +276,13 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job) {
   }
   if (!r.ok()) return malformed("truncated or invalid wire data");
 
+  if (!raw.empty()) {
+    for (const PendingInput& in : inputs)
+      if (in.tensor.has_typed_contents)
+        return invalid_argument(
+            "Passing buffers both in ModelInferRequest::InferInputTensor::contents and in "
+            "ModelInferRequest::raw_input_contents is not allowed - input name: " + in.tensor.name);
+  }
   if (!raw.empty() && raw.size() != inputs.size())
     return invalid_argument("Invalid message structure - raw_input_contents has " + std::to_string(raw.size()) +
                             " entries but the request has " + std::to_string(inputs.size()) +
