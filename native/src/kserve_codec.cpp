@@ -275,6 +275,11 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job) {
     }
   }
   if (!r.ok()) return malformed("truncated or invalid wire data");
+  bool utf8 = wire::valid_utf8(job->model_name) && wire::valid_utf8(job->model_version) && wire::valid_utf8(job->id);
+  for (const auto& in : inputs)
+    utf8 = utf8 && wire::valid_utf8(in.tensor.name) && wire::valid_utf8(in.tensor.datatype_name);
+  for (const auto& name : job->requested_outputs) utf8 = utf8 && wire::valid_utf8(name);
+  if (!utf8) return malformed("a string field is not valid UTF-8");
 
   if (!raw.empty()) {
     for (const PendingInput& in : inputs)
