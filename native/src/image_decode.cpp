@@ -204,17 +204,23 @@ std::string decode_png(const uint8_t* data, size_t size, ColorOrder order, Sink*
   if (depth == 16) png_set_scale_16(st.png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(st.png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(st.png);
-  if (png_get_valid(st.png, st.info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(st.png);
+  const bool trns = png_get_valid(st.png, st.info, PNG_INFO_tRNS) != 0;
+  if (trns) png_set_tRNS_to_alpha(st.png);
   png_set_packing(st.png);
-  png_read_update_info(st.png, st.info);
-  int channels = png_get_channels(st.png, st.info);
-  if (channels == 2) {  // gray + alpha: colour with alpha, like OpenCV
-    png_set_gray_to_rgb(st.png);
-    channels = 4;
-  }
+  // NOTE: png_read_update_info may run only once, so the channel count after
+  // the transforms is worked out from the header.
+  const bool gray = color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA;
+  const bool alpha = (color & PNG_COLOR_MASK_ALPHA) != 0 || trns;
+  int channels = gray && !alpha ? 1 : (alpha ? 4 : 3);
+  if (gray && alpha) png_set_gray_to_rgb(st.png);  // gray + alpha: colour with alpha, like OpenCV
   if (order == ColorOrder::BGR && channels >= 3) png_set_bgr(st.png);
   png_set_interlace_handling(st.png);
   png_read_update_info(st.png, st.info);
+  if (png_get_channels(st.png, st.info) != channels) {
+    std::snprintf(st.message, sizeof(st.message), "unsupported PNG pixel format");
+    png_destroy_read_struct(&st.png, &st.info, nullptr);
+    return st.message;
+  }
   if (png_get_rowbytes(st.png, st.info) != static_cast<size_t>(width) * channels) {
     std::snprintf(st.message, sizeof(st.message), "unsupported PNG pixel format");
     png_destroy_read_struct(&st.png, &st.info, nullptr);
