@@ -178,7 +178,8 @@ class PyServable {
     auto holder = std::make_unique<BufferSet>();
     for (auto item : inputs) {
       py::tuple t = item.cast<py::tuple>();
-      if (t.size() != 4) throw py::value_error("input must be (name, datatype, shape, data)");
+      if (t.size() != 4 && t.size() != 5)
+        throw py::value_error("input must be (name, datatype, shape, data[, typed])");
       InputTensor in;
       in.name = t[0].cast<std::string>();
       in.datatype_name = t[1].cast<std::string>();
@@ -199,6 +200,11 @@ class PyServable {
           in.size = pb->size();
         }
         holder->buffers.push_back(std::move(pb));
+      }
+      // typed: the values came as a list (JSON), so size errors are reported as value counts
+      if (t.size() == 5 && t[4].cast<bool>() && in.dtype != DataType::BYTES) {
+        in.has_typed_contents = true;
+        in.typed_count = in.size / datatype_size(in.dtype);
       }
       job->inputs.push_back(std::move(in));
     }

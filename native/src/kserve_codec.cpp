@@ -275,7 +275,19 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job) {
     }
   }
   if (!r.ok()) return malformed("truncated or invalid wire data");
+  bool utf8 = wire::valid_utf8(job->model_name) && wire::valid_utf8(job->model_version) && wire::valid_utf8(job->id);
+  for (const auto& in : inputs)
+    utf8 = utf8 && wire::valid_utf8(in.tensor.name) && wire::valid_utf8(in.tensor.datatype_name);
+  for (const auto& name : job->requested_outputs) utf8 = utf8 && wire::valid_utf8(name);
+  if (!utf8) return malformed("a string field is not valid UTF-8");
 
+  if (!raw.empty()) {
+    for (const PendingInput& in : inputs)
+      if (in.tensor.has_typed_contents)
+        return invalid_argument(
+            "Passing buffers both in ModelInferRequest::InferInputTensor::contents and in "
+            "ModelInferRequest::raw_input_contents is not allowed - input name: " + in.tensor.name);
+  }
   if (!raw.empty() && raw.size() != inputs.size())
     return invalid_argument("Invalid message structure - raw_input_contents has " + std::to_string(raw.size()) +
                             " entries but the request has " + std::to_string(inputs.size()) +

@@ -209,19 +209,14 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
   } catch (const std::exception& e) {
     return {StatusCode::FAILED_PRECONDITION, std::string("Cannot load model: ") + e.what()};
   }
-  s->dispatcher_ = std::thread([p = s.get()] { p->dispatcher_loop(); });
   *out = std::move(s);
   return Status::ok();
 }
 
 Servable::~Servable() {
   drain();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (dispatcher_.joinable()) dispatcher_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = true;
 }
 
 int Servable::queued() {
@@ -231,7 +226,7 @@ int Servable::queued() {
 
 void Servable::drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return pending_.empty() && restart_.empty() && idle_.size() == slots_.size(); });
+  cv_.wait(lock, [&] { return pending_.empty() && idle_.size() == slots_.size(); });
 }
 
 Status Servable::validate(InferJob& job) const {
@@ -420,17 +415,6 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
     outs.clear();
   }
-  // The request's buffers are no longer needed: hand the slot on.
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!pending_.empty() && !stopping_) {
-      restart_.push_back(slot_index);
-    } else {
-      idle_.push_back(slot_index);
-    }
-  }
-  active_.fetch_sub(1, std::memory_order_relaxed);
-  cv_.notify_all();
   Completion c;
   c.keepalive = job->keepalive;
   c.context = job->context;
@@ -439,29 +423,25 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
   c.outputs = std::move(outs);
   c.infer_us = infer_us;
   c.wait_us = wait_us;
+  job.reset();
   cq_->push(std::move(c));
-}
-
-void Servable::dispatcher_loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !restart_.empty(); });
-    if (restart_.empty() && stopping_) return;
-    while (!restart_.empty()) {
-      size_t slot = restart_.back();
-      restart_.pop_back();
-      if (pending_.empty()) {
-        idle_.push_back(slot);
-        continue;
-      }
-      Pending p = std::move(pending_.front());
+  // Hand the slot on. NOTE: OpenVINO allows start_async() on the same request
+  // from inside its callback, so queued work starts here with no thread hop.
+  Pending next{nullptr, 0};
+  {
+    // NOTE: notify under the lock: once the slot is idle, drain() (and then
+    // the destructor) may proceed, so nothing of `this` is touched after.
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    if (!pending_.empty() && !stopping_) {
+      next = std::move(pending_.front());
       pending_.pop_front();
-      lock.unlock();
-      start(slot, std::move(p.job), p.enqueue_ns);
-      lock.lock();
+    } else {
+      idle_.push_back(slot_index);
+      cv_.notify_all();
     }
-    cv_.notify_all();
   }
+  if (next.job) start(slot_index, std::move(next.job), next.enqueue_ns);
 }
 
 void Servable::complete_echo(std::unique_ptr<InferJob> job) {

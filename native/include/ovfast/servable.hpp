@@ -3,7 +3,7 @@
 //
 // Threading: submit() may be called from any thread (the binding releases the
 // GIL around it). Completions are pushed to the CompletionQueue from OpenVINO
-// callback threads or from the dispatcher thread; nothing here touches Python.
+// callback threads; nothing here touches Python.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -84,7 +84,6 @@ class Servable {
   void start(size_t slot_index, std::unique_ptr<InferJob> job, uint64_t enqueue_ns);
   void on_done(size_t slot_index, std::exception_ptr err);
   void complete_echo(std::unique_ptr<InferJob> job);
-  void dispatcher_loop();
 
   ServableOptions opts_;
   std::shared_ptr<CompletionQueue> cq_;
@@ -99,9 +98,7 @@ class Servable {
   std::condition_variable cv_;
   std::vector<size_t> idle_;          // guarded by mu_
   std::deque<Pending> pending_;       // guarded by mu_
-  std::vector<size_t> restart_;       // slots freed with pending work; guarded by mu_
   bool stopping_ = false;             // guarded by mu_
-  std::thread dispatcher_;
   std::atomic<int> active_{0};
 };
 

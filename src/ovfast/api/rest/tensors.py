@@ -59,11 +59,16 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
     if arr.size and arr.dtype.kind not in _ALLOWED_KINDS[kind]:
         raise InvalidArgumentError(
             f"Could not parse input content. Values do not match datatype {datatype}; input name: {name}")
+    if kind in "iu" and arr.size:
+        info = np.iinfo(np_type)
+        if int(arr.min()) < info.min or int(arr.max()) > info.max:
+            raise InvalidArgumentError(
+                f"Could not parse input content. Values out of range for {datatype}; input name: {name}")
     try:
         arr = np.ascontiguousarray(arr, dtype=np_type)
     except (OverflowError, ValueError):
         raise InvalidArgumentError(f"Could not parse input content. Values out of range for {datatype}; input name: {name}") from None
-    return (name, datatype, shape, arr)
+    return (name, datatype, shape, arr, True)
 
 
 def _check_shape(name, shape) -> list:

@@ -1,0 +1,85 @@
+"""The one error table: every native code maps to one exception, one gRPC status and one HTTP status,
+and both transports use it (walked through a real grpc.aio server and the REST error path)."""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import orjson
+import pytest
+
+from ovfast import _native
+from ovfast.api.grpc.server import _typed
+from ovfast.api.rest.app import error_response
+from ovfast.errors import ERROR_TABLE, OvfastError, error_from_code, mapping_for
+from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
+
+# status.hpp's StatusCode values, OK excluded
+NATIVE_CODES = range(1, 12)
+ROWS = sorted(ERROR_TABLE.values(), key=lambda m: m.code)
+
+
+def test_every_native_code_has_a_row():
+    assert sorted(ERROR_TABLE) == list(NATIVE_CODES)
+    assert len({m.exception for m in ROWS}) == len(ROWS)
+
+
+def test_not_found_means_only_missing_models():
+    (row,) = [m for m in ROWS if m.grpc_status == grpc.StatusCode.NOT_FOUND]
+    assert row.exception is _native.NotFoundError and row.http_status == 404
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda m: m.exception.__name__)
+def test_native_raise_maps_to_row(row):
+    with pytest.raises(OvfastError) as info:
+        _native._raise_status(row.code, "boom")
+    assert type(info.value) is row.exception
+    assert info.value.code == row.code
+    assert str(info.value) == "boom"
+    assert mapping_for(info.value) is row
+    assert type(error_from_code(row.code, "x")) is row.exception
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda m: m.exception.__name__)
+def test_rest_status_for_row(row):
+    resp = error_response(row.exception("bad thing"))
+    assert resp.status == row.http_status
+    assert orjson.loads(resp.body) == {"error": "bad thing"}
+
+
+def test_unexpected_exceptions_are_internal():
+    assert mapping_for(RuntimeError("x")).code == 9
+
+
+def test_grpc_status_for_every_row():
+    """A real grpc.aio server whose handler raises each error; a real client sees the mapped status."""
+
+    async def main():
+        async def fail(request, context):
+            raise error_from_code(int(request.name), f"code {request.name}")
+
+        handler = _typed(fail, pb.ModelReadyRequest)
+
+        class Router(grpc.GenericRpcHandler):
+            def service(self, details):
+                return handler
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([Router()])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        seen = {}
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary("/inference.GRPCInferenceService/ModelReady",
+                                  request_serializer=pb.ModelReadyRequest.SerializeToString,
+                                  response_deserializer=pb.ModelReadyResponse.FromString)
+            for row in ROWS:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call(pb.ModelReadyRequest(name=str(row.code)))
+                seen[row.code] = (info.value.code(), info.value.details())
+        await server.stop(None)
+        return seen
+
+    seen = asyncio.run(main())
+    for row in ROWS:
+        assert seen[row.code] == (row.grpc_status, f"code {row.code}")
