@@ -163,10 +163,13 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<PyServable>(m, "Servable")
       .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
-                    std::map<std::string, std::string>, std::string, bool>(),
+                    std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
+                    std::string, std::vector<float>, std::vector<float>>(),
            py::arg("core"), py::arg("model_path"), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
            py::arg("nireq") = 0, py::arg("queue"), py::arg("shapes") = std::map<std::string, std::string>(),
            py::arg("batch_size") = "", py::arg("echo") = false,
+           py::arg("layouts") = std::map<std::string, std::string>(), py::arg("color_format") = "",
+           py::arg("mean") = std::vector<float>(), py::arg("scale") = std::vector<float>(),
            "Reads and compiles the model (blocking; releases the GIL).")
       .def_property_readonly("inputs", [](PyServable& s) { return tensor_infos(s.impl().inputs()); })
       .def_property_readonly("outputs", [](PyServable& s) { return tensor_infos(s.impl().outputs()); })
@@ -182,4 +185,6 @@ PYBIND11_MODULE(_native, m) {
            "completion). Releases the GIL while starting.")
       .def("drain", [](PyServable& s) { py::gil_scoped_release r; s.impl().drain(); },
            "Blocks until nothing is queued or running. Releases the GIL.");
+
+  register_image(m);
 }

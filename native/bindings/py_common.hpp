@@ -132,8 +132,13 @@ class PyServable {
  public:
   PyServable(ov::Core& core, std::string model_path, std::string device, py::dict plugin_config, int nireq,
              std::shared_ptr<CompletionQueue> queue, std::map<std::string, std::string> shapes,
-             std::string batch_size, bool echo) {
+             std::string batch_size, bool echo, std::map<std::string, std::string> layouts = {},
+             std::string color_format = "", std::vector<float> mean = {}, std::vector<float> scale = {}) {
     ServableOptions o;
+    o.layouts = std::move(layouts);
+    o.color_format = std::move(color_format);
+    o.mean = std::move(mean);
+    o.scale = std::move(scale);
     o.model_path = std::move(model_path);
     o.device = std::move(device);
     o.plugin_config = to_any_map(plugin_config);
@@ -214,5 +219,8 @@ class PyServable {
  private:
   std::unique_ptr<Servable> impl_;
 };
+
+// Defined in register_image.cpp.
+void register_image(py::module_& m);
 
 }  // namespace ovfast::bindings

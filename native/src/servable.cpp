@@ -4,7 +4,9 @@
 #include <cstring>
 #include <limits>
 
+#include "ovfast/image_decode.hpp"
 #include "ovfast/kserve_codec.hpp"
+#include "ovfast/preprocess.hpp"
 
 namespace ovfast {
 
@@ -147,6 +149,13 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
       }
       model->reshape(new_shapes);
     }
+    // Image inputs: layout/mean/scale built into the model; which inputs take NHWC images.
+    ColorOrder order;
+    if (!parse_color_order(opts.color_format, &order))
+      return invalid_argument("Invalid color_format '" + opts.color_format + "': expected BGR or RGB");
+    s->color_order_ = static_cast<int>(order);
+    OVF_RETURN_IF_ERROR(apply_preprocessing(model, opts.layouts, opts.mean, opts.scale));
+    for (size_t i = 0; i < model->inputs().size(); ++i) s->image_nhwc_ok_.push_back(accepts_nhwc_images(*model, i));
     if (!opts.echo) {
       s->compiled_ = core.compile_model(model, opts.device, opts.plugin_config);
       for (size_t i = 0; i < s->compiled_.inputs().size(); ++i) {
@@ -232,6 +241,14 @@ Status Servable::validate(InferJob& job) const {
       if (cand.name == info.name) { in = &cand; break; }
     if (!in) return invalid_argument("Missing input with specific name - Required input: " + info.name);
     const std::string suffix = "; input name: " + info.name;
+    const size_t index = ordered.size();
+    if (in->dtype == DataType::BYTES && info.dtype != DataType::BYTES && info.shape.rank().is_static() &&
+        info.shape.size() == 4) {
+      // JPEG/PNG elements for an image input: decoded here (GIL released) into
+      // an owned NHWC batch; the checks below then see an ordinary tensor.
+      OVF_RETURN_IF_ERROR(decode_image_input(*in, info.shape, info.dtype, image_nhwc_ok_[index],
+                                             static_cast<ColorOrder>(color_order_), info.name));
+    }
     if (in->dtype != info.dtype)
       return invalid_argument("Invalid input precision - Expected: " +
                               std::string(datatype_info(info.dtype).kserve_name) + "; Actual: " +

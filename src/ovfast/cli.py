@@ -171,7 +171,13 @@ def config_from_args(args: argparse.Namespace):
             name=name, base_path=path, target_device=args.target_device or "CPU",
             plugin_config=tuple(sorted(plugin.items())), nireq=args.nireq or 0,
             batch_size=args.batch_size or "", shape=shape, layout=args.layout,
-            model_version_policy=policy, allow_cache=args.allow_cache)]
+            model_version_policy=policy, allow_cache=args.allow_cache, color_format=args.color_format,
+            mean=args.mean, scale=args.scale)]
+        from ovfast.repository.registry import image_options
+        try:
+            image_options(models[0])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.echo:
         from dataclasses import replace
         models = [replace(m, echo=True) for m in models]

@@ -37,6 +37,12 @@ struct ServableOptions {
   std::map<std::string, std::string> shapes;  // input name ("" = the only input) -> "(1,3,-1,1:8)"
   std::string batch_size;             // "", "4", "1:8", "-1"
   bool echo = false;                  // transport-floor mode: no OpenVINO, outputs echo inputs
+  // Image inputs (see image_decode.hpp). layouts: input/output name ("" = the
+  // only input) -> "NHWC:NCHW" (what clients send : what the model has, built
+  // into the model with PrePostProcessor) or "NHWC" (declares the layout).
+  std::map<std::string, std::string> layouts;
+  std::string color_format;           // "" / "BGR" (OVMS default) or "RGB": decoded channel order
+  std::vector<float> mean, scale;     // per-channel, applied in-model; need a layout with C
 };
 
 class Servable {
@@ -83,6 +89,8 @@ class Servable {
   std::shared_ptr<CompletionQueue> cq_;
   ov::CompiledModel compiled_;
   std::vector<TensorInfo> inputs_, outputs_;
+  std::vector<bool> image_nhwc_ok_;   // per input: its layout accepts decoded NHWC images
+  int color_order_ = 0;               // ColorOrder of decoded images
   int streams_ = 1;
   std::vector<std::unique_ptr<Slot>> slots_;
 

@@ -15,6 +15,7 @@ MODEL_KEYS = {
     "name", "base_path", "batch_size", "shape", "layout", "model_version_policy", "nireq",
     "target_device", "plugin_config", "allow_cache", "stateful", "idle_sequence_cleanup",
     "max_sequence_number", "low_latency_transformation", "custom_loader_options", "graph_path", "subconfig",
+    "color_format",
 }
 TOP_KEYS = {"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
             "custom_loader_config_list", "mediapipe_config_list", "monitoring"}
@@ -62,6 +63,9 @@ def model_config_from_json(entry: dict, config_dir: Path | None) -> ModelConfig:
     if not isinstance(plugin, dict):
         raise ConfigError(f"model {name}: plugin_config must be an object")
     batch = c.get("batch_size", "")
+    color_format = c.get("color_format")
+    if color_format is not None and (not isinstance(color_format, str) or color_format.upper() not in ("BGR", "RGB")):
+        raise ConfigError(f"model {name}: color_format must be \"BGR\" or \"RGB\"")
     nireq = c.get("nireq", 0)
     if not isinstance(nireq, int) or isinstance(nireq, bool) or nireq < 0 or nireq > 100000:
         raise ConfigError(f"model {name}: nireq must be an integer in 0..100000")
@@ -76,6 +80,7 @@ def model_config_from_json(entry: dict, config_dir: Path | None) -> ModelConfig:
         layout=c.get("layout"),
         model_version_policy=c.get("model_version_policy"),
         allow_cache=bool(c.get("allow_cache", False)),
+        color_format=color_format,
     )
 
 

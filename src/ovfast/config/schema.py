@@ -18,6 +18,9 @@ class ModelConfig:
     model_version_policy: Any = None  # raw JSON object, parsed by version_policy
     allow_cache: bool = False
     echo: bool = False  # ovfast extension: transport-floor mode (no inference)
+    color_format: str | None = None  # channel order of decoded JPEG/PNG inputs: "BGR" (default) or "RGB"
+    mean: str | None = None  # CLI --mean, e.g. "[123.7,116.3,103.5]" (needs a layout)
+    scale: str | None = None  # CLI --scale
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:

@@ -37,7 +37,31 @@ def load_options(cfg: ModelConfig) -> LoadOptions:
     shapes = {k: v for k, v in cfg.shape if v != "auto"}
     return LoadOptions(device=cfg.target_device, plugin_config=cfg.plugin_config_dict, nireq=cfg.nireq,
                        shapes=shapes, batch_size="" if cfg.batch_size == "auto" else cfg.batch_size,
-                       echo=cfg.echo)
+                       echo=cfg.echo, **image_options(cfg))
+
+
+def image_options(cfg: ModelConfig) -> dict:
+    """layout / color_format / mean / scale -> LoadOptions fields (ValueError on malformed values)."""
+    layout = cfg.layout
+    if layout is None:
+        layouts = {}
+    elif isinstance(layout, str):
+        layouts = {"": layout}
+    elif isinstance(layout, dict):
+        layouts = {str(k): str(v) for k, v in layout.items()}
+    else:
+        raise ValueError(f"model {cfg.name}: layout must be a string or an object")
+    return {"layouts": layouts, "color_format": (cfg.color_format or "").upper(),
+            "mean": _floats(cfg.mean, "mean"), "scale": _floats(cfg.scale, "scale")}
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(x) for x in text.strip().strip("[]").split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be a number or a list of numbers such as [123.7,116.3,103.5]") from None
 
 
 class ModelRegistry:

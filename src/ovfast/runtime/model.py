@@ -55,6 +55,10 @@ class LoadOptions:
     shapes: dict = field(default_factory=dict)
     batch_size: str = ""
     echo: bool = False
+    layouts: dict = field(default_factory=dict)  # name ("" = only input) -> "NHWC:NCHW"
+    color_format: str = ""  # decoded JPEG/PNG channel order; "" = BGR
+    mean: tuple[float, ...] = ()
+    scale: tuple[float, ...] = ()
 
 
 class ModelHandle:
@@ -93,7 +97,8 @@ class ModelHandle:
             self.servable = _native.Servable(
                 self._core, self.path, self.options.device, dict(self.options.plugin_config),
                 int(self.options.nireq), self._completions.queue, dict(self.options.shapes),
-                str(self.options.batch_size), bool(self.options.echo))
+                str(self.options.batch_size), bool(self.options.echo), dict(self.options.layouts),
+                self.options.color_format, list(self.options.mean), list(self.options.scale))
         except Exception as exc:
             self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
             log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
