@@ -8,8 +8,31 @@ from __future__ import annotations
 __version__ = "0.1.0"
 NATIVE_ABI_VERSION = 1
 
+
+def _preload_openvino() -> None:
+    """The extension's RPATH points at site-packages/openvino/libs next to it. When openvino lives in
+    another site-packages (e.g. a venv with --system-site-packages), load its runtime by path first:
+    the dynamic loader then resolves the extension's dependency by soname."""
+    import ctypes
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("openvino")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        libs = os.path.join(root, "libs")
+        if os.path.isdir(libs):
+            for name in sorted(os.listdir(libs)):
+                if name.startswith("libopenvino.so."):
+                    ctypes.CDLL(os.path.join(libs, name), mode=ctypes.RTLD_GLOBAL)
+                    return
+
+
 try:
-    from ovfast import _native
+    try:
+        from ovfast import _native
+    except ImportError:
+        _preload_openvino()
+        from ovfast import _native
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
     raise ImportError(
         "ovfast's native extension (ovfast._native) is not built or cannot be loaded: "
