@@ -103,8 +103,8 @@ class ModelRegistry:
         if not version:
             h = m.default
             if h is None:
-                if m.loading():
-                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
+                if any(x.state < VersionState.AVAILABLE for x in m.versions.values()):
+                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)  # loading, or failed and retried
                 if m.versions and all(x.state == VersionState.END for x in m.versions.values()):
                     raise NotFoundError(MODEL_VERSION_NOT_LOADED_ANYMORE)
                 raise NotFoundError(MODEL_VERSION_MISSING)
