@@ -114,9 +114,14 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
   s->opts_ = opts;
   s->cq_ = std::move(cq);
   try {
-    std::shared_ptr<ov::Model> model = core.read_model(opts.model_path);
+    // NOTE: with nothing to change in the model, compile straight from the file: with CACHE_DIR
+    // set, OpenVINO then finds the cached blob by file and skips reading and hashing the model.
+    const bool from_file = opts.shapes.empty() && opts.batch_size.empty() && !opts.echo;
+    std::shared_ptr<ov::Model> model = from_file ? nullptr : core.read_model(opts.model_path);
     // Reshape: an explicit shape wins over batch_size (as in OVMS).
-    if (!opts.shapes.empty()) {
+    if (from_file) {
+      // nothing to reshape
+    } else if (!opts.shapes.empty()) {
       std::map<ov::Output<ov::Node>, ov::PartialShape> new_shapes;
       for (const auto& [name, text] : opts.shapes) {
         ov::PartialShape ps;
@@ -148,7 +153,8 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
       model->reshape(new_shapes);
     }
     if (!opts.echo) {
-      s->compiled_ = core.compile_model(model, opts.device, opts.plugin_config);
+      s->compiled_ = from_file ? core.compile_model(opts.model_path, opts.device, opts.plugin_config)
+                               : core.compile_model(model, opts.device, opts.plugin_config);
       for (size_t i = 0; i < s->compiled_.inputs().size(); ++i) {
         const auto& p = s->compiled_.inputs()[i];
         s->inputs_.push_back({port_name(p, i, "input"), datatype_from_element(p.get_element_type()), p.get_partial_shape()});

@@ -445,3 +445,29 @@ def test_single_model_cli_flags(repo, ovfast_server):
     bad = ovfast_server("--model_name", "m", "--model_path", str(base), "--shape", "(1,x)", wait=False)
     assert bad.wait(60) == 64
     assert "bad dimension" in bad.stderr()
+
+
+# -- a request for a version that is still loading waits for it -----------------------------------
+
+def test_request_waits_for_loading_version(repo, ovfast_server):
+    from resnet_model import build_resnet50
+
+    base = repo / "models" / "m"
+    M.build_add(base, version=1)
+    srv = ovfast_server("--config_path", str(write_config(repo / "config.json", [
+        {"name": "m", "base_path": "models/m", "model_version_policy": {"all": {}}}])),
+        "--file_system_poll_wait_seconds", "0")
+    build_resnet50(repo / "staging", version=2)  # compiling it takes a while
+    os.rename(repo / "staging" / "2", base / "2")
+    result: dict = {}
+    reload = threading.Thread(target=lambda: result.update(code=rest(srv, "POST", "/v1/config/reload")[0]))
+    reload.start()
+    wait_until(lambda: "2" in states(srv)["m"], "version 2 to be listed", srv)
+    g = grpcclient.InferenceServerClient(srv.grpc_url)
+    inp = grpcclient.InferInput("data", [1, 3, 224, 224], "FP32")
+    inp.set_data_from_numpy(np.ones((1, 3, 224, 224), np.float32))
+    out = g.infer("m", [inp], model_version="2").as_numpy("prob")  # waits while LOADING, then runs
+    assert out.shape == (1, 1000) and np.isclose(out.sum(), 1.0, atol=1e-3)
+    reload.join(120)
+    assert result["code"] == 201
+    assert np.allclose(infer_add(g, "m", "1"), 1.0)
