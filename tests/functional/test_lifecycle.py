@@ -471,3 +471,23 @@ def test_request_waits_for_loading_version(repo, ovfast_server):
     reload.join(120)
     assert result["code"] == 201
     assert np.allclose(infer_add(g, "m", "1"), 1.0)
+
+
+# -- model cache -------------------------------------------------------------------------------
+
+def test_cache_dir_and_allow_cache(repo, ovfast_server):
+    M.build_add(repo / "models" / "fixed")
+    M.build_dynamic(repo / "models" / "auto")
+    M.build_dynamic(repo / "models" / "auto_cached")
+    cache = repo / "cache"
+    srv = ovfast_server("--config_path", str(write_config(repo / "config.json", [
+        {"name": "fixed", "base_path": "models/fixed"},
+        {"name": "auto", "base_path": "models/auto", "shape": "auto"},
+    ])), "--file_system_poll_wait_seconds", "0", "--cache_dir", str(cache))
+    assert len(list(cache.glob("*.blob"))) == 1  # the "auto" model bypasses the cache
+    write_config(repo / "config.json", [
+        {"name": "fixed", "base_path": "models/fixed"},
+        {"name": "auto", "base_path": "models/auto", "shape": "auto"},
+        {"name": "auto_cached", "base_path": "models/auto_cached", "shape": "auto", "allow_cache": True}])
+    assert rest(srv, "POST", "/v1/config/reload")[0] == 201
+    assert len(list(cache.glob("*.blob"))) == 2

@@ -56,7 +56,12 @@ class ServedModel:
 
 def load_options(cfg: ModelConfig) -> LoadOptions:
     shapes = {k: v for k, v in cfg.shape if v != "auto"}
-    return LoadOptions(device=cfg.target_device, plugin_config=cfg.plugin_config_dict, nireq=cfg.nireq,
+    plugin = cfg.plugin_config_dict
+    if (cfg.auto_batch or cfg.auto_shape_inputs) and not cfg.allow_cache:
+        # OVMS: "auto" models bypass the --cache_dir model cache unless allow_cache is set
+        # (every request shape would leave a blob behind).
+        plugin.setdefault("CACHE_DIR", "")
+    return LoadOptions(device=cfg.target_device, plugin_config=plugin, nireq=cfg.nireq,
                        shapes=shapes, batch_size="" if cfg.batch_size == "auto" else cfg.batch_size,
                        echo=cfg.echo, layout=dict(cfg.layout))
 
