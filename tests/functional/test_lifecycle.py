@@ -438,6 +438,7 @@ def test_single_model_cli_flags(repo, ovfast_server):
     assert states(srv) == {"m": {"2": "AVAILABLE", "1": "AVAILABLE"}}
     assert g.get_model_metadata("m").inputs[0].shape == [2, 10]
     assert np.allclose(infer_add(g, "m", "1", batch=2), 1.0)
+    assert "Loaded model m; version: 1; No of InferRequests: 2" in srv.stderr()
     srv2 = ovfast_server("--model_name", "m", "--model_path", str(base), "--shape", '{"b": "(3,10)"}',
                          "--layout", "NC", "--file_system_poll_wait_seconds", "0")
     g2 = grpcclient.InferenceServerClient(srv2.grpc_url)
@@ -491,3 +492,25 @@ def test_cache_dir_and_allow_cache(repo, ovfast_server):
         {"name": "auto_cached", "base_path": "models/auto_cached", "shape": "auto", "allow_cache": True}])
     assert rest(srv, "POST", "/v1/config/reload")[0] == 201
     assert len(list(cache.glob("*.blob"))) == 2
+
+
+@pytest.mark.parametrize("device", ["AUTO", "HETERO:CPU", "MULTI:CPU"])
+def test_target_device_passed_through(repo, ovfast_server, device):
+    M.build_add(repo / "models" / "m")
+    srv = ovfast_server("--config_path", str(write_config(repo / "config.json", [
+        {"name": "m", "base_path": "models/m", "target_device": device, "nireq": 3,
+         "plugin_config": {"PERFORMANCE_HINT": "THROUGHPUT"}}])), "--file_system_poll_wait_seconds", "0")
+    g = grpcclient.InferenceServerClient(srv.grpc_url)
+    assert np.allclose(infer_add(g, "m"), 1.0)
+    assert "No of InferRequests: 3" in srv.stderr()
+
+
+def test_unknown_device_fails_the_model_not_the_server(repo, ovfast_server):
+    M.build_add(repo / "models" / "m")
+    M.build_add(repo / "models" / "ok")
+    srv = ovfast_server("--config_path", str(write_config(repo / "config.json", [
+        {"name": "m", "base_path": "models/m", "target_device": "NO_SUCH_DEVICE"},
+        {"name": "ok", "base_path": "models/ok"}])), "--file_system_poll_wait_seconds", "0")
+    assert states(srv) == {"m": {"1": "LOADING"}, "ok": {"1": "AVAILABLE"}}
+    code, doc = rest(srv, "GET", "/v1/config")
+    assert doc["m"]["model_version_status"][0]["status"]["error_code"] == "UNKNOWN"
