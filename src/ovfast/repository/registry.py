@@ -66,6 +66,18 @@ def load_options(cfg: ModelConfig) -> LoadOptions:
                        echo=cfg.echo, layout=dict(cfg.layout))
 
 
+def _load_reason(old: ModelHandle | None, path: str, options: LoadOptions) -> str:
+    if old is None:
+        return "new version"
+    if old.state == VersionState.END:
+        return "version selected again"
+    if old.state != VersionState.AVAILABLE:
+        return f"retrying a failed load: {old.error_message}"
+    if old.source[0] != path:
+        return f"model file changed from {old.source[0]}"
+    return "model configuration changed"
+
+
 def _needs_reshape(h: ModelHandle, cfg: ModelConfig, shapes: dict[str, list[int]]) -> bool:
     auto_inputs = set(cfg.auto_shape_inputs)
     for i, spec in enumerate(h.inputs):
@@ -240,6 +252,8 @@ class ModelRegistry:
                 continue  # being loaded right now (should not happen under the lock)
             new = self._new_handle(cfg, v, path, options)
             replacing = old is not None and old.state == VersionState.AVAILABLE
+            log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path,
+                     _load_reason(old, path, options))
             if not replacing:
                 served.versions[v] = new  # requests for it wait while it loads
             try:
@@ -256,6 +270,9 @@ class ModelRegistry:
             if replacing:
                 await self._unload(served, old)
         retire = [v for v, h in served.versions.items() if v not in wanted and h.state != VersionState.END]
+        for v in retire:
+            why = "its folder is gone" if v not in available else "the version policy no longer selects it"
+            log.info("Model %s version %d: retiring because %s", cfg.name, v, why)
         changed |= await self._retire(served, retire)
         served.refresh_default()
         return changed
