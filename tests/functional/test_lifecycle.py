@@ -439,6 +439,11 @@ def test_single_model_cli_flags(repo, ovfast_server):
     assert g.get_model_metadata("m").inputs[0].shape == [2, 10]
     assert np.allclose(infer_add(g, "m", "1", batch=2), 1.0)
     assert "Loaded model m; version: 1; No of InferRequests: 2" in srv.stderr()
+    # single-model mode: reload re-scans the version folders
+    assert rest(srv, "POST", "/v1/config/reload")[0] == 200
+    add_version(base, 3, 3.0, repo / "staging")
+    assert rest(srv, "POST", "/v1/config/reload")[0] == 201
+    assert np.allclose(infer_add(g, "m", batch=2), 3.0)
     srv2 = ovfast_server("--model_name", "m", "--model_path", str(base), "--shape", '{"b": "(3,10)"}',
                          "--layout", "NC", "--file_system_poll_wait_seconds", "0")
     g2 = grpcclient.InferenceServerClient(srv2.grpc_url)

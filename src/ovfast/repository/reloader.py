@@ -17,7 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ovfast.config.diff import diff
-from ovfast.config.load import ConfigError, parse_config_text, read_config_bytes
+from ovfast.config.load import (
+    READ_RETRIES, READ_RETRY_DELAY_S, ConfigError, parse_config_text, read_config_bytes,
+)
 from ovfast.config.schema import ModelConfig, RepositoryConfig
 from ovfast.repository.registry import ModelRegistry
 
@@ -92,23 +94,30 @@ class ConfigReloader:
     async def _reload_file(self) -> tuple[bool, bool]:
         """(config applied?, anything loaded/unloaded?)"""
         assert self.config_path is not None
-        try:
-            data = read_config_bytes(self.config_path)
-        except ConfigError as exc:
-            if self.error != str(exc):
-                log.error("Config reload: %s; keeping the running configuration", exc)
-            self.error = str(exc)
-            return False, False
-        digest = hashlib.md5(data).hexdigest()
-        if digest == self.digest:
-            return False, False
+        config_dir = Path(self.config_path).resolve().parent
+        for attempt in range(READ_RETRIES):
+            try:
+                data = read_config_bytes(self.config_path)
+            except ConfigError as exc:
+                if self.error != str(exc):
+                    log.error("Config reload: %s; keeping the running configuration", exc)
+                self.error = str(exc)
+                return False, False
+            digest = hashlib.md5(data).hexdigest()
+            if digest == self.digest:
+                return False, False
+            try:
+                repo = parse_config_text(data, config_dir)
+                break
+            except ConfigError as exc:
+                if attempt < READ_RETRIES - 1:  # maybe caught mid-write: read again shortly (OVMS)
+                    await asyncio.sleep(READ_RETRY_DELAY_S)
+                    continue
+                self.digest = digest
+                self.error = f"Reloading config file failed: {exc}"
+                log.error("%s; keeping the running configuration", self.error)
+                return False, False
         self.digest = digest
-        try:
-            repo = parse_config_text(data, Path(self.config_path).resolve().parent)
-        except ConfigError as exc:
-            self.error = f"Reloading config file failed: {exc}"
-            log.error("%s; keeping the running configuration", self.error)
-            return False, False
         for e in repo.errors:
             log.error("Config reload: invalid model configuration skipped: %s", e)
         new = [replace(m, echo=True) for m in repo.models] if self.echo else list(repo.models)
