@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError
+from ovfast.errors import OvfastError, UnavailableError
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
@@ -88,7 +88,10 @@ class DataPlane:
         """gRPC ModelInfer: serialized request in, serialized response out; tensors never become Python objects."""
         t0 = time.perf_counter_ns()
         req = _native.parse_kserve_request(data)
-        handle = await self.registry.resolve_wait(req.model_name, req.model_version)
+        try:
+            handle = self.registry.resolve(req.model_name, req.model_version)
+        except UnavailableError:  # still loading: wait for it (bounded)
+            handle = await self.registry.resolve_wait(req.model_name, req.model_version)
         if handle.auto_reshape:
             handle = await self.registry.fit_shapes(handle, kserve_input_shapes(data))
         try:
