@@ -11,8 +11,10 @@ from ovfast import _native
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
 from ovfast.api.rest.app import build_rest_app
+from ovfast.api.rest.config_api import config_routes
 from ovfast.config.schema import ServerConfig
 from ovfast.repository.registry import ModelRegistry
+from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.server")
@@ -28,6 +30,8 @@ class Server:
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
+        self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
+                                       echo=config.echo)
         self._stop = asyncio.Event()
         self._grpc = None
         self._rest_runner: web.AppRunner | None = None
@@ -42,7 +46,7 @@ class Server:
             await self._grpc.start()
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
-            app = build_rest_app(self.dataplane)
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader))
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()
@@ -50,8 +54,8 @@ class Server:
                 site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
                 await site.start()
             log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
-        for m in cfg.models:
-            await self.registry.add_model(m)
+        await self.reloader.start()
+        self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True
         log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
 
@@ -71,6 +75,7 @@ class Server:
         if self._rest_runner is not None:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.reloader.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

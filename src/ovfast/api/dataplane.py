@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError
+from ovfast.errors import OvfastError, UnavailableError
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
@@ -23,6 +23,14 @@ class TensorOut:
     datatype: str
     shape: list
     data: object  # numpy array (read-only view of the native tensor) or list[bytes]
+
+
+def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
+    """Input shapes of a serialized ModelInferRequest (cold path: only models with shape/batch "auto")."""
+    from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
+
+    req = pb.ModelInferRequest.FromString(data)
+    return {t.name: list(t.shape) for t in req.inputs}
 
 
 class DataPlane:
@@ -80,7 +88,12 @@ class DataPlane:
         """gRPC ModelInfer: serialized request in, serialized response out; tensors never become Python objects."""
         t0 = time.perf_counter_ns()
         req = _native.parse_kserve_request(data)
-        handle = self.registry.resolve(req.model_name, req.model_version)
+        try:
+            handle = self.registry.resolve(req.model_name, req.model_version)
+        except UnavailableError:  # still loading: wait for it (bounded)
+            handle = await self.registry.resolve_wait(req.model_name, req.model_version)
+        if handle.auto_reshape:
+            handle = await self.registry.fit_shapes(handle, kserve_input_shapes(data))
         try:
             payload, infer_us, wait_us = await handle.infer_kserve(req)
         except OvfastError:
@@ -91,6 +104,8 @@ class DataPlane:
 
     async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None) -> list:
         t0 = time.perf_counter_ns()
+        if handle.auto_reshape:
+            handle = await self.registry.fit_shapes(handle, {i[0]: list(i[2]) for i in inputs})
         try:
             outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs)
         except OvfastError:

@@ -73,9 +73,11 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
         return json_response(dp.repository_index(ready_only))
 
     async def infer(request: web.Request):
-        handle = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
         body = await request.read()
         doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
+        # Resolved after the body is read: the handle is used in the same loop step, so a reload
+        # cannot retire it in between.
+        handle = await dp.registry.resolve_wait(request.match_info["name"], request.match_info.get("version"))
         outs = await dp.infer_tensors(handle, inputs, names)
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
                                               default_binary)
