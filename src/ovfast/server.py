@@ -10,6 +10,8 @@ from aiohttp import web
 from ovfast import _native
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
+from ovfast.api.grpc.tfs import TfsService
+from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.config.schema import ServerConfig
 from ovfast.repository.registry import ModelRegistry
@@ -37,12 +39,13 @@ class Server:
         self.completions.attach(loop)
         cfg = self.config
         if cfg.port:
-            self._grpc, bound = build_grpc_server(KServeService(self.dataplane).handlers(), cfg.grpc_bind_address,
+            handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
+            self._grpc, bound = build_grpc_server(handlers, cfg.grpc_bind_address,
                                                   cfg.port, cfg.extra.get("grpc_channel_arguments"))
             await self._grpc.start()
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
-            app = build_rest_app(self.dataplane)
+            app = build_rest_app(self.dataplane, tfs_routes(self.dataplane))
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()
