@@ -3,6 +3,8 @@
 // serialized PredictResponse as the result.
 #include "py_common.hpp"
 
+#include <cstring>
+
 #include "ovfast/tfs_codec.hpp"
 
 namespace py = pybind11;

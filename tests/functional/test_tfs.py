@@ -416,3 +416,31 @@ def test_rest_metadata_json(main_server):
     assert sig["methodName"] == "tensorflow/serving/predict"
     assert sig["inputs"]["b"] == {"name": "b", "dtype": "DT_FLOAT",
                                   "tensorShape": {"dim": [{"size": "1"}, {"size": "10"}]}}
+
+
+def test_rest_labels_and_percent_encoded_names(main_server):
+    row = X[0].tolist()
+    assert post_json(main_server, "/v1/models/add/labels/stable:predict", {"instances": [row]})[0] == 200
+    assert post_json(main_server, "/v1/models/%61dd:predict", {"instances": [row]})[0] == 200
+    assert http(main_server, "GET", "/v1/models/%61dd/metadata")[0] == 200
+
+
+def test_rest_unnamed_b64_instances(main_server, model_repo):
+    _skip_unsupported(model_repo, "string")
+    b64 = base64.b64encode(b"raw\xff\x00bytes").decode()  # not UTF-8: comes back as b64
+    status, doc = post_json(main_server, "/v1/models/string:predict", {"instances": [{"b64": b64}, "two"]})
+    assert status == 200, doc
+    assert doc == {"predictions": [{"b64": b64}, "two"]}
+
+
+def test_rest_fp16_and_bool_json(main_server, model_repo):
+    _skip_unsupported(model_repo, "identity_f16")
+    status, doc = post_json(main_server, "/v1/models/identity_f16:predict",
+                            {"inputs": {"x": [[0.5, -1.25, 0, 65504, 2, 3]]}})
+    assert (status, doc) == (200, {"outputs": [[0.5, -1.25, 0.0, 65504.0, 2.0, 3.0]]})
+    _skip_unsupported(model_repo, "identity_boolean")
+    status, doc = post_json(main_server, "/v1/models/identity_boolean:predict",
+                            {"instances": [[True, False, True, True, False, False]]})
+    assert (status, doc) == (200, {"predictions": [[True, False, True, True, False, False]]})
+    status, doc = post_json(main_server, "/v1/models/identity_u8:predict", {"instances": [[256, 0, 0, 0, 0, 0]]})
+    assert status == 400 and "out of range" in doc["error"]
