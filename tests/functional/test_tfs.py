@@ -444,3 +444,43 @@ def test_rest_fp16_and_bool_json(main_server, model_repo):
     assert (status, doc) == (200, {"predictions": [[True, False, True, True, False, False]]})
     status, doc = post_json(main_server, "/v1/models/identity_u8:predict", {"instances": [[256, 0, 0, 0, 0, 0]]})
     assert status == 400 and "out of range" in doc["error"]
+
+
+# -- binary images through string_val / {"b64": ...} (decoded natively on rank-4 inputs) ----------
+
+def _png(seed: int, h: int, w: int) -> bytes:
+    import io
+
+    PIL = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    PIL.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def image_tfs_server(ovfast_server_session, tmp_path_factory):
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    base = tmp_path_factory.mktemp("tfs_images") / "means"
+    x = ops.parameter([-1, -1, -1, 3], ov.Type.u8, name="image")
+    x.output(0).get_tensor().set_names({"image"})
+    y = ops.reduce_mean(ops.convert(x, ov.Type.f32), ops.constant(np.array([1, 2], np.int64)), keep_dims=False)
+    y.output(0).get_tensor().set_names({"means"})
+    (base / "1").mkdir(parents=True)
+    ov.save_model(ov.Model([y], [x], "means"), str(base / "1" / "model.xml"))
+    return ovfast_server_session("--model_name", "means", "--model_path", str(base))
+
+
+def test_binary_image_inputs(image_tfs_server):
+    from ovfast import _native
+
+    img = _png(1, 5, 7)
+    pixels = _native.decode_images([img], [-1, -1, -1, 3], "UINT8", "BGR")
+    expected = np.asarray(pixels, np.float32).mean(axis=(1, 2))
+    for client in (make_grpc_client(image_tfs_server.grpc_url), make_http_client(image_tfs_server.http_url)):
+        out = client.predict({"image": img}, "means")  # bytes -> string_val / [{"b64": ...}]
+        np.testing.assert_allclose(out, expected, rtol=1e-5)
+    with pytest.raises(InvalidInputError):
+        make_grpc_client(image_tfs_server.grpc_url).predict({"image": b"not an image"}, "means")
