@@ -22,6 +22,7 @@ using namespace ovfast::bindings;
 
 namespace ovfast::bindings {
 std::array<PyObject*, 12> g_errors{};
+void register_tfs(py::module_& m);
 }
 
 namespace {
@@ -187,4 +188,5 @@ PYBIND11_MODULE(_native, m) {
            "Blocks until nothing is queued or running. Releases the GIL.");
 
   register_image(m);
+  register_tfs(m);
 }

@@ -7,6 +7,7 @@
 #include "ovfast/image_decode.hpp"
 #include "ovfast/kserve_codec.hpp"
 #include "ovfast/preprocess.hpp"
+#include "ovfast/tfs_codec.hpp"
 
 namespace ovfast {
 
@@ -424,6 +425,10 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
     outs.clear();
   }
+  if (st.is_ok() && job->mode == ResponseMode::TFS_PROTO) {
+    payload = encode_tfs_response(job->model_name, job->model_version, outs);
+    outs.clear();
+  }
   Completion c;
   c.keepalive = job->keepalive;
   c.context = job->context;
@@ -483,6 +488,8 @@ void Servable::complete_echo(std::unique_ptr<InferJob> job) {
   c.context = job->context;
   if (job->mode == ResponseMode::KSERVE_PROTO) {
     c.payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
+  } else if (job->mode == ResponseMode::TFS_PROTO) {
+    c.payload = encode_tfs_response(job->model_name, job->model_version, outs);
   } else {
     c.outputs = std::move(outs);
   }

@@ -10,6 +10,8 @@ from aiohttp import web
 from ovfast import _native
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
+from ovfast.api.grpc.tfs import TfsService
+from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
 from ovfast.config.schema import ServerConfig
@@ -32,6 +34,7 @@ class Server:
         self.dataplane = DataPlane(self.registry)
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
+        self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
         self._stop = asyncio.Event()
         self._grpc = None
         self._rest_runner: web.AppRunner | None = None
@@ -41,12 +44,15 @@ class Server:
         self.completions.attach(loop)
         cfg = self.config
         if cfg.port:
-            self._grpc, bound = build_grpc_server(KServeService(self.dataplane).handlers(), cfg.grpc_bind_address,
+            handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
+            self._grpc, bound = build_grpc_server(handlers, cfg.grpc_bind_address,
                                                   cfg.port, cfg.extra.get("grpc_channel_arguments"))
             await self._grpc.start()
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
-            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader))
+            # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
+            tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs)
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()
@@ -58,6 +64,12 @@ class Server:
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True
         log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
+
+    async def _reload_config(self) -> None:
+        result = await self.reloader.cycle()
+        if result.error:
+            from ovfast.errors import FailedPreconditionError
+            raise FailedPreconditionError(f"Reloading config file failed - {result.error}")
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -38,6 +38,8 @@ class DataPlane:
         self.registry = registry
         self.ready = False
         self.live = True
+        # set by the server: applies config changes now (TFS HandleReloadConfigRequest); None = nothing to reload
+        self.reload_config = None
 
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
