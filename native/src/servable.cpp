@@ -18,6 +18,12 @@ uint64_t now_ns() {
 
 namespace {
 
+// Microseconds since `since_ns`; 0 if the stamp is in the future (a caller's clock that is not ours).
+uint64_t elapsed_us(uint64_t since_ns) {
+  uint64_t now = now_ns();
+  return now > since_ns ? (now - since_ns) / 1000 : 0;
+}
+
 std::string partial_shape_to_string(const ov::PartialShape& ps) {
   if (ps.rank().is_dynamic()) return "(...)";
   std::string out = "(";
@@ -307,7 +313,13 @@ Status Servable::validate(InferJob& job) const {
 
 Status Servable::submit(std::unique_ptr<InferJob> job) {
   // NOTE: validate() reads only immutable members, so it runs outside the lock.
-  OVF_RETURN_IF_ERROR(validate(*job));
+  if (job->received_ns == 0) job->received_ns = now_ns();
+  Status valid = validate(*job);
+  if (!valid.is_ok()) {
+    metrics_.record_request(job->metrics_route, false, 0);
+    return valid;
+  }
+  metrics_.current_requests.fetch_add(1, std::memory_order_relaxed);
   if (opts_.echo) {
     complete_echo(std::move(job));
     return Status::ok();
@@ -316,7 +328,11 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
   size_t slot;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    if (stopping_) {
+      metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+      metrics_.record_request(job->metrics_route, false, 0);
+      return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    }
     if (idle_.empty()) {
       pending_.push_back({std::move(job), t0});
       return Status::ok();
@@ -415,6 +431,12 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
     outs.clear();
   }
+  // NOTE: metrics are updated before the slot is handed on, so a drain()
+  // that waits for idle slots also waits for these writes.
+  metrics_.inference_us.observe(infer_us);
+  metrics_.wait_us.observe(wait_us);
+  metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
+  metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
   Completion c;
   c.keepalive = job->keepalive;
   c.context = job->context;
@@ -477,6 +499,8 @@ void Servable::complete_echo(std::unique_ptr<InferJob> job) {
   } else {
     c.outputs = std::move(outs);
   }
+  metrics_.record_request(job->metrics_route, true, elapsed_us(job->received_ns));
+  metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
   cq_->push(std::move(c));
 }
 
