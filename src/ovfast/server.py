@@ -12,6 +12,7 @@ from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
 from ovfast.api.rest.app import build_rest_app
 from ovfast.config.schema import ServerConfig
+from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.completions import CompletionDispatcher
 
@@ -28,6 +29,7 @@ class Server:
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
+        self.dataplane.metrics.families = select_families(config.metrics_list)
         self._stop = asyncio.Event()
         self._grpc = None
         self._rest_runner: web.AppRunner | None = None
@@ -42,7 +44,8 @@ class Server:
             await self._grpc.start()
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
-            app = build_rest_app(self.dataplane)
+            app = build_rest_app(self.dataplane,
+                                 extra_routes=[metrics_route(self.dataplane.metrics, cfg.metrics_enable)])
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()

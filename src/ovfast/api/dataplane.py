@@ -4,15 +4,18 @@ REST and gRPC handlers only parse and serialize; everything else is here.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from ovfast import __version__, _native
 from ovfast.errors import OvfastError
+from ovfast.observability.metrics import ROUTE_KSERVE_GRPC_INFER, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
 SERVER_NAME = "ovfast"
+log = logging.getLogger("ovfast.dataplane")
 EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_configuration")
 PLATFORM = "OpenVINO"
 
@@ -28,6 +31,7 @@ class TensorOut:
 class DataPlane:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
+        self.metrics = ServingMetrics(registry)
         self.ready = False
         self.live = True
 
@@ -82,19 +86,21 @@ class DataPlane:
         req = _native.parse_kserve_request(data)
         handle = self.registry.resolve(req.model_name, req.model_version)
         try:
-            payload, infer_us, wait_us = await handle.infer_kserve(req)
-        except OvfastError:
-            self._fail(handle, t0)
+            payload, infer_us, wait_us = await handle.infer_kserve(req, ROUTE_KSERVE_GRPC_INFER)
+        except OvfastError as exc:
+            self._fail(handle, t0, exc)
             raise
         self._success(handle, t0, infer_us, wait_us)
         return payload
 
-    async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None) -> list:
+    async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None, route: int = -1,
+                            received_ns: int = 0) -> list:
+        """``route``/``received_ns``: see ModelHandle.infer_tensors (metrics are counted natively)."""
         t0 = time.perf_counter_ns()
         try:
-            outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs)
-        except OvfastError:
-            self._fail(handle, t0)
+            outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs, route, received_ns)
+        except OvfastError as exc:
+            self._fail(handle, t0, exc)
             raise
         self._success(handle, t0, infer_us, wait_us)
         return outs
@@ -111,6 +117,7 @@ class DataPlane:
         s.last_inference_ms = int(time.time() * 1000)
 
     @staticmethod
-    def _fail(h: ModelHandle, t0: int) -> None:
+    def _fail(h: ModelHandle, t0: int, exc: BaseException | None = None) -> None:
         h.stats.fail += 1
         h.stats.fail_ns += time.perf_counter_ns() - t0
+        log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
