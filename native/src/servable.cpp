@@ -313,13 +313,15 @@ Status Servable::validate(InferJob& job) const {
 
 Status Servable::submit(std::unique_ptr<InferJob> job) {
   // NOTE: validate() reads only immutable members, so it runs outside the lock.
-  if (job->received_ns == 0) job->received_ns = now_ns();
+  // A job without a metrics route does no metrics work at all (metrics disabled).
+  const bool counted = job->metrics_route >= 0;
+  if (counted && job->received_ns == 0) job->received_ns = now_ns();
   Status valid = validate(*job);
   if (!valid.is_ok()) {
     metrics_.record_request(job->metrics_route, false, 0);
     return valid;
   }
-  metrics_.current_requests.fetch_add(1, std::memory_order_relaxed);
+  if (counted) metrics_.current_requests.fetch_add(1, std::memory_order_relaxed);
   if (opts_.echo) {
     complete_echo(std::move(job));
     return Status::ok();
@@ -329,8 +331,10 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
-      metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
-      metrics_.record_request(job->metrics_route, false, 0);
+      if (counted) {
+        metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+        metrics_.record_request(job->metrics_route, false, 0);
+      }
       return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
     }
     if (idle_.empty()) {
@@ -433,10 +437,12 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
   }
   // NOTE: metrics are updated before the slot is handed on, so a drain()
   // that waits for idle slots also waits for these writes.
-  metrics_.inference_us.observe(infer_us);
-  metrics_.wait_us.observe(wait_us);
-  metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
-  metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+  if (job->metrics_route >= 0) {
+    metrics_.inference_us.observe(infer_us);
+    metrics_.wait_us.observe(wait_us);
+    metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
+    metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
   Completion c;
   c.keepalive = job->keepalive;
   c.context = job->context;
@@ -499,8 +505,10 @@ void Servable::complete_echo(std::unique_ptr<InferJob> job) {
   } else {
     c.outputs = std::move(outs);
   }
-  metrics_.record_request(job->metrics_route, true, elapsed_us(job->received_ns));
-  metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+  if (job->metrics_route >= 0) {
+    metrics_.record_request(job->metrics_route, true, elapsed_us(job->received_ns));
+    metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
   cq_->push(std::move(c));
 }
 

@@ -29,7 +29,7 @@ class Server:
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
-        self.dataplane.metrics.families = select_families(config.metrics_list)
+        self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
         self._stop = asyncio.Event()
         self._grpc = None
         self._rest_runner: web.AppRunner | None = None
@@ -45,7 +45,7 @@ class Server:
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
             app = build_rest_app(self.dataplane,
-                                 extra_routes=[metrics_route(self.dataplane.metrics, cfg.metrics_enable)])
+                                 extra_routes=[metrics_route(self.dataplane.metrics)])
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()

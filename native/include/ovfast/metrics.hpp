@@ -43,7 +43,8 @@ class Histogram {
 // method 0 = inference (Predict / ModelInfer), 1 = metadata, 2 = status/ready.
 // src/ovfast/observability/metrics.py holds the same table with the label values.
 inline constexpr int kRouteCount = 12;
-inline constexpr int kNoRoute = -1;  // a job that is not counted (tests, internal callers)
+// A job with kNoRoute does no metrics work at all (metrics disabled, tests, internal callers).
+inline constexpr int kNoRoute = -1;
 inline constexpr int route_interface(int route) { return (route / 3) % 2; }
 inline constexpr bool route_is_inference(int route) { return route % 3 == 0; }
 

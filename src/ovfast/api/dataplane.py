@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ovfast import __version__, _native
 from ovfast.errors import OvfastError
-from ovfast.observability.metrics import ROUTE_KSERVE_GRPC_INFER, ServingMetrics
+from ovfast.observability.metrics import ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
@@ -86,7 +86,7 @@ class DataPlane:
         req = _native.parse_kserve_request(data)
         handle = self.registry.resolve(req.model_name, req.model_version)
         try:
-            payload, infer_us, wait_us = await handle.infer_kserve(req, ROUTE_KSERVE_GRPC_INFER)
+            payload, infer_us, wait_us = await handle.infer_kserve(req, self.metrics.route_kserve_grpc_infer)
         except OvfastError as exc:
             self._fail(handle, t0, exc)
             raise

@@ -142,15 +142,29 @@ class ServingMetrics:
     ----------
     registry : ModelRegistry
         Walked at every scrape; nothing is registered per model.
+    enabled : bool
+        Off: no request is counted (the routes handed to the native submit calls are -1, so the
+        native side does no metrics work either) and ``/metrics`` answers 400.
     families : sequence of str
         The families :meth:`render` exposes (see :func:`select_families`).
     """
 
-    def __init__(self, registry: ModelRegistry, families: Sequence[str] = DEFAULT_FAMILIES) -> None:
+    def __init__(self, registry: ModelRegistry, enabled: bool = False,
+                 families: Sequence[str] = DEFAULT_FAMILIES) -> None:
         self.registry = registry
-        self.families = tuple(families)
         # model name -> [success per route..., fail per route...] for unversioned (status/ready) routes
         self._by_name: dict[str, list[int]] = {}
+        self.configure(enabled, families)
+
+    def configure(self, enabled: bool, families: Sequence[str] = DEFAULT_FAMILIES) -> None:
+        """Set once at server start, before any request."""
+        self.enabled = enabled
+        self.families = tuple(families)
+        # The routes transports pass to submit_kserve / submit_tensors (-1 = not counted).
+        self.route_kserve_grpc_infer = ROUTE_KSERVE_GRPC_INFER if enabled else -1
+        self.route_kserve_rest_infer = ROUTE_KSERVE_REST_INFER if enabled else -1
+        self.route_tfs_grpc_predict = ROUTE_TFS_GRPC_PREDICT if enabled else -1
+        self.route_tfs_rest_predict = ROUTE_TFS_REST_PREDICT if enabled else -1
 
     def count(self, target: ModelHandle | str, api: str, interface: str, method: str, ok: bool,
               duration_us: int = 0) -> None:
@@ -165,6 +179,8 @@ class ServingMetrics:
         >>> metrics.count(handle, TFS, REST, "GetModelMetadata", ok=True)       # doctest: +SKIP
         >>> metrics.count("resnet", KSERVE, GRPC, "ModelReady", ok=True)        # doctest: +SKIP
         """
+        if not self.enabled:
+            return
         route = ROUTE_ID[(api, interface, method)]
         if method in UNVERSIONED_METHODS:
             name = target if isinstance(target, str) else target.name
@@ -281,13 +297,13 @@ def render_text(metrics: Iterable[Metric]) -> bytes:
 
 
 # -- REST endpoint ---------------------------------------------------------------------------------------
-def metrics_route(metrics: ServingMetrics, enabled: bool) -> tuple[str, str, Any]:
+def metrics_route(metrics: ServingMetrics) -> tuple[str, str, Any]:
     """The ``GET /metrics`` route for the REST app. Disabled metrics answer as OVMS does:
     400 ``{"error": "Invalid request URL"}``. Query parameters are ignored."""
     from aiohttp import web
 
     async def handler(request: web.Request) -> web.Response:
-        if not enabled:
+        if not metrics.enabled:
             return web.json_response({"error": "Invalid request URL"}, status=400)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 

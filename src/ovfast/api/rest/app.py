@@ -10,7 +10,7 @@ from aiohttp import web
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
 from ovfast.errors import OvfastError, mapping_for
-from ovfast.observability.metrics import KSERVE, REST, ROUTE_KSERVE_REST_INFER
+from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
 REST_MAX_BODY = 1 << 30
@@ -89,7 +89,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
             dp.metrics.count(handle, KSERVE, REST, "ModelInfer", False)
             log.debug("Inference failed for model %s version %d: %s", handle.name, handle.version, exc)
             raise
-        outs = await dp.infer_tensors(handle, inputs, names, ROUTE_KSERVE_REST_INFER, received_ns)
+        outs = await dp.infer_tensors(handle, inputs, names, dp.metrics.route_kserve_rest_infer, received_ns)
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
                                               default_binary)
         if hlen is None:
