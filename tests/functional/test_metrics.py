@@ -274,7 +274,8 @@ def test_metrics_list_selects_families(repo, tmp_path):
         s = scrape(srv)
         assert set(s.types) == {"ovms_requests_success", "ovms_infer_req_queue_size", "ovms_infer_req_active"}
         assert s.get("ovms_infer_req_queue_size", name="add", version="2") == 3
-        assert s.get("ovms_infer_req_active", name="add", version="2") == 0
+        # the slot goes back to the pool just after the response is queued: 0 or, briefly, 1
+        assert 0 <= s.get("ovms_infer_req_active", name="add", version="2") <= 1
         assert s.requests("success", "KServe", "gRPC", "ModelInfer", "add", "2") == 1
         # DEBUG (conftest's default level here) logs the failed request with its model and version
         text = log_file.read_text()

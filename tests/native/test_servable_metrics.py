@@ -54,8 +54,9 @@ def test_submit_counts_successes_failures_and_histograms(servable):
     assert sum(rest_hist[0]) - sum(before["request_us"][1][0]) == 6  # REST route -> REST histogram
     assert sum(grpc_hist[0]) == sum(before["request_us"][0][0])
     assert len(after["inference_us"][0]) == len(_native.HISTOGRAM_BOUNDS_US) + 1  # + Inf
+    # decremented before the completion is queued, so it is exact once every completion arrived
+    # (Servable.active is not: the slot is handed back after the push)
     assert after["current_requests"] == 0
-    assert s.active == 0
 
 
 def test_no_route_counts_nothing(servable):
