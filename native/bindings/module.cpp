@@ -23,6 +23,7 @@ using namespace ovfast::bindings;
 
 namespace ovfast::bindings {
 std::array<PyObject*, 12> g_errors{};
+void register_tfs(py::module_& m);
 }
 
 namespace {
@@ -197,4 +198,5 @@ PYBIND11_MODULE(_native, m) {
 
   register_image(m);
   register_metrics(m, servable);
+  register_tfs(m);
 }

@@ -51,8 +51,7 @@ Status apply_preprocessing(std::shared_ptr<ov::Model>& model, const std::map<std
   return Status::ok();
 }
 
-bool accepts_nhwc_images(const ov::Model& model, size_t index) {
-  const auto& port = model.input(index);
+bool accepts_nhwc_images(const ov::Output<const ov::Node>& port) {
   const ov::PartialShape& ps = port.get_partial_shape();
   if (ps.rank().is_dynamic() || ps.size() != 4) return false;
   const ov::Layout layout = ov::layout::get_layout(port);

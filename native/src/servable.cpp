@@ -7,6 +7,7 @@
 #include "ovfast/image_decode.hpp"
 #include "ovfast/kserve_codec.hpp"
 #include "ovfast/preprocess.hpp"
+#include "ovfast/tfs_codec.hpp"
 
 namespace ovfast {
 
@@ -122,9 +123,15 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
   s->opts_ = opts;
   s->cq_ = std::move(cq);
   try {
-    std::shared_ptr<ov::Model> model = core.read_model(opts.model_path);
+    // NOTE: with nothing to change in the model, compile straight from the file: with CACHE_DIR
+    // set, OpenVINO then finds the cached blob by file and skips reading and hashing the model.
+    const bool from_file = opts.shapes.empty() && opts.batch_size.empty() && !opts.echo && opts.layouts.empty() &&
+                           opts.mean.empty() && opts.scale.empty();
+    std::shared_ptr<ov::Model> model = from_file ? nullptr : core.read_model(opts.model_path);
     // Reshape: an explicit shape wins over batch_size (as in OVMS).
-    if (!opts.shapes.empty()) {
+    if (from_file) {
+      // nothing to reshape
+    } else if (!opts.shapes.empty()) {
       std::map<ov::Output<ov::Node>, ov::PartialShape> new_shapes;
       for (const auto& [name, text] : opts.shapes) {
         ov::PartialShape ps;
@@ -160,10 +167,10 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
     if (!parse_color_order(opts.color_format, &order))
       return invalid_argument("Invalid color_format '" + opts.color_format + "': expected BGR or RGB");
     s->color_order_ = static_cast<int>(order);
-    OVF_RETURN_IF_ERROR(apply_preprocessing(model, opts.layouts, opts.mean, opts.scale));
-    for (size_t i = 0; i < model->inputs().size(); ++i) s->image_nhwc_ok_.push_back(accepts_nhwc_images(*model, i));
+    if (model) OVF_RETURN_IF_ERROR(apply_preprocessing(model, opts.layouts, opts.mean, opts.scale));
     if (!opts.echo) {
-      s->compiled_ = core.compile_model(model, opts.device, opts.plugin_config);
+      s->compiled_ = from_file ? core.compile_model(opts.model_path, opts.device, opts.plugin_config)
+                               : core.compile_model(model, opts.device, opts.plugin_config);
       for (size_t i = 0; i < s->compiled_.inputs().size(); ++i) {
         const auto& p = s->compiled_.inputs()[i];
         s->inputs_.push_back({port_name(p, i, "input"), datatype_from_element(p.get_element_type()), p.get_partial_shape()});
@@ -172,6 +179,7 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
         const auto& p = s->compiled_.outputs()[i];
         s->outputs_.push_back({port_name(p, i, "output"), datatype_from_element(p.get_element_type()), p.get_partial_shape()});
       }
+      for (const auto& port : s->compiled_.inputs()) s->image_nhwc_ok_.push_back(accepts_nhwc_images(port));
       int nireq = opts.nireq;
       if (nireq <= 0) {
         try {
@@ -196,6 +204,8 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
         s->idle_.push_back(index);
       }
     } else {
+      std::shared_ptr<const ov::Model> cmodel = model;
+      for (const auto& port : cmodel->inputs()) s->image_nhwc_ok_.push_back(accepts_nhwc_images(port));
       for (size_t i = 0; i < model->inputs().size(); ++i) {
         auto p = model->inputs()[i];
         s->inputs_.push_back({p.get_names().empty() ? "input_" + std::to_string(i) : p.get_any_name(),
@@ -435,6 +445,10 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
     outs.clear();
   }
+  if (st.is_ok() && job->mode == ResponseMode::TFS_PROTO) {
+    payload = encode_tfs_response(job->model_name, job->model_version, outs);
+    outs.clear();
+  }
   // NOTE: metrics are updated before the slot is handed on, so a drain()
   // that waits for idle slots also waits for these writes.
   if (job->metrics_route >= 0) {
@@ -502,6 +516,8 @@ void Servable::complete_echo(std::unique_ptr<InferJob> job) {
   c.context = job->context;
   if (job->mode == ResponseMode::KSERVE_PROTO) {
     c.payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
+  } else if (job->mode == ResponseMode::TFS_PROTO) {
+    c.payload = encode_tfs_response(job->model_name, job->model_version, outs);
   } else {
     c.outputs = std::move(outs);
   }

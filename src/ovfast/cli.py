@@ -96,9 +96,42 @@ def _json_arg(name: str, text: str | None):
         raise UsageError(f"{name} is not valid JSON: {exc}") from None
 
 
+def _json_or_text(name: str, text: str | None):
+    """--shape / --layout: JSON object for the per-input form, else the plain string."""
+    if text is None:
+        return None
+    return _json_arg(name, text) if text.strip().startswith("{") else text
+
+
+def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
+    """The single-model flags as a ``model_config_list`` entry, validated by the same code as config.json."""
+    c: dict = {"name": name, "base_path": path}
+    if args.batch_size is not None:
+        c["batch_size"] = args.batch_size
+    shape = _json_or_text("shape", args.shape)
+    if shape is not None:
+        c["shape"] = shape
+    layout = _json_or_text("layout", args.layout)
+    if layout is not None:
+        c["layout"] = layout
+    if args.model_version_policy is not None:
+        c["model_version_policy"] = _json_arg("model_version_policy", args.model_version_policy)
+    if args.nireq is not None:
+        c["nireq"] = args.nireq
+    if args.target_device is not None:
+        c["target_device"] = args.target_device
+    if args.plugin_config is not None:
+        c["plugin_config"] = _json_arg("plugin_config", args.plugin_config)
+    if args.allow_cache:
+        c["allow_cache"] = True
+    if args.color_format is not None:
+        c["color_format"] = args.color_format
+    return c
+
+
 def config_from_args(args: argparse.Namespace):
-    from ovfast.config.load import ConfigError, load_config_file
-    from ovfast.config.schema import ModelConfig, ServerConfig
+    from ovfast.config.load import ConfigError, load_config_file, model_config_from_dict
+    from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
     from ovfast.observability.metrics import select_families
 
@@ -143,19 +176,18 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError("file_system_poll_wait_seconds must be >= 0")
 
     models: list = []
+    repository = None
     if args.config_path:
         try:
-            models, errors, doc = load_config_file(args.config_path)
+            repository = load_config_file(args.config_path)
         except ConfigError as exc:
             raise UsageError(f"Couldn't start model manager: {exc}") from None
-        metrics_enable, metrics_list = _config_metrics(doc, metrics_enable, metrics_list, rest_port)
-        for e in errors:
+        models = list(repository.models)
+        metrics_enable, metrics_list = _config_metrics(repository.monitoring, metrics_enable, metrics_list,
+                                                       rest_port)
+        for e in repository.errors:
             logging.getLogger("ovfast.config").error("Invalid model configuration, skipped: %s", e)
     else:
-        plugin = _json_arg("plugin_config", args.plugin_config) or {}
-        if not isinstance(plugin, dict):
-            raise UsageError("plugin_config must be a JSON object")
-        policy = _json_arg("model_version_policy", args.model_version_policy)
         if demo:
             name, path = DEMO_NAME, str(ensure_demo_model())
             logging.getLogger("ovfast.cli").info(
@@ -163,25 +195,19 @@ def config_from_args(args: argparse.Namespace):
                 DEMO_NAME)
         else:
             name, path = args.model_name, os.path.abspath(args.model_path)
-        shape = ()
-        if args.shape:
-            shape_val = args.shape
-            if shape_val.strip().startswith("{"):
-                obj = _json_arg("shape", shape_val)
-                shape = tuple((str(k), str(v)) for k, v in obj.items())
-            else:
-                shape = (("", shape_val),)
-        models = [ModelConfig(
-            name=name, base_path=path, target_device=args.target_device or "CPU",
-            plugin_config=tuple(sorted(plugin.items())), nireq=args.nireq or 0,
-            batch_size=args.batch_size or "", shape=shape, layout=args.layout,
-            model_version_policy=policy, allow_cache=args.allow_cache, color_format=args.color_format,
-            mean=args.mean, scale=args.scale)]
-        from ovfast.repository.registry import image_options
         try:
-            image_options(models[0])
-        except ValueError as exc:
+            models = [model_config_from_dict(single_model_dict(args, name, path))]
+        except ConfigError as exc:
             raise UsageError(str(exc)) from None
+        if args.mean is not None or args.scale is not None:
+            # CLI-only options (as in OVMS), applied by the native pre-processing
+            from dataclasses import replace
+            from ovfast.repository.registry import image_options
+            models = [replace(models[0], mean=args.mean, scale=args.scale)]
+            try:
+                image_options(models[0])
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
     try:
         select_families(metrics_list)
     except ValueError as exc:
@@ -194,23 +220,20 @@ def config_from_args(args: argparse.Namespace):
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
-        rest_workers=args.rest_workers, metrics_enable=metrics_enable, metrics_list=metrics_list,
+        repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
+        metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments})
 
 
-def _config_metrics(doc: dict, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:
-    """Merges config.json `monitoring.metrics` into the CLI metrics flags (CLI values win)."""
-    from ovfast.observability.metrics import settings_from_config
-
-    try:
-        settings = settings_from_config(doc)
-    except ValueError as exc:
-        raise UsageError(f"Invalid monitoring configuration: {exc}") from None
-    if settings is None:
+def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:
+    """Merges config.json `monitoring.metrics` (already validated by config.load) into the CLI metrics
+    flags; CLI values win."""
+    metrics = monitoring.metrics if monitoring is not None else None
+    if metrics is None:
         return enable, names
-    if settings.enable and not rest_port:
+    if metrics.enable and not rest_port:
         raise UsageError("Missing rest_port parameter in server CLI")
-    return enable or settings.enable, names or settings.metrics_list
+    return enable or metrics.enable, names or metrics.metrics_list
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,14 @@ from aiohttp import web
 from ovfast import _native
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
+from ovfast.api.grpc.tfs import TfsService
+from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
+from ovfast.api.rest.config_api import config_routes
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
+from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.server")
@@ -30,6 +34,9 @@ class Server:
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
         self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
+        self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
+                                       echo=config.echo)
+        self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
         self._stop = asyncio.Event()
         self._grpc = None
         self._rest_runner: web.AppRunner | None = None
@@ -39,13 +46,16 @@ class Server:
         self.completions.attach(loop)
         cfg = self.config
         if cfg.port:
-            self._grpc, bound = build_grpc_server(KServeService(self.dataplane).handlers(), cfg.grpc_bind_address,
+            handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
+            self._grpc, bound = build_grpc_server(handlers, cfg.grpc_bind_address,
                                                   cfg.port, cfg.extra.get("grpc_channel_arguments"))
             await self._grpc.start()
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
-            app = build_rest_app(self.dataplane,
-                                 extra_routes=[metrics_route(self.dataplane.metrics)])
+            # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
+            tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs
+                                 + [metrics_route(self.dataplane.metrics)])
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()
@@ -53,10 +63,16 @@ class Server:
                 site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
                 await site.start()
             log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
-        for m in cfg.models:
-            await self.registry.add_model(m)
+        await self.reloader.start()
+        self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True
         log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
+
+    async def _reload_config(self) -> None:
+        result = await self.reloader.cycle()
+        if result.error:
+            from ovfast.errors import FailedPreconditionError
+            raise FailedPreconditionError(f"Reloading config file failed - {result.error}")
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -74,6 +90,7 @@ class Server:
         if self._rest_runner is not None:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.reloader.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

@@ -163,18 +163,30 @@ def test_single_model_mode_all_flags(ovfast_server, model_repo):
 
 
 def test_config_unknown_key_in_entry(ovfast_server, model_repo, tmp_path):
+    """Strict schema (OVMS): an entry with an unknown key is refused and reported; the other entries serve."""
     cfg = model_repo.write_config(
         tmp_path / "config.json",
         ["add", "two_io"],
-        extra={"add": {"some_future_option": {"nested": [1, 2]}, "nireq": 2}, "two_io": {"unknown_flag": True}},
+        extra={"two_io": {"unknown_flag": True}},
     )
+    srv = ovfast_server("--config_path", str(cfg))
+    assert_rest_serving(srv.http_url)
+    assert rest(srv.http_url, "GET", "/v2/models/add/ready").status == 200
+    assert rest(srv.http_url, "GET", "/v2/models/two_io/ready").status == 404
+    assert srv.stop() == 0
+    assert "unknown_flag" in srv.log()
+
+
+def test_config_unknown_top_level_key_is_a_usage_error(model_repo, tmp_path):
+    cfg = model_repo.write_config(tmp_path / "config.json", ["add"])
     data = json.loads(cfg.read_text())
     data["some_top_level_key"] = []
     cfg.write_text(json.dumps(data))
-    srv = ovfast_server("--config_path", str(cfg))
-    assert_rest_serving(srv.http_url)
-    assert rest(srv.http_url, "GET", "/v2/models/two_io/ready").status == 200
-    assert srv.stop() == 0, srv.log()
+    port, rest_port = free_ports(2)
+    proc = subprocess.run(ovfast_cmd("--config_path", str(cfg), "--port", str(port), "--rest_port", str(rest_port)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 64, proc.stderr
+    assert "some_top_level_key" in proc.stderr
 
 
 def test_onnx_model(ovfast_server, onnx_model):

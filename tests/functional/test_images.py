@@ -279,12 +279,10 @@ def test_bad_images_rest(image_server, bad_cases, case):
 
 
 def test_config_rejects_unknown_color_format(tmp_path):
-    from ovfast.config.load import ConfigError, parse_config_text
+    from ovfast.config.load import parse_config_text
 
     text = json.dumps({"model_config_list": [{"config": {"name": "m", "base_path": "/x", "color_format": "YUV"}}]})
-    models, errors, _ = parse_config_text(text, tmp_path)
-    assert not models and "color_format" in errors[0]
-    text = text.replace("YUV", "rgb")
-    models, errors, _ = parse_config_text(text, tmp_path)
-    assert models[0].color_format == "rgb" and not errors
-    assert ConfigError  # the error type callers catch
+    repo = parse_config_text(text, tmp_path)
+    assert not repo.models and "color_format" in repo.errors[0]
+    repo = parse_config_text(text.replace("YUV", "rgb"), tmp_path)
+    assert repo.models[0].color_format == "RGB" and not repo.errors

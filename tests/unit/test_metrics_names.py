@@ -23,29 +23,6 @@ def test_select_keeps_order_drops_graph_families_and_refuses_unknown():
         m.select_families(["ovms_streams", "nope", "ovms_nope"])
 
 
-@pytest.mark.parametrize(
-    "doc, expected",
-    [
-        ({}, None),
-        ({"monitoring": {"metrics": {"enable": True}}}, m.MetricsSettings(True, ())),
-        ({"monitoring": {"metrics": {"enable": False, "metrics_list": ["ovms_streams"]}}},
-         m.MetricsSettings(False, ("ovms_streams",))),
-    ],
-)
-def test_settings_from_config(doc, expected):
-    assert m.settings_from_config(doc) == expected
-
-
-@pytest.mark.parametrize(
-    "monitoring",
-    [[], {"metrics": {}}, {"metrics": {"enable": "yes"}}, {"metrics": {"enable": True, "metrics_list": "a"}},
-     {"metrics": {"enable": True, "extra": 1}}, {"metrics": {"enable": True}, "other": {}}],
-)
-def test_settings_from_config_rejects_malformed(monitoring):
-    with pytest.raises(ValueError):
-        m.settings_from_config({"monitoring": monitoring})
-
-
 def test_routes_match_native_numbering():
     # route = api * 6 + interface * 3 + method (native/include/ovfast/metrics.hpp)
     for i, (api, itf, method) in enumerate(m.ROUTES):

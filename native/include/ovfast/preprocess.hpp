@@ -22,6 +22,6 @@ Status apply_preprocessing(std::shared_ptr<ov::Model>& model, const std::map<std
 
 // True when `model`'s input `index` can take decoded NHWC images: rank 4 with
 // no layout, or a layout with H, W, C at positions 1, 2, 3 (OVMS: N...HWC).
-bool accepts_nhwc_images(const ov::Model& model, size_t index);
+bool accepts_nhwc_images(const ov::Output<const ov::Node>& port);
 
 }  // namespace ovfast

@@ -35,6 +35,7 @@ struct InputTensor {
 enum class ResponseMode : int {
   KSERVE_PROTO = 0,  // serialize a ModelInferResponse into Completion::payload
   TENSORS = 1,       // hand back owned output tensors (REST, TFS, tests)
+  TFS_PROTO = 2,     // serialize a tensorflow.serving.PredictResponse into Completion::payload
 };
 
 struct InferJob {

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError
+from ovfast.errors import OvfastError, UnavailableError
 from ovfast.observability.metrics import ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
@@ -28,12 +28,22 @@ class TensorOut:
     data: object  # numpy array (read-only view of the native tensor) or list[bytes]
 
 
+def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
+    """Input shapes of a serialized ModelInferRequest (cold path: only models with shape/batch "auto")."""
+    from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
+
+    req = pb.ModelInferRequest.FromString(data)
+    return {t.name: list(t.shape) for t in req.inputs}
+
+
 class DataPlane:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.metrics = ServingMetrics(registry)
         self.ready = False
         self.live = True
+        # set by the server: applies config changes now (TFS HandleReloadConfigRequest); None = nothing to reload
+        self.reload_config = None
 
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
@@ -84,7 +94,12 @@ class DataPlane:
         """gRPC ModelInfer: serialized request in, serialized response out; tensors never become Python objects."""
         t0 = time.perf_counter_ns()
         req = _native.parse_kserve_request(data)
-        handle = self.registry.resolve(req.model_name, req.model_version)
+        try:
+            handle = self.registry.resolve(req.model_name, req.model_version)
+        except UnavailableError:  # still loading: wait for it (bounded)
+            handle = await self.registry.resolve_wait(req.model_name, req.model_version)
+        if handle.auto_reshape:
+            handle = await self.registry.fit_shapes(handle, kserve_input_shapes(data))
         try:
             payload, infer_us, wait_us = await handle.infer_kserve(req, self.metrics.route_kserve_grpc_infer)
         except OvfastError as exc:
@@ -97,6 +112,8 @@ class DataPlane:
                             received_ns: int = 0) -> list:
         """``route``/``received_ns``: see ModelHandle.infer_tensors (metrics are counted natively)."""
         t0 = time.perf_counter_ns()
+        if handle.auto_reshape:
+            handle = await self.registry.fit_shapes(handle, {i[0]: list(i[2]) for i in inputs})
         try:
             outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs, route, received_ns)
         except OvfastError as exc:

@@ -1,122 +1,344 @@
-"""config.json (OVMS format) -> ModelConfigs. One entry point: ``load_config_file``."""
+"""config.json (OVMS format) and single-model CLI flags -> frozen, validated configs.
+
+Strict: unknown keys are refused (OVMS's schema has ``additionalProperties: false``); the only
+extra keys are ovfast's documented extensions (docs/config.md). A problem with the file as a
+whole raises :class:`ConfigError`; a problem with one model entry skips that entry and is
+reported in ``RepositoryConfig.errors`` so the other models are still served.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
-from ovfast.config.schema import ModelConfig
+from ovfast.config.schema import MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig
+from ovfast.repository.version_policy import Latest, policy_from_json
 
 log = logging.getLogger("ovfast.config")
 
-MODEL_KEYS = {
+OVMS_MODEL_KEYS = frozenset({
     "name", "base_path", "batch_size", "shape", "layout", "model_version_policy", "nireq",
     "target_device", "plugin_config", "allow_cache", "stateful", "idle_sequence_cleanup",
     "max_sequence_number", "low_latency_transformation", "custom_loader_options", "graph_path", "subconfig",
-    "color_format",
+})
+# ovfast's own per-model keys; each one is documented in docs/config.md.
+EXTENSION_MODEL_KEYS = frozenset({"color_format"})
+UNSUPPORTED_MODEL_KEYS = {
+    "custom_loader_options": "custom model loaders (deprecated in OVMS) are not supported by ovfast",
+    "graph_path": "MediaPipe graphs are not supported by ovfast",
+    "subconfig": "MediaPipe graphs are not supported by ovfast",
 }
-TOP_KEYS = {"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
-            "custom_loader_config_list", "mediapipe_config_list", "monitoring"}
+STATEFUL_KEYS = ("idle_sequence_cleanup", "max_sequence_number", "low_latency_transformation")
+TOP_KEYS = frozenset({"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
+                      "custom_loader_config_list", "mediapipe_config_list", "monitoring"})
+REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://")
+MAX_NIREQ = 100000
+READ_RETRIES = 3  # OVMS MAX_CONFIG_JSON_READ_RETRY_COUNT
+READ_RETRY_DELAY_S = 0.01
+
+_DIM_RE = re.compile(r"^(-1|\d+|\d+:\d+)$")
+_LAYOUT_SIDE_RE = re.compile(r"^((\.\.\.)|[A-Z?])+$|^\[[A-Za-z?.,\s]+\]$")
+COLOR_FORMATS = frozenset({"RGB", "BGR"})  # what the native image decoder produces
 
 
 class ConfigError(ValueError):
-    """The config file cannot be used; the message says why."""
+    """The configuration cannot be used; the message says why."""
 
 
-def _shape_items(value: Any) -> tuple[tuple[str, str], ...]:
-    if value is None:
+# -- value parsers (pure; raise ConfigError) ------------------------------------------------
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def parse_dims(text: str, what: str) -> str:
+    """'(1, 3,224,224)' / '[1,3,-1,1:8]' -> canonical '(1,3,-1,1:8)'."""
+    s = text.replace(" ", "")
+    if len(s) < 2 or s[0] not in "([" or s[-1] not in ")]" or (s[0] == "(") != (s[-1] == ")"):
+        raise ConfigError(f"{what}: '{text}' is not a shape; expected 'auto' or a tuple such as (1,3,224,224)")
+    body = s[1:-1]
+    dims = body.split(",") if body else []
+    for d in dims:
+        if not _DIM_RE.match(d):
+            raise ConfigError(f"{what}: bad dimension '{d}' in '{text}' (use N, -1 or min:max)")
+        if ":" in d:
+            lo, hi = (int(x) for x in d.split(":"))
+            if lo <= 0 or hi <= 0 or lo > hi:
+                raise ConfigError(f"{what}: bad range '{d}' in '{text}' (need 0 < min <= max)")
+        elif int(d) == 0:
+            raise ConfigError(f"{what}: dimension 0 in '{text}' (use a positive size or -1)")
+    return "(" + ",".join(dims) + ")"
+
+
+def parse_shape(value: Any) -> tuple[tuple[str, str], ...]:
+    """OVMS ``shape``: "auto" | "(1,3,224,224)" | [1,3,224,224] | {"input": "(..)" | "auto" | [..]}."""
+    def one(v: Any, what: str) -> str:
+        if isinstance(v, list):
+            if not all(_is_int(x) for x in v):
+                raise ConfigError(f"{what}: a shape array must hold integers, got {v!r}")
+            v = "(" + ",".join(str(x) for x in v) + ")"
+        if not isinstance(v, str):
+            raise ConfigError(f"{what}: must be 'auto', a tuple string or an integer array, got {v!r}")
+        return "auto" if v.strip() == "auto" else parse_dims(v, what)
+
+    if value is None or value == "" or value == {}:
         return ()
-    if isinstance(value, str):
-        return (("", value),)
-    if isinstance(value, list):
-        return (("", "(" + ",".join(str(int(v)) for v in value) + ")"),)
     if isinstance(value, dict):
         out = []
         for k, v in value.items():
-            if isinstance(v, list):
-                v = "(" + ",".join(str(int(x)) for x in v) + ")"
-            out.append((str(k), str(v)))
+            if not k:
+                raise ConfigError("shape: input names must not be empty")
+            out.append((k, one(v, f"shape of input '{k}'")))
         return tuple(out)
-    raise ConfigError(f"shape must be a string, list or object, got {type(value).__name__}")
+    return (("", one(value, "shape")),)
 
 
-def model_config_from_json(entry: dict, config_dir: Path | None) -> ModelConfig:
-    if not isinstance(entry, dict) or set(entry) != {"config"} or not isinstance(entry["config"], dict):
-        raise ConfigError("each model_config_list element must be {\"config\": {...}}")
-    c = entry["config"]
-    unknown = set(c) - MODEL_KEYS
-    if unknown:
-        log.warning("Model config %s: ignoring unknown keys %s", c.get("name"), sorted(unknown))
-    name = c.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError("model config requires a non-empty string 'name'")
-    base = c.get("base_path")
+def parse_batch_size(value: Any) -> str:
+    """OVMS ``batch_size``: N | "N" | "auto" | "-1" | "lo:hi" -> canonical string ("" = model's own)."""
+    if value is None:
+        return ""
+    if _is_int(value):
+        if value < -1:
+            raise ConfigError(f"batch_size: {value} is not allowed (use N > 0, -1, 'auto' or 'min:max')")
+        return "" if value == 0 else str(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"batch_size: must be a number or a string, got {value!r}")
+    s = value.strip()
+    if s in ("", "0"):
+        return ""
+    if s == "auto":
+        return "auto"
+    if not _DIM_RE.match(s):
+        raise ConfigError(f"batch_size: '{value}' is not valid (use N, -1, 'auto' or 'min:max')")
+    if ":" in s:
+        lo, hi = (int(x) for x in s.split(":"))
+        if lo <= 0 or lo > hi:
+            raise ConfigError(f"batch_size: bad range '{value}' (need 0 < min <= max)")
+    return s
+
+
+def _parse_layout_text(text: Any, what: str) -> str:
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{what}: must be a non-empty string such as 'NHWC:NCHW', got {text!r}")
+    sides = text.split(":")
+    if len(sides) > 2 or not all(_LAYOUT_SIDE_RE.match(s) for s in sides):
+        raise ConfigError(f"{what}: '{text}' is not a layout (use e.g. 'NCHW', 'N...', or '<sent>:<model>' "
+                          "such as 'NHWC:NCHW')")
+    if len(sides) == 2 and "..." not in text and "[" not in text and sorted(sides[0]) != sorted(sides[1]):
+        raise ConfigError(f"{what}: '{text}' maps between layouts of different dimensions")
+    return text
+
+
+def parse_layout(value: Any) -> tuple[tuple[str, str], ...]:
+    """OVMS ``layout``: "NHWC:NCHW" (the only input) or {"name": "NHWC:NCHW", ...} (inputs or outputs)."""
+    if value is None or value == "" or value == {}:
+        return ()
+    if isinstance(value, dict):
+        return tuple((k, _parse_layout_text(v, f"layout of '{k}'")) for k, v in value.items())
+    return (("", _parse_layout_text(value, "layout")),)
+
+
+def parse_plugin_config(value: Any) -> tuple[tuple[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(f"plugin_config: must be an object, got {value!r}")
+    for k, v in value.items():
+        if not isinstance(v, (str, bool, int, float)):
+            raise ConfigError(f"plugin_config: value of '{k}' must be a string, number or bool, got {v!r}")
+    return tuple(sorted(value.items()))
+
+
+def parse_base_path(base: Any, config_dir: Path | None) -> str:
     if not isinstance(base, str) or not base:
-        raise ConfigError(f"model {name}: 'base_path' must be a non-empty string")
-    if ".." in Path(base).parts:
-        raise ConfigError(f"model {name}: path escape with '..' is forbidden in base_path: {base}")
-    if "://" not in base and not os.path.isabs(base) and config_dir is not None:
-        base = str(config_dir / base)
-    plugin = c.get("plugin_config", {}) or {}
-    if not isinstance(plugin, dict):
-        raise ConfigError(f"model {name}: plugin_config must be an object")
-    batch = c.get("batch_size", "")
-    color_format = c.get("color_format")
-    if color_format is not None and (not isinstance(color_format, str) or color_format.upper() not in ("BGR", "RGB")):
-        raise ConfigError(f"model {name}: color_format must be \"BGR\" or \"RGB\"")
+        raise ConfigError("'base_path' must be a non-empty string")
+    if base.startswith("azure://"):
+        raise ConfigError(f"base_path '{base}': azure:// is not a supported scheme (use az:// or azfs://)")
+    if ".." in Path(base.split("://", 1)[-1]).parts:
+        raise ConfigError(f"base_path '{base}': path escape with '..' is forbidden")
+    if base.startswith(REMOTE_SCHEMES):
+        return base
+    if "://" in base:
+        raise ConfigError(f"base_path '{base}': unsupported scheme (local paths, s3://, gs://, az://, azfs://)")
+    if not os.path.isabs(base):
+        base = str((config_dir or Path.cwd()) / base)
+    return os.path.normpath(base)
+
+
+def _bool(c: dict, key: str, default: bool) -> bool:
+    v = c.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"'{key}' must be true or false, got {v!r}")
+    return v
+
+
+def _color_format(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or v.upper() not in COLOR_FORMATS:
+        raise ConfigError(f"color_format: {v!r} is not valid (one of {sorted(COLOR_FORMATS)})")
+    return v.upper()
+
+
+def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfig:
+    """Validates one model's settings (the object inside ``{"config": ...}``)."""
+    if not isinstance(c, dict):
+        raise ConfigError(f"model config must be an object, got {c!r}")
+    unknown = set(c) - OVMS_MODEL_KEYS - EXTENSION_MODEL_KEYS
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(OVMS_MODEL_KEYS | EXTENSION_MODEL_KEYS)}")
+    for key, why in UNSUPPORTED_MODEL_KEYS.items():
+        if key in c:
+            raise ConfigError(f"'{key}': {why}")
+    name = c.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("'name' is required and must be a non-empty string")
+    if "/" in name or ":" in name:
+        raise ConfigError(f"name '{name}' must not contain '/' or ':'")
+    base = parse_base_path(c.get("base_path"), config_dir)
     nireq = c.get("nireq", 0)
-    if not isinstance(nireq, int) or isinstance(nireq, bool) or nireq < 0 or nireq > 100000:
-        raise ConfigError(f"model {name}: nireq must be an integer in 0..100000")
+    if not _is_int(nireq) or nireq < 0:
+        raise ConfigError(f"'nireq' must be an integer >= 0, got {nireq!r}")
+    if nireq > MAX_NIREQ:
+        raise ConfigError(f"Nireq parameter too high: {nireq} (max {MAX_NIREQ})")
+    device = c.get("target_device", "CPU")
+    if not isinstance(device, str) or not device.strip():
+        raise ConfigError(f"'target_device' must be a non-empty string, got {device!r}")
+    try:
+        policy = policy_from_json(c["model_version_policy"]) if "model_version_policy" in c else Latest(1)
+    except ValueError as exc:
+        raise ConfigError(f"model_version_policy: {exc}") from None
+    stateful = _bool(c, "stateful", False)
+    if not stateful:
+        given = [k for k in STATEFUL_KEYS if k in c]
+        if given:
+            raise ConfigError(f"{given} are only allowed for stateful models (set \"stateful\": true)")
+    max_seq = c.get("max_sequence_number", 500)
+    if not _is_int(max_seq) or not 0 <= max_seq <= 0xFFFFFFFF:
+        raise ConfigError(f"'max_sequence_number' must be an integer in 0..4294967295, got {max_seq!r}")
+    shape = parse_shape(c.get("shape"))
+    batch = parse_batch_size(c.get("batch_size"))
+    if shape and batch:
+        log.warning("Model %s: both shape and batch size have been defined. Batch size parameter will be ignored",
+                    name)
+        batch = ""
     return ModelConfig(
-        name=name,
-        base_path=base,
-        target_device=str(c.get("target_device", "CPU")),
-        plugin_config=tuple(sorted(plugin.items())),
-        nireq=nireq,
-        batch_size="" if batch in (None, "", 0) else str(batch),
-        shape=_shape_items(c.get("shape")),
-        layout=c.get("layout"),
-        model_version_policy=c.get("model_version_policy"),
-        allow_cache=bool(c.get("allow_cache", False)),
-        color_format=color_format,
+        name=name, base_path=base, target_device=device.strip(),
+        plugin_config=parse_plugin_config(c.get("plugin_config")), nireq=nireq, batch_size=batch,
+        shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
+        allow_cache=_bool(c, "allow_cache", False), stateful=stateful,
+        idle_sequence_cleanup=_bool(c, "idle_sequence_cleanup", True), max_sequence_number=max_seq,
+        low_latency_transformation=_bool(c, "low_latency_transformation", False),
+        color_format=_color_format(c.get("color_format")),
     )
 
 
-def parse_config_text(text: str, config_dir: Path | None) -> tuple[list[ModelConfig], list[str], dict]:
-    """Returns (models, per-entry errors, raw document). Raises ConfigError for a file that is unusable as a whole."""
+def parse_monitoring(value: Any) -> MonitoringConfig:
+    """``{"metrics": {"enable": bool, "metrics_list": [str, ...]}}``; metric names are checked by the metrics code."""
+    if not isinstance(value, dict) or set(value) - {"metrics"}:
+        raise ConfigError(f"monitoring: must be {{\"metrics\": {{...}}}}, got {value!r}")
+    m = value.get("metrics")
+    if m is None:
+        return MonitoringConfig()
+    if not isinstance(m, dict):
+        raise ConfigError("monitoring.metrics: must be an object")
+    unknown = set(m) - {"enable", "metrics_list", "endpoint_path"}
+    if unknown:
+        raise ConfigError(f"monitoring.metrics: unknown key(s) {sorted(unknown)}")
+    if not isinstance(m.get("enable"), bool):
+        raise ConfigError("monitoring.metrics.enable is required and must be true or false")
+    lst = m.get("metrics_list", [])
+    if not isinstance(lst, list) or not all(isinstance(x, str) and x for x in lst):
+        raise ConfigError("monitoring.metrics.metrics_list must be an array of metric names")
+    return MonitoringConfig(MetricsConfig(m["enable"], tuple(lst)))
+
+
+def _array(doc: dict, key: str) -> list:
+    v = doc.get(key, [])
+    if not isinstance(v, list):
+        raise ConfigError(f"'{key}' must be an array")
+    return v
+
+
+def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> RepositoryConfig:
+    """Parses a config.json. Raises ConfigError when the file as a whole is unusable."""
+    raw = text.encode() if isinstance(text, str) else text
+    digest = hashlib.md5(raw).hexdigest()
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"The file is not valid json - Error: {exc.msg}. Offset: {exc.pos}") from exc
-    if not isinstance(doc, dict) or "model_config_list" not in doc:
-        raise ConfigError("The config file must be an object with a 'model_config_list' array")
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" Offset: {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(f"The file is not valid json - Error: {getattr(exc, 'msg', exc)}.{where}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError("The config file must be a JSON object with a 'model_config_list' array")
     unknown = set(doc) - TOP_KEYS
     if unknown:
-        log.warning("Config file: ignoring unknown top-level keys %s", sorted(unknown))
-    entries = doc["model_config_list"]
-    if not isinstance(entries, list):
-        raise ConfigError("'model_config_list' must be an array")
-    models, errors, seen = [], [], set()
+        raise ConfigError(f"Config file: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    if "model_config_list" not in doc:
+        raise ConfigError("Config file: 'model_config_list' is required")
+    entries = _array(doc, "model_config_list")
+    for key in ("custom_loader_config_list", "mediapipe_config_list"):
+        if _array(doc, key):
+            raise ConfigError(f"'{key}' is not supported by ovfast")
+    pipelines = _array(doc, "pipeline_config_list")
+    libraries = _array(doc, "custom_node_library_config_list")
+    for i, p in enumerate(pipelines):
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise ConfigError(f"pipeline_config_list[{i}]: must be an object with a string 'name'")
+    for i, lib in enumerate(libraries):
+        if not isinstance(lib, dict) or set(lib) != {"name", "base_path"}:
+            raise ConfigError(f"custom_node_library_config_list[{i}]: must be {{\"name\": ..., \"base_path\": ...}}")
+    monitoring = parse_monitoring(doc["monitoring"]) if "monitoring" in doc else None
+
+    models: list[ModelConfig] = []
+    errors: list[str] = []
+    invalid: list[str] = []
+    names = {p["name"] for p in pipelines}
     for i, entry in enumerate(entries):
+        label = f"model_config_list[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"config"}:
+            errors.append(f"{label}: each element must be {{\"config\": {{...}}}}")
+            continue
+        c = entry["config"]
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            label += f" (model '{c['name']}')"
         try:
-            m = model_config_from_json(entry, config_dir)
+            m = model_config_from_dict(c, config_dir)
         except ConfigError as exc:
-            errors.append(f"model_config_list[{i}]: {exc}")
+            errors.append(f"{label}: {exc}")
+            if isinstance(c, dict) and isinstance(c.get("name"), str):
+                invalid.append(c["name"])
             continue
-        if m.name in seen:
-            errors.append(f"model_config_list[{i}]: model name {m.name} is already used")
+        if m.name in names:
+            errors.append(f"{label}: name '{m.name}' is already used by another model or pipeline")
             continue
-        seen.add(m.name)
+        names.add(m.name)
         models.append(m)
-    return models, errors, doc
+    return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
+                            monitoring=monitoring,
+                            pipelines=tuple(pipelines), custom_node_libraries=tuple(libraries), digest=digest)
 
 
-def load_config_file(path: str) -> tuple[list[ModelConfig], list[str], dict]:
-    p = Path(path)
+def read_config_bytes(path: str | os.PathLike) -> bytes:
     try:
-        text = p.read_text()
+        return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"Config file not found or cannot open: {path} ({exc.strerror})") from exc
-    return parse_config_text(text, p.resolve().parent)
+        raise ConfigError(f"Config file not found or cannot open: {path} ({exc.strerror})") from None
+
+
+def load_config_file(path: str | os.PathLike) -> RepositoryConfig:
+    """Reads and parses ``path``; a file caught mid-write is re-read (OVMS: 3 tries, 10 ms apart)."""
+    p = Path(path)
+    for attempt in range(READ_RETRIES):
+        try:
+            return parse_config_text(read_config_bytes(p), p.resolve().parent)
+        except ConfigError:
+            if attempt == READ_RETRIES - 1:
+                raise
+            time.sleep(READ_RETRY_DELAY_S)
+    raise AssertionError("unreachable")

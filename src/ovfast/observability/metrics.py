@@ -106,34 +106,6 @@ def select_families(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n in FAMILIES))
 
 
-@dataclass(frozen=True)
-class MetricsSettings:
-    enable: bool
-    metrics_list: tuple[str, ...]
-
-
-def settings_from_config(doc: dict) -> MetricsSettings | None:
-    """Reads config.json ``monitoring`` (``{"metrics": {"enable": bool, "metrics_list": [str]}}``).
-
-    Returns None when the document has no ``monitoring``; raises ValueError when it is malformed.
-    """
-    mon = doc.get("monitoring")
-    if mon is None:
-        return None
-    if not isinstance(mon, dict) or set(mon) != {"metrics"} or not isinstance(mon["metrics"], dict):
-        raise ValueError('monitoring must be {"metrics": {"enable": true|false, "metrics_list": [...]}}')
-    m = mon["metrics"]
-    unknown = set(m) - {"enable", "metrics_list", "endpoint_path"}
-    if unknown:
-        raise ValueError(f"monitoring.metrics has unknown keys {sorted(unknown)}")
-    if not isinstance(m.get("enable"), bool):
-        raise ValueError("monitoring.metrics.enable is required and must be true or false")
-    names = m.get("metrics_list", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError("monitoring.metrics.metrics_list must be an array of strings")
-    return MetricsSettings(m["enable"], tuple(names))
-
-
 # -- collection ------------------------------------------------------------------------------------------
 class ServingMetrics:
     """The server's metrics: the per-name counters Python keeps, and the scrape-time collector.

@@ -1,21 +1,35 @@
-"""ModelRegistry: name -> {version -> ModelHandle}. The only writer of model state."""
+"""ModelRegistry: name -> {version -> ModelHandle}. The only writer of model state.
+
+Contracts:
+- Every method runs on the server's event loop; blocking loads/unloads go to the default
+  executor. A model's versions are changed only under that model's ``lock``.
+- A version is replaced by loading the new handle first, swapping it into ``versions`` (one
+  dict assignment on the loop), then unloading the old one; the old handle's drain() lets
+  requests in flight finish on it.
+- The default version is the highest AVAILABLE one.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ovfast import _native
+from ovfast.config.diff import ReloadPlan
 from ovfast.config.schema import ModelConfig
 from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
-    MODEL_VERSION_NOT_LOADED_YET, InvalidArgumentError, NotFoundError, UnavailableError,
+    MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, list_versions
-from ovfast.repository.version_policy import policy_from_json
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState
 
 log = logging.getLogger("ovfast.registry")
+
+WAIT_FOR_LOADED_S = 10.0  # OVMS DEFAULT_WAIT_FOR_MODEL_LOADED_TIMEOUT_MS
+WAIT_STEP_S = 0.05
+RESHAPE_ERROR = "Model could not be reshaped with requested shape"
 
 
 class ServedModel:
@@ -24,6 +38,9 @@ class ServedModel:
         self.name = config.name
         self.versions: dict[int, ModelHandle] = {}
         self.default: ModelHandle | None = None
+        self.retired = False  # removed from the config; versions stay listed as END
+        self.lock = asyncio.Lock()
+        self.scan_error: str | None = None
 
     def refresh_default(self) -> None:
         avail = [v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE]
@@ -32,26 +49,26 @@ class ServedModel:
     def available_versions(self) -> list[int]:
         return sorted(v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE)
 
+    def loading(self) -> bool:
+        """Some version is on its way to AVAILABLE (not failed)."""
+        return any(h.state < VersionState.AVAILABLE and h.error_code == "OK" for h in self.versions.values())
+
 
 def load_options(cfg: ModelConfig) -> LoadOptions:
     shapes = {k: v for k, v in cfg.shape if v != "auto"}
-    return LoadOptions(device=cfg.target_device, plugin_config=cfg.plugin_config_dict, nireq=cfg.nireq,
+    plugin = cfg.plugin_config_dict
+    if (cfg.auto_batch or cfg.auto_shape_inputs) and not cfg.allow_cache:
+        # OVMS: "auto" models bypass the --cache_dir model cache unless allow_cache is set
+        # (every request shape would leave a blob behind).
+        plugin.setdefault("CACHE_DIR", "")
+    return LoadOptions(device=cfg.target_device, plugin_config=plugin, nireq=cfg.nireq,
                        shapes=shapes, batch_size="" if cfg.batch_size == "auto" else cfg.batch_size,
                        echo=cfg.echo, **image_options(cfg))
 
 
 def image_options(cfg: ModelConfig) -> dict:
     """layout / color_format / mean / scale -> LoadOptions fields (ValueError on malformed values)."""
-    layout = cfg.layout
-    if layout is None:
-        layouts = {}
-    elif isinstance(layout, str):
-        layouts = {"": layout}
-    elif isinstance(layout, dict):
-        layouts = {str(k): str(v) for k, v in layout.items()}
-    else:
-        raise ValueError(f"model {cfg.name}: layout must be a string or an object")
-    return {"layouts": layouts, "color_format": (cfg.color_format or "").upper(),
+    return {"layouts": dict(cfg.layout or ()), "color_format": (cfg.color_format or "").upper(),
             "mean": _floats(cfg.mean, "mean"), "scale": _floats(cfg.scale, "scale")}
 
 
@@ -64,11 +81,43 @@ def _floats(text: str | None, what: str) -> tuple[float, ...]:
         raise ValueError(f"{what} must be a number or a list of numbers such as [123.7,116.3,103.5]") from None
 
 
+def _load_reason(old: ModelHandle | None, path: str, options: LoadOptions) -> str:
+    if old is None:
+        return "new version"
+    if old.state == VersionState.END:
+        return "version selected again"
+    if old.state != VersionState.AVAILABLE:
+        return f"retrying a failed load: {old.error_message}"
+    if old.source[0] != path:
+        return f"model file changed from {old.source[0]}"
+    return "model configuration changed"
+
+
+def _needs_reshape(h: ModelHandle, cfg: ModelConfig, shapes: dict[str, list[int]]) -> bool:
+    auto_inputs = set(cfg.auto_shape_inputs)
+    for i, spec in enumerate(h.inputs):
+        got = shapes.get(spec.name)
+        if got is None:
+            continue
+        if spec.name in auto_inputs or ("" in auto_inputs and i == 0):
+            if len(got) != len(spec.shape) or any(e not in (-1, g) for e, g in zip(spec.shape, got)):
+                return True
+        elif cfg.auto_batch and spec.shape and got and len(got) == len(spec.shape):
+            if spec.shape[0] not in (-1, got[0]):
+                return True
+    return False
+
+
+def _dims(shape: list[int]) -> str:
+    return "(" + ",".join(str(int(d)) for d in shape) + ")"
+
+
 class ModelRegistry:
     def __init__(self, completions: CompletionDispatcher, core: _native.Core) -> None:
         self.models: dict[str, ServedModel] = {}
         self.completions = completions
         self.core = core
+        self._background: set[asyncio.Task] = set()
 
     # -- lookups (hot path: dict gets only) -------------------------------------------------
     def get_model(self, name: str) -> ServedModel:
@@ -78,7 +127,8 @@ class ModelRegistry:
         return m
 
     def resolve(self, name: str, version: str | int | None = None) -> ModelHandle:
-        """The handle serving (name, version); version ''/0/None = default. Raises NotFound/InvalidArgument."""
+        """The handle serving (name, version); version ''/0/None = default. Raises NotFound/InvalidArgument,
+        or Unavailable while the version is still loading."""
         m = self.models.get(name)
         if m is None:
             raise NotFoundError(MODEL_NAME_MISSING)
@@ -86,7 +136,9 @@ class ModelRegistry:
             h = m.default
             if h is None:
                 if any(x.state < VersionState.AVAILABLE for x in m.versions.values()):
-                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
+                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)  # loading, or failed and retried
+                if m.versions and all(x.state == VersionState.END for x in m.versions.values()):
+                    raise NotFoundError(MODEL_VERSION_NOT_LOADED_ANYMORE)
                 raise NotFoundError(MODEL_VERSION_MISSING)
             return h
         if isinstance(version, str):
@@ -103,6 +155,23 @@ class ModelRegistry:
             raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
         return h
 
+    async def resolve_wait(self, name: str, version: str | int | None = None) -> ModelHandle:
+        """resolve(), but a version still loading is waited for (up to 10 s, as OVMS) instead of failing."""
+        try:
+            return self.resolve(name, version)
+        except UnavailableError:
+            pass
+        deadline = time.monotonic() + WAIT_FOR_LOADED_S
+        while True:
+            await asyncio.sleep(WAIT_STEP_S)
+            try:
+                return self.resolve(name, version)
+            except UnavailableError:
+                m = self.models.get(name)
+                failed = m is not None and not m.loading() and m.default is None
+                if failed or time.monotonic() >= deadline:
+                    raise
+
     def lookup_version(self, name: str, version: str | int | None) -> tuple[ServedModel, ModelHandle | None]:
         """Like resolve() but returns non-AVAILABLE handles too (status APIs)."""
         m = self.get_model(name)
@@ -117,7 +186,42 @@ class ModelRegistry:
             raise NotFoundError(MODEL_VERSION_MISSING)
         return m, h
 
-    # -- loading ---------------------------------------------------------------------------
+    def status(self) -> dict[str, list[ModelHandle]]:
+        """Every model's version handles, highest version first (GET /v1/config, TFS GetModelStatus)."""
+        return {n: [m.versions[v] for v in sorted(m.versions, reverse=True)] for n, m in sorted(self.models.items())}
+
+    # -- applying configs -------------------------------------------------------------------
+    async def apply(self, plan: ReloadPlan) -> bool:
+        """Applies a reload plan (see config/diff.py), then re-scans the versions of every model.
+        Returns True if any version was loaded or unloaded."""
+        for line in plan.describe():
+            log.info("Config reload: %s", line)
+        changed = False
+        for name in plan.removed:
+            served = self.models.get(name)
+            if served is not None:
+                served.retired = True
+                async with served.lock:
+                    changed |= await self._retire(served, list(served.versions))
+        for cfg in plan.added:
+            served = self.models.get(cfg.name)
+            if served is None:
+                self.models[cfg.name] = ServedModel(cfg)
+            else:  # a retired model comes back
+                served.config = cfg
+                served.retired = False
+        for cfg, _ in plan.changed:
+            self.models[cfg.name].config = cfg
+        changed |= await self.sync_all()
+        return changed
+
+    async def sync_all(self) -> bool:
+        changed = False
+        for served in list(self.models.values()):
+            if not served.retired:
+                changed |= await self.sync_versions(served)
+        return changed
+
     async def add_model(self, cfg: ModelConfig) -> ServedModel:
         served = ServedModel(cfg)
         self.models[cfg.name] = served
@@ -125,48 +229,151 @@ class ModelRegistry:
         return served
 
     async def sync_versions(self, served: ServedModel) -> bool:
-        """Loads versions the policy selects and retires the rest. Returns True if anything changed."""
+        """Makes the served versions match the version folders, the policy and the config.
+        Returns True if anything was loaded or unloaded."""
+        async with served.lock:
+            return await self._sync_locked(served)
+
+    async def _sync_locked(self, served: ServedModel) -> bool:
         cfg = served.config
         try:
             available = list_versions(cfg.base_path)
-            policy = policy_from_json(cfg.model_version_policy)
-        except (FileNotFoundError, ValueError) as exc:
-            log.error("Model %s: %s", cfg.name, exc)
+        except (FileNotFoundError, OSError) as exc:
+            msg = f"Model {cfg.name}: {exc}"
+            if served.scan_error != msg:
+                log.error("%s; keeping the versions already served", msg)
+                served.scan_error = msg
             return False
-        wanted = set(policy.select(available))
+        served.scan_error = None
+        wanted = set(cfg.model_version_policy.select(available))
+        options = load_options(cfg)
         changed = False
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
-            h = served.versions.get(v)
-            if h is not None and h.state == VersionState.AVAILABLE:
-                continue
+            old = served.versions.get(v)
             try:
                 path = str(find_model_file(f"{cfg.base_path}/{v}"))
-            except FileNotFoundError as exc:
-                log.error("Model %s version %d: %s", cfg.name, v, exc)
+            except (FileNotFoundError, OSError) as exc:
+                if old is None or old.error_message != str(exc):
+                    log.error("Model %s version %d: %s", cfg.name, v, exc)
+                if old is None or old.state == VersionState.END:
+                    h = ModelHandle(cfg.name, v, "", options, self.completions, self.core)
+                    h.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
+                    served.versions[v] = h
                 continue
-            h = ModelHandle(cfg.name, v, path, load_options(cfg), self.completions, self.core)
-            served.versions[v] = h
+            if old is not None and old.state == VersionState.AVAILABLE and old.source == (path, options):
+                continue
+            if old is not None and old.state < VersionState.AVAILABLE and old.error_code == "OK":
+                continue  # being loaded right now (should not happen under the lock)
+            new = self._new_handle(cfg, v, path, options)
+            replacing = old is not None and old.state == VersionState.AVAILABLE
+            log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path,
+                     _load_reason(old, path, options))
+            if not replacing:
+                served.versions[v] = new  # requests for it wait while it loads
             try:
-                await loop.run_in_executor(None, h.load)
-            except Exception:
+                await loop.run_in_executor(None, new.load)
+            except Exception:  # noqa: BLE001 - logged and recorded on the handle by load()
+                if replacing:
+                    log.error("Model %s version %d: the new configuration failed to load; the previous one "
+                              "keeps serving and the load is retried on the next cycle", cfg.name, v)
+                served.refresh_default()
                 continue
             changed = True
+            served.versions[v] = new
             served.refresh_default()
-        for v, h in list(served.versions.items()):
-            if v not in wanted and h.state == VersionState.AVAILABLE:
-                h.state = VersionState.UNLOADING
-                served.refresh_default()
-                await loop.run_in_executor(None, h.unload)
-                changed = True
+            if replacing:
+                await self._unload(served, old)
+        retire = [v for v, h in served.versions.items() if v not in wanted and h.state != VersionState.END]
+        for v in retire:
+            why = "its folder is gone" if v not in available else "the version policy no longer selects it"
+            log.info("Model %s version %d: retiring because %s", cfg.name, v, why)
+        changed |= await self._retire(served, retire)
         served.refresh_default()
         return changed
 
-    async def unload_all(self) -> None:
-        loop = asyncio.get_running_loop()
-        for served in self.models.values():
-            for h in served.versions.values():
-                if h.state == VersionState.AVAILABLE:
-                    h.state = VersionState.UNLOADING
-                    await loop.run_in_executor(None, h.unload)
+    def _new_handle(self, cfg: ModelConfig, version: int, path: str, options: LoadOptions) -> ModelHandle:
+        h = ModelHandle(cfg.name, version, path, options, self.completions, self.core)
+        h.auto_reshape = bool(cfg.auto_shape_inputs) or cfg.auto_batch
+        return h
+
+    async def _retire(self, served: ServedModel, versions: list[int]) -> bool:
+        changed = False
+        for v in versions:
+            h = served.versions[v]
+            if h.state == VersionState.END:
+                continue
+            if h.state != VersionState.AVAILABLE:  # never loaded: nothing to unload
+                h.set_state(VersionState.END)
+                continue
+            await self._unload(served, h)
+            changed = True
+        served.refresh_default()
+        return changed
+
+    async def _unload(self, served: ServedModel, h: ModelHandle) -> None:
+        """Marks ``h`` UNLOADING at once (new requests stop picking it), then drains and frees it."""
+        h.set_state(VersionState.UNLOADING)
+        served.refresh_default()
+        await asyncio.get_running_loop().run_in_executor(None, h.unload)
+
+    # -- "auto" shape / batch ---------------------------------------------------------------
+    async def fit_shapes(self, h: ModelHandle, shapes: dict[str, list[int]]) -> ModelHandle:
+        """For a model with shape/batch "auto": the handle to run a request with these input shapes on,
+        reloading the version with them first if needed (OVMS semantics). Concurrent callers are
+        serialized on the model's lock, so a shape is compiled once."""
+        served = self.models.get(h.name)
+        if served is None or not _needs_reshape(h, served.config, shapes):
+            return h
+        async with served.lock:
+            cur = served.versions.get(h.version)
+            if cur is None or cur.state != VersionState.AVAILABLE:
+                return self.resolve(h.name, h.version)
+            cfg = served.config
+            if not _needs_reshape(cur, cfg, shapes):
+                return cur
+            base = load_options(cfg)
+            new_shapes = dict(base.shapes)
+            batch = base.batch_size
+            if cfg.auto_shape_inputs:
+                for i, spec in enumerate(cur.inputs):
+                    auto = spec.name in cfg.auto_shape_inputs or ("" in cfg.auto_shape_inputs and i == 0)
+                    if auto and spec.name in shapes:
+                        new_shapes[spec.name] = _dims(shapes[spec.name])
+                    elif auto:
+                        new_shapes[spec.name] = _dims(list(spec.shape))
+            else:
+                first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
+                if first:
+                    batch = str(first[0])
+            opts = LoadOptions(device=base.device, plugin_config=base.plugin_config, nireq=base.nireq,
+                               shapes=new_shapes, batch_size=batch, echo=base.echo, layouts=base.layouts,
+                               color_format=base.color_format, mean=base.mean, scale=base.scale)
+            log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
+                     h.name, h.version, {k: _dims(v) for k, v in shapes.items()})
+            new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)
+            new.source = cur.source
+            new.auto_reshape = True
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, new.load)
+            except Exception as exc:  # noqa: BLE001 - the previous compiled model keeps serving
+                raise FailedPreconditionError(f"{RESHAPE_ERROR} - {exc}") from None
+            served.versions[cur.version] = new
             served.refresh_default()
+            # The old compiled model finishes its in-flight requests in the background.
+            cur.set_state(VersionState.UNLOADING)
+            task = asyncio.get_running_loop().create_task(self._drain_later(cur))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return new
+
+    @staticmethod
+    async def _drain_later(h: ModelHandle) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, h.unload)
+
+    async def unload_all(self) -> None:
+        for served in self.models.values():
+            async with served.lock:
+                await self._retire(served, list(served.versions))
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

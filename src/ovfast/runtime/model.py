@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from ovfast import _native
+from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.model")
@@ -81,6 +82,11 @@ class ModelHandle:
         self.inputs: tuple[TensorSpec, ...] = ()
         self.outputs: tuple[TensorSpec, ...] = ()
         self.load_seconds = 0.0
+        # What this handle was built from (path + options derived from the config): a reload
+        # replaces the handle when this differs from what the current config asks for. An
+        # "auto" reshape changes ``options`` but not ``source``.
+        self.source: tuple = (path, options)
+        self.auto_reshape = False
 
     def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
         self.state = state
@@ -112,7 +118,8 @@ class ModelHandle:
 
     def unload(self) -> None:
         """Blocking: waits for in-flight jobs, then frees the compiled model."""
-        self.set_state(VersionState.UNLOADING)
+        if self.state != VersionState.UNLOADING:
+            self.set_state(VersionState.UNLOADING)
         if self.servable is not None:
             self.servable.drain()
             self.servable = None
@@ -122,12 +129,19 @@ class ModelHandle:
     def available(self) -> bool:
         return self.state == VersionState.AVAILABLE
 
+    def _live_servable(self) -> _native.Servable:
+        s = self.servable
+        if s is None or self.state != VersionState.AVAILABLE:
+            raise UnavailableError(MODEL_VERSION_NOT_LOADED_ANYMORE if self.state > VersionState.AVAILABLE
+                                   else MODEL_VERSION_NOT_LOADED_YET)
+        return s
+
     async def infer_kserve(self, request: _native.KServeRequest, route: int = -1) -> tuple[bytes, int, int]:
         """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us).
 
         ``route`` (observability.metrics ROUTE_*) makes the native side count the request."""
         fut = asyncio.get_running_loop().create_future()
-        self.servable.submit_kserve(request, self.version_str, fut, route)
+        self._live_servable().submit_kserve(request, self.version_str, fut, route)
         return await fut
 
     async def infer_tensors(self, inputs: list, outputs: list | None, route: int = -1,
@@ -137,7 +151,7 @@ class ModelHandle:
         ``route`` makes the native side count the request; ``received_ns`` (time.monotonic_ns() at
         receipt) starts its request-time clock."""
         fut = asyncio.get_running_loop().create_future()
-        self.servable.submit_tensors(inputs, outputs, fut, route, received_ns)
+        self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
         return await fut
 
 

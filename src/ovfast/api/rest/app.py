@@ -80,15 +80,23 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
 
     async def infer(request: web.Request):
         received_ns = time.monotonic_ns()
-        handle = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
+        name, version = request.match_info["name"], request.match_info.get("version")
+        body = await request.read()
         try:
-            body = await request.read()
             doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
         except Exception as exc:
-            # OVMS counts a body that cannot be parsed as a failed request of the resolved model.
-            dp.metrics.count(handle, KSERVE, REST, "ModelInfer", False)
-            log.debug("Inference failed for model %s version %d: %s", handle.name, handle.version, exc)
+            # OVMS counts a body that cannot be parsed as a failed request of the resolved model
+            # (a model that does not resolve is not counted).
+            try:
+                h = dp.registry.resolve(name, version)
+            except OvfastError:
+                raise exc from None
+            dp.metrics.count(h, KSERVE, REST, "ModelInfer", False)
+            log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
             raise
+        # Resolved after the body is read: the handle is used in the same loop step, so a reload
+        # cannot retire it in between.
+        handle = await dp.registry.resolve_wait(name, version)
         outs = await dp.infer_tensors(handle, inputs, names, dp.metrics.route_kserve_rest_infer, received_ns)
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
                                               default_binary)

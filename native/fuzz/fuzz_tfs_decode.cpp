@@ -1,0 +1,24 @@
+// libFuzzer entry: PredictRequest parsing must never crash, read out of
+// bounds or throw, whatever the bytes; a success must yield tensors that lie
+// inside the input buffer or in owned storage.
+#include <cstdint>
+#include <cstdlib>
+
+#include "ovfast/tfs_codec.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  ovfast::InferJob job;
+  ovfast::TfsModelSpec spec;
+  ovfast::Status st = ovfast::parse_tfs_predict_request(data, size, &spec, &job);
+  if (!st.is_ok()) {
+    if (st.code() != ovfast::StatusCode::INVALID_ARGUMENT) std::abort();
+    return 0;
+  }
+  for (const auto& in : job.inputs) {
+    if (!in.data) continue;
+    const bool in_request = in.data >= data && in.data + in.size <= data + size;
+    const bool in_owned = !in.owned.empty() && in.data == in.owned.data() && in.size == in.owned.size();
+    if (!in_request && !in_owned) std::abort();
+  }
+  return 0;
+}

@@ -1,0 +1,288 @@
+"""REST transport for the TensorFlow-Serving API (``/v1/...``), OVMS flavour.
+
+Routes are matched with OVMS's own regexes (spec/ovms.md 3.3) inside one
+catch-all handler, since aiohttp's path templates cannot express ``:predict``.
+Request JSON is converted once into typed numpy buffers (or a list of bytes
+for strings / ``{"b64": ...}`` values) and run through ``DataPlane.infer_tensors``;
+responses follow TF Serving's row (``predictions``) / column (``outputs``) rules.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from urllib.parse import unquote
+
+import numpy as np
+import orjson
+from aiohttp import web
+from google.protobuf import json_format
+
+from ovfast.api.dataplane import DataPlane
+from ovfast.api.rest.app import json_response
+from ovfast.api.rest.tensors import NUMPY_TYPES
+from ovfast.api.tfs import TfsApi
+from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
+from ovfast.runtime.model import TensorSpec
+
+from ovfast._gen._pool import POOL
+
+PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?:(classify|regress|predict)")
+STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?(?:/(metadata))?")
+
+INVALID_URL = "Invalid request URL"
+UNSUPPORTED_METHOD = "Unsupported method"
+REST_NOT_FOUND = "Requested REST resource not found"
+NO_FORMAT = "Invalid JSON structure. Could not detect row or column format"
+NOT_NDARRAY = "Could not parse instance content. Not valid ndarray detected"
+_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+_INT_KINDS = "iu"
+# JSON number kinds numpy may produce -> what each target kind accepts
+_ACCEPTS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
+
+
+def _pretty(obj, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(obj, option=_PRETTY), status=status, content_type="application/json")
+
+
+def _error(message: str, status: int) -> web.Response:
+    return json_response({"error": message}, status)
+
+
+# -- request parsing ---------------------------------------------------------------------------
+
+def _is_b64(v) -> bool:
+    return isinstance(v, dict) and len(v) == 1 and "b64" in v
+
+
+def _strings(name: str, value) -> tuple[list, list[int]]:
+    """Nested lists of strings / {"b64": ...} -> (flat list of bytes, shape). Ragged -> error."""
+    out: list[bytes] = []
+    shape: list[int] = []
+    leaf_depth = [-1]
+
+    def walk(v, depth: int) -> None:
+        if isinstance(v, list):
+            if len(shape) == depth:
+                shape.append(len(v))
+            elif len(shape) < depth or shape[depth] != len(v):
+                raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+            for x in v:
+                walk(x, depth + 1)
+            return
+        if leaf_depth[0] == -1:
+            leaf_depth[0] = depth
+        elif leaf_depth[0] != depth:
+            raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+        if _is_b64(v):
+            if not isinstance(v["b64"], str):
+                raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+            try:
+                out.append(base64.b64decode(v["b64"], validate=True))
+            except ValueError:
+                raise InvalidArgumentError(f"Invalid base64 data; input name: {name}") from None
+        elif isinstance(v, str):
+            out.append(v.encode())
+        else:
+            raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+
+    walk(value, 0)
+    if leaf_depth[0] != -1 and leaf_depth[0] != len(shape):
+        raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+    return out, shape
+
+
+def _has_b64(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return _is_b64(value)
+
+
+def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
+    """One JSON input -> (name, datatype, shape, ndarray | list[bytes]) typed as the servable expects."""
+    datatype = spec.datatype if spec is not None else None
+    if _has_b64(value):
+        data, shape = _strings(name, value)
+        return (name, "BYTES", shape, data)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}") from None
+    kind = arr.dtype.kind
+    if kind in "OUS":
+        data, shape = _strings(name, value)
+        if datatype not in (None, "BYTES", "UINT8"):
+            raise InvalidArgumentError(
+                f"{NOT_NDARRAY}; string values are accepted only for string or uint8 inputs; input name: {name}")
+        return (name, "BYTES", shape, data)
+    if kind not in "biuf":
+        raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
+    if datatype is None or datatype == "BYTES":
+        # Unknown input (validation reports it) or numbers for a string input (precision error follows).
+        datatype = {"b": "BOOL", "i": "INT64", "u": "UINT64"}.get(kind, "FP32")
+    if datatype == "BF16":
+        bits = np.ascontiguousarray(arr, np.float32).view(np.uint32) >> 16
+        return (name, datatype, list(arr.shape), bits.astype(np.uint16))
+    np_type = np.dtype(NUMPY_TYPES[datatype])
+    if arr.size and kind not in _ACCEPTS[np_type.kind]:
+        # Integral floats may feed integer inputs (JSON has one number type).
+        if not (kind == "f" and np_type.kind in _INT_KINDS and np.all(np.isfinite(arr)) and np.all(arr == np.trunc(arr))):
+            raise InvalidArgumentError(f"{NOT_NDARRAY}; values do not match {datatype}; input name: {name}")
+    if arr.size and np_type.kind in _INT_KINDS:
+        info = np.iinfo(np_type)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise InvalidArgumentError(f"{NOT_NDARRAY}; values out of range for {datatype}; input name: {name}")
+    return (name, datatype, list(arr.shape), np.ascontiguousarray(arr, dtype=np_type))
+
+
+def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
+    """A TFS predict JSON document -> (native input tuples, row_format)."""
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(NO_FORMAT)
+    has_rows, has_cols = "instances" in doc, "inputs" in doc
+    if has_rows == has_cols:
+        raise InvalidArgumentError(NO_FORMAT)
+    by_name = {s.name: s for s in specs}
+    inputs = []
+    if has_rows:
+        rows = doc["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise InvalidArgumentError("Invalid JSON structure. Missing instances in row format")
+        named = [isinstance(r, dict) and not _is_b64(r) for r in rows]
+        if all(named):
+            names = list(dict.fromkeys(k for r in rows for k in r))
+            for n in names:
+                if any(n not in r for r in rows):
+                    raise InvalidArgumentError(
+                        "Invalid JSON structure. Request inputs have different batch sizes")
+                inputs.append(to_input(n, [r[n] for r in rows], by_name.get(n)))
+        elif any(named):
+            raise InvalidArgumentError("Invalid JSON structure. Mixed named and unnamed instances in row format")
+        else:
+            name, spec = _only_input(specs)
+            inputs.append(to_input(name, rows, spec))
+    else:
+        cols = doc["inputs"]
+        if isinstance(cols, dict) and not _is_b64(cols):
+            for n, v in cols.items():
+                inputs.append(to_input(n, v, by_name.get(n)))
+        else:
+            name, spec = _only_input(specs)
+            inputs.append(to_input(name, cols, spec))
+    return inputs, has_rows
+
+
+def _only_input(specs):
+    if len(specs) != 1:
+        raise InvalidArgumentError(
+            "Invalid input format - inputs without names are accepted only by servables with one input")
+    return specs[0].name, specs[0]
+
+
+# -- response ----------------------------------------------------------------------------------
+
+def _nest(flat: list, shape: list[int]):
+    if not shape:
+        return flat[0] if flat else None
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _json_value(datatype: str, shape: list[int], data):
+    if datatype == "BYTES":
+        items = []
+        for b in data:
+            try:
+                items.append(b.decode())
+            except UnicodeDecodeError:
+                items.append({"b64": base64.b64encode(b).decode()})
+        return _nest(items, shape)
+    if datatype == "BF16":
+        return (data.astype(np.uint32) << 16).view(np.float32)
+    return data
+
+
+def _slice(datatype: str, shape: list[int], data, i: int):
+    if datatype == "BYTES":
+        step = len(data) // shape[0]
+        return _json_value(datatype, shape[1:], data[i * step:(i + 1) * step])
+    return _json_value(datatype, shape[1:], data[i])
+
+
+def encode_predict_response(outs: list, row_format: bool) -> bytes:
+    """[(name, datatype, shape, data)] -> TF Serving JSON (pretty-printed, as OVMS)."""
+    if row_format:
+        if len(outs) == 1:
+            name, dt, shape, data = outs[0]
+            doc = {"predictions": _json_value(dt, shape, data)}
+        else:
+            batches = {o[2][0] if o[2] else None for o in outs}
+            if len(batches) != 1 or None in batches:
+                raise InternalError("Cannot build row-format predictions: outputs have different batch sizes; "
+                                    "use the column format (\"inputs\")")
+            n = batches.pop()
+            doc = {"predictions": [{name: _slice(dt, shape, data, i) for name, dt, shape, data in outs}
+                                   for i in range(n)]}
+    elif len(outs) == 1:
+        name, dt, shape, data = outs[0]
+        doc = {"outputs": _json_value(dt, shape, data)}
+    else:
+        doc = {"outputs": {name: _json_value(dt, shape, data) for name, dt, shape, data in outs}}
+    try:
+        return orjson.dumps(doc, option=_PRETTY)
+    except TypeError:  # dtypes orjson cannot serialize natively
+        return orjson.dumps(doc, option=_PRETTY, default=lambda a: a.tolist())
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+def status_json(api: TfsApi, name: str, version) -> dict:
+    return {"model_version_status": [
+        {"version": str(s.version), "state": s.state_name,
+         "status": {"error_code": s.error_code, "error_message": s.error_message}}
+        for s in api.status(name, version)]}
+
+
+def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
+    """(method, path, handler) triples for ``build_rest_app(extra_routes=...)``."""
+    api = TfsApi(dp)
+
+    async def predict(request: web.Request, name: str, version: str | None) -> web.Response:
+        handle = api.resolve(name, version)
+        body = await request.read()
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
+        inputs, row_format = parse_predict_body(doc, handle.inputs)
+        outs = await dp.infer_tensors(handle, inputs, None)
+        return web.Response(body=encode_predict_response(outs, row_format), content_type="application/json")
+
+    async def models(request: web.Request) -> web.Response:
+        path = request.rel_url.raw_path
+        if ".." in path:
+            return _error(INVALID_URL, 400)
+        m = PREDICT_RE.fullmatch(path)
+        if m:
+            if request.method != "POST":
+                return _error(UNSUPPORTED_METHOD, 406)
+            if m[4] != "predict":
+                return _error(REST_NOT_FOUND, 404)
+            return await predict(request, unquote(m[1]), m[2])
+        m = STATUS_RE.fullmatch(path)
+        if m and m[1]:
+            if request.method != "GET":
+                return _error(UNSUPPORTED_METHOD, 406)
+            name = unquote(m[1])
+            if m[4]:
+                resp = api.metadata(name, m[2])
+                text = json_format.MessageToJson(resp, descriptor_pool=POOL, indent=1)
+                return web.Response(text=text, content_type="application/json")
+            return _pretty(status_json(api, name, m[2]))
+        return _error(INVALID_URL, 400)
+
+    async def config(request: web.Request) -> web.Response:
+        return _pretty({name: status_json(api, name, None) for name in api.model_names()})
+
+    return [("*", "/v1/models{tail:.*}", models), ("GET", "/v1/config", config)]

@@ -1,0 +1,162 @@
+"""TensorFlow-Serving API semantics shared by the gRPC and REST transports.
+
+Owns what OVMS's TFS frontend decides: model/version resolution for the TFS
+RPCs, the ``serving_default`` signature (TF dtype names, dynamic dims as -1),
+per-version status with TFS state/error-code values, and Predict over native
+PredictRequest/PredictResponse bytes. Transports only parse and serialize.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from dataclasses import dataclass
+
+from ovfast import _native
+from ovfast.api.dataplane import DataPlane
+from ovfast.errors import (
+    MODEL_NAME_MISSING, MODEL_VERSION_MISSING, InvalidArgumentError, NotFoundError, OvfastError,
+)
+from ovfast.runtime.model import ModelHandle, TensorSpec
+
+from ovfast._gen.tensorflow.core.framework import tensor_shape_pb2, types_pb2
+from ovfast._gen.tensorflow.core.protobuf import meta_graph_pb2
+from ovfast._gen.tensorflow_serving.apis import get_model_metadata_pb2 as md_pb
+from ovfast._gen.tensorflow_serving.apis import get_model_status_pb2 as st_pb
+
+MODEL_SPEC_MISSING = "model_spec missing in request"
+INVALID_SIGNATURE_DEF = "Invalid signature name"
+# OVMS's TFS gRPC Predict falls through to the pipeline lookup for unknown names.
+PIPELINE_NAME_MISSING = "Pipeline with requested name is not found"
+SIGNATURE = "serving_default"
+METHOD_NAME = "tensorflow/serving/predict"
+
+# KServe datatype -> TF DataType name (types.proto); values come from the generated enum.
+TF_DTYPE_NAME = {
+    "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "BF16": "DT_BFLOAT16",
+    "INT64": "DT_INT64", "INT32": "DT_INT32", "INT16": "DT_INT16", "INT8": "DT_INT8",
+    "UINT64": "DT_UINT64", "UINT32": "DT_UINT32", "UINT16": "DT_UINT16", "UINT8": "DT_UINT8",
+    "BOOL": "DT_BOOL", "BYTES": "DT_STRING",
+}
+# ModelHandle.error_code -> tensorflow.error.Code (OVMS uses only these three).
+ERROR_CODE_VALUE = {"OK": 0, "UNKNOWN": 2, "FAILED_PRECONDITION": 9}
+INT64_MAX = (1 << 63) - 1
+
+
+def tf_dtype_value(datatype: str) -> int:
+    return types_pb2.DataType.Value(TF_DTYPE_NAME.get(datatype, "DT_INVALID"))
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: int  # TFS ModelVersionStatus.State value
+    state_name: str
+    error_code: str
+    error_message: str
+
+
+def parse_version(version: int | str | None) -> int:
+    """A TFS version (Int64Value or URL digits) -> int; 0 = default. Out of int64 / negative -> NOT_FOUND."""
+    if version is None or version == "":
+        return 0
+    v = int(version)
+    if v < 0 or v > INT64_MAX:
+        raise NotFoundError(MODEL_VERSION_MISSING)
+    return v
+
+
+class TfsApi:
+    """The TFS operations over one :class:`DataPlane`."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dp = dataplane
+
+    # -- Predict ---------------------------------------------------------------------------
+    def resolve(self, name: str, version: int | str | None, missing_name: str = MODEL_NAME_MISSING) -> ModelHandle:
+        if name not in self.dp.registry.models:
+            raise NotFoundError(missing_name)
+        v = parse_version(version)
+        return self.dp.registry.resolve(name, v or None)
+
+    async def predict_bytes(self, data: bytes) -> bytes:
+        """gRPC Predict: serialized PredictRequest in, serialized PredictResponse out (native both ways)."""
+        t0 = time.perf_counter_ns()
+        req = _native.parse_tfs_predict_request(data)
+        if not req.has_model_spec:
+            raise InvalidArgumentError(MODEL_SPEC_MISSING)
+        handle = self.resolve(req.model_name, req.model_version, PIPELINE_NAME_MISSING)
+        fut = asyncio.get_running_loop().create_future()
+        try:
+            _native.submit_tfs(handle.servable, req, handle.version_str, fut)
+            payload, infer_us, wait_us = await fut
+        except OvfastError:
+            self.dp._fail(handle, t0)
+            raise
+        self.dp._success(handle, t0, infer_us, wait_us)
+        # A response with no outputs and no model_spec is empty: drain() hands that back as [].
+        return payload if isinstance(payload, bytes) else b""
+
+    # -- metadata --------------------------------------------------------------------------
+    def metadata(self, name: str, version: int | str | None) -> md_pb.GetModelMetadataResponse:
+        handle = self.resolve(name, version)
+        sig = meta_graph_pb2.SignatureDef(method_name=METHOD_NAME)
+        for spec in handle.inputs:
+            sig.inputs[spec.name].CopyFrom(_tensor_info(spec))
+        for spec in handle.outputs:
+            sig.outputs[spec.name].CopyFrom(_tensor_info(spec))
+        sig_map = md_pb.SignatureDefMap()
+        sig_map.signature_def[SIGNATURE].CopyFrom(sig)
+        resp = md_pb.GetModelMetadataResponse()
+        resp.model_spec.name = name
+        resp.model_spec.version.value = handle.version
+        resp.metadata["signature_def"].Pack(sig_map)
+        return resp
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self, name: str, version: int | str | None) -> list[VersionStatus]:
+        """All known versions (version 0/absent), or the one asked for (NOT_FOUND if unknown)."""
+        served = self.dp.registry.get_model(name)
+        v = parse_version(version)
+        if v:
+            h = served.versions.get(v)
+            if h is None:
+                raise NotFoundError(MODEL_VERSION_MISSING)
+            handles = [h]
+        else:
+            handles = [served.versions[k] for k in sorted(served.versions)]
+        return [VersionStatus(h.version, int(h.state), h.state.name, h.error_code, h.error_message)
+                for h in handles]
+
+    def status_proto(self, name: str, version: int | str | None) -> st_pb.GetModelStatusResponse:
+        resp = st_pb.GetModelStatusResponse()
+        for s in self.status(name, version):
+            mvs = resp.model_version_status.add()
+            mvs.version = s.version
+            mvs.state = s.state
+            mvs.status.error_code = ERROR_CODE_VALUE.get(s.error_code, 2)
+            mvs.status.error_message = s.error_message
+        return resp
+
+    def model_names(self) -> list[str]:
+        return sorted(self.dp.registry.models)
+
+    # -- reload ----------------------------------------------------------------------------
+    async def reload_config(self) -> None:
+        """HandleReloadConfigRequest: delegates to ``DataPlane.reload_config`` when it exists, else no-op."""
+        hook = getattr(self.dp, "reload_config", None)
+        if hook is None:
+            return
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+
+
+def _tensor_info(spec: TensorSpec) -> meta_graph_pb2.TensorInfo:
+    info = meta_graph_pb2.TensorInfo(name=spec.name, dtype=tf_dtype_value(spec.datatype))
+    if spec.dynamic_rank:
+        info.tensor_shape.unknown_rank = True
+    else:
+        info.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in spec.shape]))
+    return info
