@@ -1,9 +1,8 @@
 """Prometheus metrics (OVMS families on GET /metrics) and logging, against a real server.
 
-Traffic goes through tritonclient (KServe gRPC and REST) and plain HTTP; the scrape is parsed
-with ``prometheus_client.parser``. Checks are made on differences between two scrapes so that
-they hold whatever else the module sent before. TFS API traffic is not covered here yet (the
-TFS transport is on another branch); its series are checked to be pre-created at zero.
+Traffic goes through tritonclient (KServe gRPC and REST), ovmsclient (TF-Serving gRPC and REST)
+and plain HTTP; the scrape is parsed with ``prometheus_client.parser``. Checks are made on
+differences between two scrapes so that they hold whatever else the module sent before.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from conftest import OvfastServer, _server_args, free_ports, ovfast_cmd
 from kserve_util import rest
+from ovmsclient import make_grpc_client, make_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
@@ -227,7 +227,8 @@ def test_kserve_traffic_moves_counters_and_histograms(metrics_server, clients):
     assert delta("success", "REST", "ModelReady") == 1
     for itf in ("gRPC", "REST"):  # no TFS traffic was sent
         for method in ("Predict", "GetModelMetadata"):
-            assert after.requests("success", "TensorFlowServing", itf, method, "add", "2") == 0
+            assert after.requests("success", "TensorFlowServing", itf, method, "add", "2") \
+                == before.requests("success", "TensorFlowServing", itf, method, "add", "2")
 
     def hdelta(family, suffix, **labels):
         return after.get(f"{family}_{suffix}", **labels) - before.get(f"{family}_{suffix}", **labels)
@@ -254,6 +255,41 @@ def test_kserve_traffic_moves_counters_and_histograms(metrics_server, clients):
     assert after.get("ovms_streams", **v2) >= 1
     assert after.get("ovfast_models_loaded") == 2
     assert after.get("ovfast_model_load_time_seconds", **v2) > 0
+
+
+def test_tfs_traffic_moves_counters(metrics_server):
+    before = scrape(metrics_server)
+    grpc_c, http_c = make_grpc_client(metrics_server.grpc_url), make_http_client(metrics_server.http_url)
+    x = np.ones((1, 10), np.float32)
+    n = {"gRPC": 3, "REST": 2}
+    for itf, client in (("gRPC", grpc_c), ("REST", http_c)):
+        for _ in range(n[itf]):
+            client.predict({M.ADD_INPUT: x}, "add")
+        with pytest.raises(Exception):  # wrong shape: INVALID_ARGUMENT after the model resolved
+            client.predict({M.ADD_INPUT: np.ones((1, 4), np.float32)}, "add")
+        client.get_model_metadata("add")
+        client.get_model_status("add")
+    bad = rest(metrics_server.http_url, "POST", "/v1/models/add:predict", b"{")
+    assert bad.status == 412
+    after = scrape(metrics_server)
+
+    def delta(kind, itf, method, version="2"):
+        v = None if method in UNVERSIONED else version
+        return (after.requests(kind, "TensorFlowServing", itf, method, "add", v)
+                - before.requests(kind, "TensorFlowServing", itf, method, "add", v))
+
+    for itf in ("gRPC", "REST"):
+        assert delta("success", itf, "Predict") == n[itf]
+        assert delta("success", itf, "GetModelMetadata") == 1
+        assert delta("success", itf, "GetModelStatus") == 1
+    assert delta("fail", "gRPC", "Predict") == 1
+    assert delta("fail", "REST", "Predict") == 2  # wrong shape + unparsable body
+    v2 = {"name": "add", "version": "2"}
+    for itf in ("gRPC", "REST"):
+        assert (after.get("ovms_request_time_us_count", interface=itf, **v2)
+                - before.get("ovms_request_time_us_count", interface=itf, **v2)) == n[itf]
+    assert (after.get("ovms_inference_time_us_count", **v2)
+            - before.get("ovms_inference_time_us_count", **v2)) == n["gRPC"] + n["REST"]
 
 
 # -- selection, disabled, refused names ---------------------------------------------------------------------
