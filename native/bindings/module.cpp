@@ -15,6 +15,7 @@
 #include "ovfast/kserve_codec.hpp"
 #include "ovfast/servable.hpp"
 #include "py_common.hpp"
+#include "register_metrics.hpp"
 
 namespace py = pybind11;
 using namespace ovfast;
@@ -32,6 +33,7 @@ namespace {
 class KServeRequest {
  public:
   explicit KServeRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {
+    job_->received_ns = now_ns();
     Status st;
     {
       py::gil_scoped_release release;
@@ -61,10 +63,12 @@ class KServeRequest {
   std::vector<uintptr_t> addresses_;
 };
 
-void submit_kserve(PyServable& self, py::object req_obj, const std::string& version, py::object context) {
+void submit_kserve(PyServable& self, py::object req_obj, const std::string& version, py::object context,
+                   int route) {
   KServeRequest& req = req_obj.cast<KServeRequest&>();
   std::unique_ptr<InferJob> job = req.take();
   job->model_version = version;
+  job->metrics_route = route;
   job->mode = ResponseMode::KSERVE_PROTO;
   self.submit_job(std::move(job), req_obj, context);
 }
@@ -162,7 +166,8 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<BufferSet>(m, "_BufferSet");
 
-  py::class_<PyServable>(m, "Servable")
+  py::class_<PyServable> servable(m, "Servable");
+  servable
       .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
                     std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
                     std::string, std::vector<float>, std::vector<float>>(),
@@ -179,14 +184,19 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("active", [](PyServable& s) { return s.impl().active(); })
       .def_property_readonly("queued", [](PyServable& s) { return s.impl().queued(); })
       .def("submit_kserve", &submit_kserve, py::arg("request"), py::arg("version"), py::arg("context"),
+           py::arg("route") = kNoRoute,
            "Starts inference for a parsed request; the result arrives through the CompletionQueue with "
-           "`context`. Raises on validation errors. Releases the GIL while starting.")
+           "`context`. Raises on validation errors. `route` (metrics) counts the request natively. "
+           "Releases the GIL while starting.")
       .def("submit_tensors", &PyServable::submit_tensors, py::arg("inputs"), py::arg("outputs"), py::arg("context"),
+           py::arg("route") = kNoRoute, py::arg("received_ns") = 0,
            "Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until "
-           "completion). Releases the GIL while starting.")
+           "completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) "
+           "starts its request-time clock. Releases the GIL while starting.")
       .def("drain", [](PyServable& s) { py::gil_scoped_release r; s.impl().drain(); },
            "Blocks until nothing is queued or running. Releases the GIL.");
 
   register_image(m);
+  register_metrics(m, servable);
   register_tfs(m);
 }

@@ -172,9 +172,13 @@ class PyServable {
   }
 
   // inputs: [(name, datatype, shape, data)], data = buffer, or list of bytes for BYTES.
-  void submit_tensors(py::list inputs, py::object outputs, py::object context) {
+  // route / received_ns: see InferJob::metrics_route / received_ns.
+  void submit_tensors(py::list inputs, py::object outputs, py::object context, int route = kNoRoute,
+                      uint64_t received_ns = 0) {
     auto job = std::make_unique<InferJob>();
     job->mode = ResponseMode::TENSORS;
+    job->metrics_route = route;
+    job->received_ns = received_ns;
     auto holder = std::make_unique<BufferSet>();
     for (auto item : inputs) {
       py::tuple t = item.cast<py::tuple>();

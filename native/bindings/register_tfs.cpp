@@ -47,10 +47,12 @@ class TfsRequest {
   std::vector<std::string> names_;
 };
 
-void submit_tfs(PyServable& servable, py::object req_obj, const std::string& version, py::object context) {
+void submit_tfs(PyServable& servable, py::object req_obj, const std::string& version, py::object context,
+                int route) {
   TfsRequest& req = req_obj.cast<TfsRequest&>();
   std::unique_ptr<InferJob> job = req.take();
   job->model_version = version;
+  job->metrics_route = route;
   job->mode = ResponseMode::TFS_PROTO;
   servable.submit_job(std::move(job), req_obj, context);
 }
@@ -74,8 +76,10 @@ void register_tfs(py::module_& m) {
         "Parses serialized tensorflow.serving.PredictRequest bytes; tensor_content is viewed, not copied. "
         "Raises InvalidArgumentError on malformed data. Releases the GIL while parsing.");
   m.def("submit_tfs", &submit_tfs, py::arg("servable"), py::arg("request"), py::arg("version"), py::arg("context"),
+        py::arg("route") = -1,
         "Starts inference for a parsed PredictRequest; the serialized PredictResponse arrives through the "
-        "CompletionQueue with `context`. Raises on validation errors. Releases the GIL while starting.");
+        "CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request "
+        "natively. Releases the GIL while starting.");
   m.def("encode_tfs_response",
         [](const std::string& name, const std::string& version, py::list outputs) {
           // Test helper: [(name, datatype, shape, ndarray|list[bytes])] -> PredictResponse bytes.

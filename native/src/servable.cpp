@@ -19,6 +19,12 @@ uint64_t now_ns() {
 
 namespace {
 
+// Microseconds since `since_ns`; 0 if the stamp is in the future (a caller's clock that is not ours).
+uint64_t elapsed_us(uint64_t since_ns) {
+  uint64_t now = now_ns();
+  return now > since_ns ? (now - since_ns) / 1000 : 0;
+}
+
 std::string partial_shape_to_string(const ov::PartialShape& ps) {
   if (ps.rank().is_dynamic()) return "(...)";
   std::string out = "(";
@@ -317,7 +323,15 @@ Status Servable::validate(InferJob& job) const {
 
 Status Servable::submit(std::unique_ptr<InferJob> job) {
   // NOTE: validate() reads only immutable members, so it runs outside the lock.
-  OVF_RETURN_IF_ERROR(validate(*job));
+  // A job without a metrics route does no metrics work at all (metrics disabled).
+  const bool counted = job->metrics_route >= 0;
+  if (counted && job->received_ns == 0) job->received_ns = now_ns();
+  Status valid = validate(*job);
+  if (!valid.is_ok()) {
+    metrics_.record_request(job->metrics_route, false, 0);
+    return valid;
+  }
+  if (counted) metrics_.current_requests.fetch_add(1, std::memory_order_relaxed);
   if (opts_.echo) {
     complete_echo(std::move(job));
     return Status::ok();
@@ -326,7 +340,13 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
   size_t slot;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    if (stopping_) {
+      if (counted) {
+        metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+        metrics_.record_request(job->metrics_route, false, 0);
+      }
+      return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    }
     if (idle_.empty()) {
       pending_.push_back({std::move(job), t0});
       return Status::ok();
@@ -429,6 +449,14 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     payload = encode_tfs_response(job->model_name, job->model_version, outs);
     outs.clear();
   }
+  // NOTE: metrics are updated before the slot is handed on, so a drain()
+  // that waits for idle slots also waits for these writes.
+  if (job->metrics_route >= 0) {
+    metrics_.inference_us.observe(infer_us);
+    metrics_.wait_us.observe(wait_us);
+    metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
+    metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
   Completion c;
   c.keepalive = job->keepalive;
   c.context = job->context;
@@ -492,6 +520,10 @@ void Servable::complete_echo(std::unique_ptr<InferJob> job) {
     c.payload = encode_tfs_response(job->model_name, job->model_version, outs);
   } else {
     c.outputs = std::move(outs);
+  }
+  if (job->metrics_route >= 0) {
+    metrics_.record_request(job->metrics_route, true, elapsed_us(job->received_ns));
+    metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
   }
   cq_->push(std::move(c));
 }

@@ -133,6 +133,7 @@ def config_from_args(args: argparse.Namespace):
     from ovfast.config.load import ConfigError, load_config_file, model_config_from_dict
     from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
+    from ovfast.observability.metrics import select_families
 
     demo = False
     if args.model_name is not None or args.model_path is not None:
@@ -163,6 +164,8 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError("rest_port setting is missing, metrics are enabled on rest port")
     if args.metrics_list and not args.metrics_enable:
         raise UsageError("metrics_enable setting is missing, required when metrics_list is provided")
+    metrics_enable = args.metrics_enable
+    metrics_list = tuple(x.strip() for x in (args.metrics_list or "").split(",") if x.strip())
     if not 1 <= args.grpc_workers <= (os.cpu_count() or 1):
         raise UsageError(f"grpc_workers count should be from 1 to CPU core count : {os.cpu_count()}")
     if args.rest_workers is not None and not 2 <= args.rest_workers <= 10000:
@@ -180,6 +183,8 @@ def config_from_args(args: argparse.Namespace):
         except ConfigError as exc:
             raise UsageError(f"Couldn't start model manager: {exc}") from None
         models = list(repository.models)
+        metrics_enable, metrics_list = _config_metrics(repository.monitoring, metrics_enable, metrics_list,
+                                                       rest_port)
         for e in repository.errors:
             logging.getLogger("ovfast.config").error("Invalid model configuration, skipped: %s", e)
     else:
@@ -203,6 +208,10 @@ def config_from_args(args: argparse.Namespace):
                 image_options(models[0])
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+    try:
+        select_families(metrics_list)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.echo:
         from dataclasses import replace
         models = [replace(m, echo=True) for m in models]
@@ -211,9 +220,20 @@ def config_from_args(args: argparse.Namespace):
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
-        repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=args.metrics_enable,
-        metrics_list=tuple(x.strip() for x in (args.metrics_list or "").split(",") if x.strip()),
+        repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
+        metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments})
+
+
+def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:
+    """Merges config.json `monitoring.metrics` (already validated by config.load) into the CLI metrics
+    flags; CLI values win."""
+    metrics = monitoring.metrics if monitoring is not None else None
+    if metrics is None:
+        return enable, names
+    if metrics.enable and not rest_port:
+        raise UsageError("Missing rest_port parameter in server CLI")
+    return enable or metrics.enable, names or metrics.metrics_list
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
 from ovfast.config.schema import ServerConfig
+from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.completions import CompletionDispatcher
@@ -32,6 +33,7 @@ class Server:
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
+        self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
@@ -52,7 +54,8 @@ class Server:
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
-            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs)
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs
+                                 + [metrics_route(self.dataplane.metrics)])
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()

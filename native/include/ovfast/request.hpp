@@ -50,6 +50,11 @@ struct InferJob {
   // released by whoever drains it (with the GIL held).
   void* keepalive = nullptr;
   void* context = nullptr;
+  // Metrics (metrics.hpp): the request route to count this job under
+  // (kNoRoute = -1: not counted) and when the server received the request
+  // (steady clock, ns; 0 = stamp at submit).
+  int metrics_route = -1;
+  uint64_t received_ns = 0;
 };
 
 struct OutputTensor {

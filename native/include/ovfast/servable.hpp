@@ -18,6 +18,7 @@
 #include <openvino/runtime/core.hpp>
 
 #include "ovfast/completion.hpp"
+#include "ovfast/metrics.hpp"
 #include "ovfast/request.hpp"
 #include "ovfast/status.hpp"
 
@@ -64,6 +65,8 @@ class Servable {
   int streams() const { return streams_; }
   int active() const { return active_.load(std::memory_order_relaxed); }
   int queued();
+  // Request counters and histograms; updated lock-free from any thread.
+  ServableMetrics& metrics() { return metrics_; }
   // Blocks until nothing is queued or running.
   void drain();
 
@@ -100,6 +103,7 @@ class Servable {
   std::deque<Pending> pending_;       // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   std::atomic<int> active_{0};
+  ServableMetrics metrics_;
 };
 
 uint64_t now_ns();

@@ -4,15 +4,18 @@ REST and gRPC handlers only parse and serialize; everything else is here.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from ovfast import __version__, _native
 from ovfast.errors import OvfastError, UnavailableError
+from ovfast.observability.metrics import ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
 SERVER_NAME = "ovfast"
+log = logging.getLogger("ovfast.dataplane")
 EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_configuration")
 PLATFORM = "OpenVINO"
 
@@ -36,6 +39,7 @@ def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
 class DataPlane:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
+        self.metrics = ServingMetrics(registry)
         self.ready = False
         self.live = True
         # set by the server: applies config changes now (TFS HandleReloadConfigRequest); None = nothing to reload
@@ -97,21 +101,23 @@ class DataPlane:
         if handle.auto_reshape:
             handle = await self.registry.fit_shapes(handle, kserve_input_shapes(data))
         try:
-            payload, infer_us, wait_us = await handle.infer_kserve(req)
-        except OvfastError:
-            self._fail(handle, t0)
+            payload, infer_us, wait_us = await handle.infer_kserve(req, self.metrics.route_kserve_grpc_infer)
+        except OvfastError as exc:
+            self._fail(handle, t0, exc)
             raise
         self._success(handle, t0, infer_us, wait_us)
         return payload
 
-    async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None) -> list:
+    async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None, route: int = -1,
+                            received_ns: int = 0) -> list:
+        """``route``/``received_ns``: see ModelHandle.infer_tensors (metrics are counted natively)."""
         t0 = time.perf_counter_ns()
         if handle.auto_reshape:
             handle = await self.registry.fit_shapes(handle, {i[0]: list(i[2]) for i in inputs})
         try:
-            outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs)
-        except OvfastError:
-            self._fail(handle, t0)
+            outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs, route, received_ns)
+        except OvfastError as exc:
+            self._fail(handle, t0, exc)
             raise
         self._success(handle, t0, infer_us, wait_us)
         return outs
@@ -128,6 +134,7 @@ class DataPlane:
         s.last_inference_ms = int(time.time() * 1000)
 
     @staticmethod
-    def _fail(h: ModelHandle, t0: int) -> None:
+    def _fail(h: ModelHandle, t0: int, exc: BaseException | None = None) -> None:
         h.stats.fail += 1
         h.stats.fail_ns += time.perf_counter_ns() - t0
+        log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)

@@ -88,10 +88,10 @@ class TfsApi:
         handle = self.resolve(req.model_name, req.model_version, PIPELINE_NAME_MISSING)
         fut = asyncio.get_running_loop().create_future()
         try:
-            _native.submit_tfs(handle.servable, req, handle.version_str, fut)
+            _native.submit_tfs(handle.servable, req, handle.version_str, fut, self.dp.metrics.route_tfs_grpc_predict)
             payload, infer_us, wait_us = await fut
-        except OvfastError:
-            self.dp._fail(handle, t0)
+        except OvfastError as exc:
+            self.dp._fail(handle, t0, exc)
             raise
         self.dp._success(handle, t0, infer_us, wait_us)
         # A response with no outputs and no model_spec is empty: drain() hands that back as [].

@@ -136,16 +136,22 @@ class ModelHandle:
                                    else MODEL_VERSION_NOT_LOADED_YET)
         return s
 
-    async def infer_kserve(self, request: _native.KServeRequest) -> tuple[bytes, int, int]:
-        """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us)."""
+    async def infer_kserve(self, request: _native.KServeRequest, route: int = -1) -> tuple[bytes, int, int]:
+        """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us).
+
+        ``route`` (observability.metrics ROUTE_*) makes the native side count the request."""
         fut = asyncio.get_running_loop().create_future()
-        self._live_servable().submit_kserve(request, self.version_str, fut)
+        self._live_servable().submit_kserve(request, self.version_str, fut, route)
         return await fut
 
-    async def infer_tensors(self, inputs: list, outputs: list | None) -> tuple[list, int, int]:
-        """inputs: [(name, datatype, shape, buffer|list[bytes])]; returns ([(name, datatype, shape, array)], infer_us, wait_us)."""
+    async def infer_tensors(self, inputs: list, outputs: list | None, route: int = -1,
+                            received_ns: int = 0) -> tuple[list, int, int]:
+        """inputs: [(name, datatype, shape, buffer|list[bytes])]; returns ([(name, datatype, shape, array)], infer_us, wait_us).
+
+        ``route`` makes the native side count the request; ``received_ns`` (time.monotonic_ns() at
+        receipt) starts its request-time clock."""
         fut = asyncio.get_running_loop().create_future()
-        self._live_servable().submit_tensors(inputs, outputs, fut)
+        self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
         return await fut
 
 

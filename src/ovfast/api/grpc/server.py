@@ -12,6 +12,7 @@ import grpc
 
 from ovfast.api.dataplane import PLATFORM, DataPlane
 from ovfast.errors import OvfastError, mapping_for
+from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 from ovfast._gen.kserve import model_config_pb2 as mc
 
@@ -70,10 +71,13 @@ class KServeService:
             return pb.ServerMetadataResponse(name=md["name"], version=md["version"], extensions=md["extensions"])
 
         async def model_ready(req, ctx):
-            return pb.ModelReadyResponse(ready=dp.model_ready(req.name, req.version))
+            ready = dp.model_ready(req.name, req.version)
+            dp.metrics.count(req.name, KSERVE, GRPC, "ModelReady", True)
+            return pb.ModelReadyResponse(ready=ready)
 
         async def model_metadata(req, ctx):
             md = dp.model_metadata(req.name, req.version)
+            dp.metrics.count(dp.registry.resolve(req.name, req.version), KSERVE, GRPC, "ModelMetadata", True)
             return pb.ModelMetadataResponse(
                 name=md["name"], versions=md["versions"], platform=md["platform"],
                 inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in md["inputs"]],

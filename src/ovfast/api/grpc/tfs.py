@@ -12,6 +12,7 @@ from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import _typed, abort_with
 from ovfast.api.tfs import INVALID_SIGNATURE_DEF, MODEL_SPEC_MISSING, TfsApi
 from ovfast.errors import InvalidArgumentError
+from ovfast.observability.metrics import GRPC, TFS
 
 from ovfast._gen.tensorflow_serving.apis import get_model_metadata_pb2 as md_pb
 from ovfast._gen.tensorflow_serving.apis import get_model_status_pb2 as st_pb
@@ -40,13 +41,18 @@ class TfsService:
             if list(req.metadata_field) != ["signature_def"]:
                 raise InvalidArgumentError(INVALID_SIGNATURE_DEF)
             spec = req.model_spec
-            return api.metadata(spec.name, spec.version.value if spec.HasField("version") else None)
+            version = spec.version.value if spec.HasField("version") else None
+            resp = api.metadata(spec.name, version)
+            api.dp.metrics.count(api.resolve(spec.name, version), TFS, GRPC, "GetModelMetadata", True)
+            return resp
 
         async def get_model_status(req: st_pb.GetModelStatusRequest, ctx) -> st_pb.GetModelStatusResponse:
             if not req.HasField("model_spec"):
                 raise InvalidArgumentError(MODEL_SPEC_MISSING)
             spec = req.model_spec
-            return api.status_proto(spec.name, spec.version.value if spec.HasField("version") else None)
+            resp = api.status_proto(spec.name, spec.version.value if spec.HasField("version") else None)
+            api.dp.metrics.count(spec.name, TFS, GRPC, "GetModelStatus", True)
+            return resp
 
         async def reload_config(req: mm_pb.ReloadConfigRequest, ctx) -> mm_pb.ReloadConfigResponse:
             await api.reload_config()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from aiohttp import web
@@ -9,6 +10,7 @@ from aiohttp import web
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
 from ovfast.errors import OvfastError, mapping_for
+from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
 REST_MAX_BODY = 1 << 30
@@ -55,11 +57,15 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
         return json_response({"models": dp.model_names()})
 
     async def model_metadata(request):
-        return json_response(dp.model_metadata(request.match_info["name"], request.match_info.get("version")))
+        name, version = request.match_info["name"], request.match_info.get("version")
+        md = dp.model_metadata(name, version)
+        dp.metrics.count(dp.registry.resolve(name, version), KSERVE, REST, "ModelMetadata", True)
+        return json_response(md)
 
     async def model_ready(request):
         name = request.match_info["name"]
         ok = dp.model_ready(name, request.match_info.get("version"))
+        dp.metrics.count(name, KSERVE, REST, "ModelReady", True)
         return json_response({"name": name, "ready": ok}, 200 if ok else 404)
 
     async def repository_index(request):
@@ -73,12 +79,25 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
         return json_response(dp.repository_index(ready_only))
 
     async def infer(request: web.Request):
+        received_ns = time.monotonic_ns()
+        name, version = request.match_info["name"], request.match_info.get("version")
         body = await request.read()
-        doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
+        try:
+            doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
+        except Exception as exc:
+            # OVMS counts a body that cannot be parsed as a failed request of the resolved model
+            # (a model that does not resolve is not counted).
+            try:
+                h = dp.registry.resolve(name, version)
+            except OvfastError:
+                raise exc from None
+            dp.metrics.count(h, KSERVE, REST, "ModelInfer", False)
+            log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
+            raise
         # Resolved after the body is read: the handle is used in the same loop step, so a reload
         # cannot retire it in between.
-        handle = await dp.registry.resolve_wait(request.match_info["name"], request.match_info.get("version"))
-        outs = await dp.infer_tensors(handle, inputs, names)
+        handle = await dp.registry.resolve_wait(name, version)
+        outs = await dp.infer_tensors(handle, inputs, names, dp.metrics.route_kserve_rest_infer, received_ns)
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
                                               default_binary)
         if hlen is None:

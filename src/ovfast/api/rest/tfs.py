@@ -9,7 +9,9 @@ responses follow TF Serving's row (``predictions``) / column (``outputs``) rules
 from __future__ import annotations
 
 import base64
+import logging
 import re
+import time
 from urllib.parse import unquote
 
 import numpy as np
@@ -22,9 +24,12 @@ from ovfast.api.rest.app import json_response
 from ovfast.api.rest.tensors import NUMPY_TYPES
 from ovfast.api.tfs import TfsApi
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
+from ovfast.observability.metrics import REST, TFS
 from ovfast.runtime.model import TensorSpec
 
 from ovfast._gen._pool import POOL
+
+log = logging.getLogger("ovfast.rest.tfs")
 
 PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?:(classify|regress|predict)")
 STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?(?:/(metadata))?")
@@ -249,14 +254,21 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
     api = TfsApi(dp)
 
     async def predict(request: web.Request, name: str, version: str | None) -> web.Response:
+        received_ns = time.monotonic_ns()
         handle = api.resolve(name, version)
         body = await request.read()
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
-        inputs, row_format = parse_predict_body(doc, handle.inputs)
-        outs = await dp.infer_tensors(handle, inputs, None)
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
+            inputs, row_format = parse_predict_body(doc, handle.inputs)
+        except Exception as exc:
+            # OVMS counts a body that cannot be parsed as a failed request of the resolved model.
+            dp.metrics.count(handle, TFS, REST, "Predict", False)
+            log.debug("Inference failed for model %s version %d: %s", handle.name, handle.version, exc)
+            raise
+        outs = await dp.infer_tensors(handle, inputs, None, dp.metrics.route_tfs_rest_predict, received_ns)
         return web.Response(body=encode_predict_response(outs, row_format), content_type="application/json")
 
     async def models(request: web.Request) -> web.Response:
@@ -277,9 +289,12 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
             name = unquote(m[1])
             if m[4]:
                 resp = api.metadata(name, m[2])
+                dp.metrics.count(api.resolve(name, m[2]), TFS, REST, "GetModelMetadata", True)
                 text = json_format.MessageToJson(resp, descriptor_pool=POOL, indent=1)
                 return web.Response(text=text, content_type="application/json")
-            return _pretty(status_json(api, name, m[2]))
+            status = status_json(api, name, m[2])
+            dp.metrics.count(name, TFS, REST, "GetModelStatus", True)
+            return _pretty(status)
         return _error(INVALID_URL, 400)
 
     async def config(request: web.Request) -> web.Response:

@@ -1,0 +1,65 @@
+// Per-servable request metrics: counters and fixed-bucket histograms behind
+// the OVMS Prometheus families (spec/ovms.md §8).
+//
+// Threading: every update is a relaxed atomic add, safe from any thread
+// (OpenVINO callback threads, the dispatcher, a binding call with the GIL
+// released); no locks, no allocation. Reads happen only at scrape time and
+// are not a consistent snapshot across fields (a scrape racing a request may
+// see its bucket but not yet its sum), which Prometheus tolerates.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace ovfast {
+
+// OVMS histogram upper bounds in microseconds: floor(10 * 1.8^i), i = 0..32.
+// Written out rather than computed so no floating-point rounding can move a bound.
+inline constexpr std::array<uint64_t, 33> kHistogramBoundsUs = {
+    10ULL,        18ULL,        32ULL,        58ULL,        104ULL,       188ULL,       340ULL,
+    612ULL,       1101ULL,      1983ULL,      3570ULL,      6426ULL,      11568ULL,     20822ULL,
+    37481ULL,     67466ULL,     121439ULL,    218591ULL,    393464ULL,    708235ULL,    1274823ULL,
+    2294682ULL,   4130428ULL,   7434771ULL,   13382588ULL,  24088659ULL,  43359586ULL,  78047255ULL,
+    140485060ULL, 252873108ULL, 455171596ULL, 819308872ULL, 1474755971ULL};
+// Finite buckets plus +Inf.
+inline constexpr size_t kHistogramBuckets = kHistogramBoundsUs.size() + 1;
+
+class Histogram {
+ public:
+  // Counts `us` in the first bucket whose bound is >= us (Prometheus `le`).
+  void observe(uint64_t us) noexcept;
+  // Per-bucket counts (NOT cumulative; the last entry is the +Inf bucket) and the sum.
+  void read(std::array<uint64_t, kHistogramBuckets>* counts, uint64_t* sum_us) const noexcept;
+
+ private:
+  std::array<std::atomic<uint64_t>, kHistogramBuckets> counts_{};
+  std::atomic<uint64_t> sum_us_{0};
+};
+
+// A request route is one (api, interface, method) combination, numbered
+//   route = api * 6 + interface * 3 + method
+// with api 0 = TensorFlowServing, 1 = KServe; interface 0 = gRPC, 1 = REST;
+// method 0 = inference (Predict / ModelInfer), 1 = metadata, 2 = status/ready.
+// src/ovfast/observability/metrics.py holds the same table with the label values.
+inline constexpr int kRouteCount = 12;
+// A job with kNoRoute does no metrics work at all (metrics disabled, tests, internal callers).
+inline constexpr int kNoRoute = -1;
+inline constexpr int route_interface(int route) { return (route / 3) % 2; }
+inline constexpr bool route_is_inference(int route) { return route % 3 == 0; }
+
+// Owned by a Servable; lives exactly as long as the compiled model version.
+struct ServableMetrics {
+  Histogram inference_us;               // time inside OpenVINO (start_async -> callback)
+  Histogram wait_us;                    // time waiting for a free infer request
+  std::array<Histogram, 2> request_us;  // by interface (0 gRPC, 1 REST): receipt -> response built
+  std::array<std::atomic<uint64_t>, kRouteCount> success{};
+  std::array<std::atomic<uint64_t>, kRouteCount> fail{};
+  std::atomic<int64_t> current_requests{0};  // accepted by submit(), not yet completed
+
+  // Counts one finished request. For inference routes a successful request's
+  // duration also goes into request_us. Out-of-range routes are ignored.
+  void record_request(int route, bool ok, uint64_t duration_us) noexcept;
+};
+
+}  // namespace ovfast
