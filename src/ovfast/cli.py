@@ -257,6 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     from ovfast.server import run_server
 
     try:
-        return asyncio.run(run_server(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(run_server(config))
     except KeyboardInterrupt:
         return 0
+
+
+def _loop_factory():
+    """uvloop when installed (a faster event loop for both transports); the stdlib loop otherwise,
+    or when OVFAST_EVENT_LOOP=asyncio (for A/B measurements)."""
+    if os.environ.get("OVFAST_EVENT_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
