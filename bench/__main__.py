@@ -4,9 +4,10 @@ Order of a run (each step on the same machine, same model, same compile settings
   1. build the model (cached) and start ovfast on it; read nireq/streams from its log
   2. in-process OpenVINO: AsyncInferQueue throughput with the server's hint/streams/nireq, and
      single-request sync latency with the LATENCY hint (the limit)
-  3. perf_analyzer against ovfast over gRPC, then REST, at each concurrency
-  4. the same against ``ovfast --echo`` (no inference: the transport floor), gRPC and REST
-  5. with --peers: the Python load generator against ovfast, then each peer (MLServer, KServe
+  3. at each concurrency in turn: perf_analyzer against ovfast over gRPC and REST, and against
+     ``ovfast --echo`` (no inference: the transport floor) over gRPC and REST; with --peers, the
+     Python load generator against ovfast
+  4. with --peers: each peer (MLServer, KServe
      Python server, PyTriton) installed in its own virtualenv under bench/.venvs/
 It prints a table and ratios, and writes results.json and results.png to --out. It asserts nothing.
 """
@@ -18,6 +19,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import inprocess, loadgen, perf, report
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval-ms", type=int, default=3000, help="perf_analyzer measurement window (-p)")
     p.add_argument("--stability", type=int, default=20, help="perf_analyzer -s (percent)")
     p.add_argument("--max-trials", type=int, default=5, help="perf_analyzer -r")
+    p.add_argument("--count-window", type=int, default=0,
+                   help="perf_analyzer windows of N requests (count_windows mode) instead of --interval-ms")
     p.add_argument("--inprocess-seconds", type=float, default=5.0)
     p.add_argument("--loadgen-seconds", type=float, default=5.0)
     p.add_argument("--no-rest", action="store_true", help="skip the REST series")
@@ -113,12 +117,13 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     conc = args.concurrency
-    settings = perf.PerfSettings(args.interval_ms, args.stability, args.max_trials)
+    settings = perf.PerfSettings(args.interval_ms, args.stability, args.max_trials, count_window=args.count_window)
     results: dict = {"machine": machine_info(), "concurrency": conc, "series": {}, "unavailable": {},
                      "command": " ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "perf_settings": {"interval_ms": settings.interval_ms, "stability_pct": settings.stability_pct,
-                                       "max_trials": settings.max_trials}}
+                                       "max_trials": settings.max_trials,
+                                       "count_window": settings.count_window}}
     try:
         model = get_model(args.model, args.model_cache, batch=args.batch)
     except ModelUnavailable as exc:
@@ -131,8 +136,23 @@ def run(args: argparse.Namespace) -> dict:
     plugin_config = {"PERFORMANCE_HINT": args.hint}
     data = model.sample()
 
-    log(f"starting ovfast on {model.name} ({plugin_config})")
-    srv = start_ovfast(model.name, model.base_path, logs / "ovfast", plugin_config, nireq=args.nireq)
+    log(f"starting ovfast on {model.name} ({plugin_config})" + ("" if args.no_echo else ", and ovfast --echo"))
+    with ThreadPoolExecutor(2) as pool:  # both start at once; the echo server idles until its turn
+        f_srv = pool.submit(start_ovfast, model.name, model.base_path, logs / "ovfast", plugin_config,
+                            nireq=args.nireq)
+        f_echo = None if args.no_echo else pool.submit(start_ovfast, model.name, model.base_path, logs / "echo",
+                                                       plugin_config, echo=True)
+        try:
+            srv = f_srv.result()
+        except BaseException:
+            if f_echo is not None and f_echo.exception() is None:
+                f_echo.result().stop()
+            raise
+        try:
+            echo = f_echo.result() if f_echo is not None else None
+        except BaseException:
+            srv.stop()
+            raise
     try:
         st = srv.settings(model.name)
         results["server_settings"] = {"PERFORMANCE_HINT": args.hint, **st}
@@ -146,27 +166,29 @@ def run(args: argparse.Namespace) -> dict:
         log("in-process sync latency")
         results["inprocess"]["sync"] = inprocess.sync_latency(str(model.xml), model.input_name, data,
                                                               args.inprocess_seconds)
-        results["series"]["ovfast grpc"] = perf_sweep("ovfast grpc", model, srv.grpc_url, "grpc", conc,
-                                                      logs / "perf_ovfast", settings)
+        # every series at one concurrency, then the next: on a shared machine, load drifts over
+        # minutes, and interleaving keeps the series of one column comparable
+        plan = [("ovfast grpc", srv.grpc_url, "grpc")]
         if not args.no_rest:
-            results["series"]["ovfast rest"] = perf_sweep("ovfast rest", model, srv.http_url, "http", conc,
-                                                          logs / "perf_ovfast", settings)
+            plan.append(("ovfast rest", srv.http_url, "http"))
+        if echo is not None:
+            plan.append(("echo grpc", echo.grpc_url, "grpc"))
+            if not args.no_rest:
+                plan.append(("echo rest", echo.http_url, "http"))
+        for label, _, _ in plan:
+            results["series"][label] = []
         if args.peers:
-            results["series"]["ovfast grpc (loadgen)"] = loadgen_sweep("ovfast grpc (loadgen)", srv.grpc_url,
-                                                                       model, conc, args.loadgen_seconds)
+            results["series"]["ovfast grpc (loadgen)"] = []
+        for c in conc:
+            for label, url, protocol in plan:
+                results["series"][label] += perf_sweep(label, model, url, protocol, [c],
+                                                       logs / ("perf_" + label.split()[0]), settings)
+            if args.peers:
+                results["series"]["ovfast grpc (loadgen)"] += loadgen_sweep("ovfast grpc (loadgen)", srv.grpc_url,
+                                                                            model, [c], args.loadgen_seconds)
     finally:
         srv.stop()
-
-    if not args.no_echo:
-        log("starting ovfast --echo (transport floor)")
-        echo = start_ovfast(model.name, model.base_path, logs / "echo", plugin_config, echo=True)
-        try:
-            results["series"]["echo grpc"] = perf_sweep("echo grpc", model, echo.grpc_url, "grpc", conc,
-                                                        logs / "perf_echo", settings)
-            if not args.no_rest:
-                results["series"]["echo rest"] = perf_sweep("echo rest", model, echo.http_url, "http", conc,
-                                                            logs / "perf_echo", settings)
-        finally:
+        if echo is not None:
             echo.stop()
 
     if args.peers:

@@ -11,6 +11,7 @@ from pathlib import Path
 import tritonclient
 
 UNSTABLE = "Failed to obtain stable measurement"
+EMPTY_WINDOW = "No valid requests recorded"
 
 
 class PerfAnalyzerMissing(RuntimeError):
@@ -23,6 +24,7 @@ class PerfSettings:
     stability_pct: int = 20
     max_trials: int = 5
     timeout_s: float = 300.0
+    count_window: int = 0  # > 0: windows of this many requests (count_windows mode) instead of time windows
 
 
 def _cuda_runtime_lib() -> str | None:
@@ -91,11 +93,18 @@ def run_point(model: str, url: str, protocol: str, concurrency: int, workdir: Pa
             "--input-data", "random", "-f", str(out_csv)]
     if shape:
         base += ["--shape", shape]
-    attempts = [(settings.stability_pct, settings.max_trials, True), (1000, 3, False)]
+    if settings.count_window > 0:
+        base += ["--measurement-mode", "count_windows", "--measurement-request-count", str(settings.count_window)]
+    # 1: as asked; 2: no stability requirement (noisy machine); 3: also a window twice as long (a window
+    # with no completed request is an error for perf_analyzer)
+    attempts = [(settings.stability_pct, settings.max_trials, True, []), (1000, 3, False, []),
+                (1000, 3, False, ["-p", str(2 * settings.interval_ms)])]
     text = ""
-    for stab, trials, stable in attempts:
+    for stab, trials, stable, extra in attempts:
         out_csv.unlink(missing_ok=True)
-        cmd = base + ["-s", str(stab), "-r", str(trials)]
+        cmd = base + ["-s", str(stab), "-r", str(trials)] + extra
+        if extra:
+            cmd = [a for i, a in enumerate(cmd) if not (a == "-p" or (i > 0 and cmd[i - 1] == "-p"))] + extra
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=settings.timeout_s)
             text = r.stdout + r.stderr
@@ -108,7 +117,7 @@ def run_point(model: str, url: str, protocol: str, concurrency: int, workdir: Pa
             res["stable"] = stable
             res["command"] = " ".join(cmd)
             return res
-        if UNSTABLE not in text:
+        if UNSTABLE not in text and EMPTY_WINDOW not in text:
             break
     return {"concurrency": concurrency, "error": text.strip().splitlines()[-1] if text.strip() else "failed",
             "command": " ".join(base)}

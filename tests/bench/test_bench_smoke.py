@@ -23,7 +23,7 @@ def _perf_analyzer_runs() -> bool:
 
         exe = perf.perf_analyzer_path()
         r = subprocess.run([exe, "--help"], capture_output=True, env=perf._env(), timeout=30)
-        return r.returncode in (0, 1) and b"concurrency-range" in r.stdout + r.stderr
+        return b"concurrency-range" in r.stdout + r.stderr  # it prints its usage (exit code 99) for --help
     except Exception:
         return False
     finally:
@@ -36,7 +36,7 @@ def test_bench_tiny_end_to_end(tmp_path):
         pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "--model", "tiny", "--concurrency", "1,2",
-           "--interval-ms", "200", "--stability", "1000", "--max-trials", "3",
+           "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
            "--inprocess-seconds", "0.3", "--loadgen-seconds", "0.3",
            # --peers with an empty peer list: exercises the Python load generator against ovfast only
            "--peers", "--peer-list", "",
