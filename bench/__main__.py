@@ -114,7 +114,7 @@ def loadgen_sweep(label: str, url: str, model, conc: list[int], seconds: float) 
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = args.out or (BENCH_DIR / "results" / args.model)
+    out = (args.out or (BENCH_DIR / "results" / args.model)).resolve()  # servers run with other cwds
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     conc = args.concurrency
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = args.out or (BENCH_DIR / "results" / args.model)
+    out = (args.out or (BENCH_DIR / "results" / args.model)).resolve()
     results = run(args)
     out.mkdir(parents=True, exist_ok=True)
     if "series" in results and results["series"]:

@@ -123,6 +123,7 @@ def start(peer: str, model, hint: str, venvs: Path, logdir: Path):
     """Install (once) and start ``peer`` serving ``model``; yields a :class:`Peer`, stops it on exit."""
     if model.datatype != "FP32":
         raise PeerUnavailable(f"the peer model classes handle FP32 inputs only (model input is {model.datatype})")
+    venvs, logdir = Path(venvs).resolve(), Path(logdir).resolve()
     py = ensure_venv(peer, venvs, logdir)
     p = _STARTERS[peer](py, model, hint, logdir)
     try:
