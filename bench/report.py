@@ -132,9 +132,10 @@ def plot(results: dict, path: Path) -> str | None:
         ax1.plot(cs, [p["infer_per_sec"] for p in pts], "o-", color=color, label=name)
         ax2.plot(cs, [p["p50_us"] / 1000 for p in pts], "o-", color=color, label=f"{name} p50")
         ax2.plot(cs, [p["p99_us"] / 1000 for p in pts], "x--", color=color, alpha=0.6)
-    a = (results.get("inprocess") or {}).get("async")
-    if a:
-        ax1.axhline(a["infer_per_sec"], color="k", ls=":", label="in-process async (limit)")
+    inproc = results.get("inprocess") or {}
+    limits = [inproc[k]["infer_per_sec"] for k in ("async", "async_after") if inproc.get(k)]
+    if limits:
+        ax1.axhline(max(limits), color="k", ls=":", label="in-process async (limit)")
     s = (results.get("inprocess") or {}).get("sync")
     if s:
         ax2.axhline(s["p50_us"] / 1000, color="k", ls=":", label="in-process sync p50")
