@@ -203,7 +203,7 @@ def _effnet_io(xml: Path) -> tuple[str, tuple[int, ...], str]:
 
 def get_model(name: str, cache_dir: Path, batch: int = 1) -> BenchModel:
     """Build (or reuse) the named model under ``cache_dir``; raises ModelUnavailable for effnet if absent."""
-    base = Path(cache_dir) / name
+    base = Path(cache_dir).resolve() / name  # served by processes with another cwd
     xml = base / "1" / "model.xml"
     builders = {"resnet50": build_resnet50, "tiny": build_tiny, "mlp": build_mlp, "effnet": build_effnet}
     if name not in builders:
