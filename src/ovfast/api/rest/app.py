@@ -68,6 +68,34 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
         dp.metrics.count(name, KSERVE, REST, "ModelReady", True)
         return json_response({"name": name, "ready": ok}, 200 if ok else 404)
 
+    async def model_config(request):
+        # Triton's model-configuration extension (what perf_analyzer asks for before it sends load)
+        h = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
+
+        def io(t):
+            return {"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else "TYPE_" + t.datatype,
+                    "dims": list(t.shape)}
+
+        return json_response({"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
+                              "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]})
+
+    async def model_statistics(request):
+        # Triton's statistics extension, JSON form (perf_analyzer reads it around each window)
+        def dur(count, ns):
+            return {"count": count, "ns": ns}
+
+        out = []
+        for h in dp.handles_for_stats(request.match_info["name"], request.match_info.get("version")):
+            s = h.stats
+            out.append({"name": h.name, "version": h.version_str, "last_inference": s.last_inference_ms,
+                        "inference_count": s.inference_count, "execution_count": s.execution_count,
+                        "inference_stats": {
+                            "success": dur(s.success, s.success_ns), "fail": dur(s.fail, s.fail_ns),
+                            "queue": dur(s.success, s.queue_ns), "compute_input": dur(s.success, 0),
+                            "compute_infer": dur(s.success, s.compute_ns), "compute_output": dur(s.success, 0)},
+                        "batch_stats": []})
+        return json_response({"model_stats": out})
+
     async def repository_index(request):
         ready_only = False
         body = await request.read()
@@ -113,6 +141,10 @@ def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
     r.add_get("/v2/models/{name}", model_metadata)
     r.add_get("/v2/models/{name}/versions/{version}", model_metadata)
     r.add_get("/v2/models/{name}/ready", model_ready)
+    r.add_get("/v2/models/{name}/config", model_config)
+    r.add_get("/v2/models/{name}/stats", model_statistics)
+    r.add_get("/v2/models/{name}/versions/{version}/stats", model_statistics)
+    r.add_get("/v2/models/{name}/versions/{version}/config", model_config)
     r.add_get("/v2/models/{name}/versions/{version}/ready", model_ready)
     r.add_post("/v2/models/{name}/infer", infer)
     r.add_post("/v2/models/{name}/versions/{version}/infer", infer)
