@@ -286,3 +286,27 @@ def test_config_rejects_unknown_color_format(tmp_path):
     assert not repo.models and "color_format" in repo.errors[0]
     repo = parse_config_text(text.replace("YUV", "rgb"), tmp_path)
     assert repo.models[0].color_format == "RGB" and not repo.errors
+
+
+# -- the photo through the TensorFlow Serving API ------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_tfs_ovmsclient(image_server, reference, photos, transport, kind):
+    import ovmsclient
+
+    url = image_server.grpc_url if transport == "grpc" else image_server.http_url
+    client = ovmsclient.make_grpc_client(url) if transport == "grpc" else ovmsclient.make_http_client(url)
+    logits = np.asarray(client.predict({"input": photos[kind]}, "effnet"), np.float32)
+    _check(logits, reference([photos[kind]]))
+    assert logits[0].argmax() == MILITARY_UNIFORM
+
+
+def test_tfs_rest_row_format_batch(image_server, reference, photos):
+    images = [photos["jpeg"], photos["png"]]
+    body = {"instances": [{"input": {"b64": base64.b64encode(b).decode()}} for b in images]}
+    r = rest(image_server.http_url, "POST", "/v1/models/effnet:predict", body)
+    assert r.status == 200, r.body
+    logits = np.array(r.json()["predictions"], np.float32)
+    _check(logits, reference(images))
