@@ -8,17 +8,9 @@ namespace ovfast {
 namespace {
 
 using wire::Reader;
+using wire::Span;
 using wire::WireType;
-
-// One occurrence of a field inside InferTensorContents, kept as a view until
-// the tensor's datatype is known (fields may arrive in any order).
-struct Span {
-  uint32_t field;
-  WireType type;
-  const uint8_t* data;
-  size_t len;
-  uint64_t scalar;  // for non-packed VARINT / FIXED occurrences
-};
+using wire::for_each_scalar;
 
 struct PendingInput {
   InputTensor tensor;
@@ -52,18 +44,8 @@ bool parse_contents(const uint8_t* d, size_t n, std::vector<Span>* out) {
   Reader r(d, n);
   uint32_t f; WireType t;
   while (r.next(&f, &t)) {
-    Span s{f, t, nullptr, 0, 0};
-    if (t == wire::LEN) {
-      if (!r.bytes(&s.data, &s.len)) return false;
-    } else if (t == wire::VARINT) {
-      if (!r.varint(&s.scalar)) return false;
-    } else if (t == wire::FIXED32) {
-      uint32_t v; if (!r.fixed32(&v)) return false; s.scalar = v;
-    } else if (t == wire::FIXED64) {
-      if (!r.fixed64(&s.scalar)) return false;
-    } else {
-      return false;
-    }
+    Span s;
+    if (!wire::read_span(r, f, t, &s)) return false;
     if (f >= 1 && f <= 8) out->push_back(s);
   }
   return r.ok();
@@ -104,30 +86,6 @@ bool parse_output_name(const uint8_t* d, size_t n, std::string* name) {
     }
   }
   return r.ok();
-}
-
-// Appends every value of `field` (packed or not) as uint64 (varint) or the raw
-// fixed-width bits. Returns false on malformed packing.
-template <typename Fn>
-bool for_each_scalar(const std::vector<Span>& spans, uint32_t field, WireType scalar_type, Fn&& fn) {
-  for (const Span& s : spans) {
-    if (s.field != field) continue;
-    if (s.type == scalar_type) { fn(s.scalar); continue; }
-    if (s.type != wire::LEN) return false;
-    Reader r(s.data, s.len);
-    while (!r.done()) {
-      uint64_t v = 0;
-      if (scalar_type == wire::VARINT) {
-        if (!r.varint(&v)) return false;
-      } else if (scalar_type == wire::FIXED32) {
-        uint32_t v32; if (!r.fixed32(&v32)) return false; v = v32;
-      } else {
-        if (!r.fixed64(&v)) return false;
-      }
-      fn(v);
-    }
-  }
-  return true;
 }
 
 template <typename T>

@@ -9,6 +9,7 @@ namespace ovfast {
 namespace {
 
 using wire::Reader;
+using wire::Span;
 using wire::WireType;
 
 // TensorProto field numbers (tensorflow/core/framework/tensor.proto).
@@ -19,14 +20,6 @@ enum TensorField : uint32_t {
 
 // One occurrence of a repeated value field; decoded once the dtype is known
 // (fields may come in any order).
-struct Span {
-  uint32_t field;
-  WireType type;
-  const uint8_t* data;
-  size_t len;
-  uint64_t scalar;  // unpacked VARINT / FIXED occurrence
-};
-
 struct ParsedTensor {
   int tf_dtype = 0;
   Shape shape;
@@ -90,18 +83,8 @@ bool parse_tensor(const uint8_t* d, size_t n, ParsedTensor* out) {
       if (!r.bytes(&out->content, &out->content_len)) return false;
       out->has_content = true;
     } else if ((f >= kFloatVal && f <= kBoolVal) || f == kHalfVal || f == kUint32Val || f == kUint64Val) {
-      Span s{f, t, nullptr, 0, 0};
-      if (t == wire::LEN) {
-        if (!r.bytes(&s.data, &s.len)) return false;
-      } else if (t == wire::VARINT) {
-        if (!r.varint(&s.scalar)) return false;
-      } else if (t == wire::FIXED32) {
-        uint32_t v; if (!r.fixed32(&v)) return false; s.scalar = v;
-      } else if (t == wire::FIXED64) {
-        if (!r.fixed64(&s.scalar)) return false;
-      } else {
-        return r.fail();
-      }
+      Span s;
+      if (!wire::read_span(r, f, t, &s)) return false;
       out->values.push_back(s);
     } else if (!r.skip(t)) {
       return false;
@@ -110,33 +93,10 @@ bool parse_tensor(const uint8_t* d, size_t n, ParsedTensor* out) {
   return r.ok();
 }
 
-// Calls fn(raw) for every value of `field`, packed or not. `scalar_type` is
-// the wire type of one unpacked element.
-template <typename Fn>
-bool for_each_value(const std::vector<Span>& spans, uint32_t field, WireType scalar_type, Fn&& fn) {
-  for (const Span& s : spans) {
-    if (s.field != field) continue;
-    if (s.type == scalar_type) { fn(s.scalar); continue; }
-    if (s.type != wire::LEN) return false;
-    Reader r(s.data, s.len);
-    while (!r.done()) {
-      uint64_t v = 0;
-      if (scalar_type == wire::VARINT) {
-        if (!r.varint(&v)) return false;
-      } else if (scalar_type == wire::FIXED32) {
-        uint32_t v32; if (!r.fixed32(&v32)) return false; v = v32;
-      } else if (!r.fixed64(&v)) {
-        return false;
-      }
-      fn(v);
-    }
-  }
-  return true;
-}
 
 template <typename T>
 bool collect(const std::vector<Span>& spans, uint32_t field, WireType wt, std::vector<uint8_t>* buf, size_t* count) {
-  return for_each_value(spans, field, wt, [&](uint64_t v) {
+  return wire::for_each_scalar(spans, field, wt, [&](uint64_t v) {
     T x = static_cast<T>(v);
     size_t at = buf->size();
     buf->resize(at + sizeof(T));
@@ -165,7 +125,7 @@ Status decode_values(const ParsedTensor& pt, InputTensor* in) {
     case DataType::UINT32: ok = collect<uint32_t>(v, kUint32Val, wire::VARINT, &buf, &count); break;
     case DataType::UINT64: ok = collect<uint64_t>(v, kUint64Val, wire::VARINT, &buf, &count); break;
     case DataType::BOOL:
-      ok = for_each_value(v, kBoolVal, wire::VARINT, [&](uint64_t x) { buf.push_back(x ? 1 : 0); ++count; });
+      ok = wire::for_each_scalar(v, kBoolVal, wire::VARINT, [&](uint64_t x) { buf.push_back(x ? 1 : 0); ++count; });
       break;
     default:
       // INVALID dtype: validate() reports the precision mismatch first.

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ovfast::wire {
 
@@ -77,6 +78,52 @@ class Reader {
   const uint8_t* end_;
   bool failed_ = false;
 };
+
+// One occurrence of a field, kept as a view until it can be interpreted
+// (repeated scalars arrive packed in a LEN field or one by one).
+struct Span {
+  uint32_t field;
+  WireType type;
+  const uint8_t* data;  // LEN occurrences
+  size_t len;
+  uint64_t scalar;      // VARINT / FIXED32 / FIXED64 occurrences
+};
+
+// Reads the value of the field whose tag (`field`, `type`) was just read.
+inline bool read_span(Reader& r, uint32_t field, WireType type, Span* s) {
+  *s = Span{field, type, nullptr, 0, 0};
+  switch (type) {
+    case LEN: return r.bytes(&s->data, &s->len);
+    case VARINT: return r.varint(&s->scalar);
+    case FIXED32: { uint32_t v; if (!r.fixed32(&v)) return false; s->scalar = v; return true; }
+    case FIXED64: return r.fixed64(&s->scalar);
+    default: return r.fail();
+  }
+}
+
+// Calls fn(bits) for every value of `field` in `spans`, packed or not;
+// `scalar_type` is the wire type of one unpacked element. False on bad packing.
+template <typename Fn>
+bool for_each_scalar(const std::vector<Span>& spans, uint32_t field, WireType scalar_type, Fn&& fn) {
+  for (const Span& s : spans) {
+    if (s.field != field) continue;
+    if (s.type == scalar_type) { fn(s.scalar); continue; }
+    if (s.type != LEN) return false;
+    Reader r(s.data, s.len);
+    while (!r.done()) {
+      uint64_t v = 0;
+      if (scalar_type == VARINT) {
+        if (!r.varint(&v)) return false;
+      } else if (scalar_type == FIXED32) {
+        uint32_t v32; if (!r.fixed32(&v32)) return false; v = v32;
+      } else if (!r.fixed64(&v)) {
+        return false;
+      }
+      fn(v);
+    }
+  }
+  return true;
+}
 
 // proto3 `string` fields must hold valid UTF-8 (overlongs and surrogates rejected).
 inline bool valid_utf8(std::string_view s) {
