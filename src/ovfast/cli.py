@@ -126,6 +126,12 @@ def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
         c["allow_cache"] = True
     if args.color_format is not None:
         c["color_format"] = args.color_format
+    if args.stateful:
+        c["stateful"] = True
+    if args.max_sequence_number is not None:
+        c["max_sequence_number"] = args.max_sequence_number
+    if args.low_latency_transformation:
+        c["low_latency_transformation"] = True
     return c
 
 
@@ -236,6 +242,20 @@ def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port:
     return enable or metrics.enable, names or metrics.metrics_list
 
 
+# OVMS flags ovfast accepts so existing command lines keep working, but that change nothing here.
+_INERT_FLAGS = ("grpc_workers", "grpc_max_threads", "grpc_memory_quota", "rest_workers", "cpu_extension",
+                "allowed_origins", "allowed_methods", "allowed_headers", "allow_credentials", "api_key_file",
+                "precision", "idle_sequence_cleanup")
+_PARSER_DEFAULTS = {a.dest: a.default for a in build_parser()._actions}
+
+
+def _warn_inert_flags(args: argparse.Namespace) -> None:
+    log = logging.getLogger("ovfast.cli")
+    for name in _INERT_FLAGS:
+        if getattr(args, name) != _PARSER_DEFAULTS.get(name):
+            log.warning("--%s is accepted for OVMS compatibility but has no effect in ovfast", name)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ovfast.observability.logging import setup_logging
 
@@ -250,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         setup_logging(args.log_level, args.log_path)
         config = config_from_args(args)
+        _warn_inert_flags(args)
     except UsageError as exc:
         print(f"ovfast: {exc}", file=sys.stderr)
         print("Run 'ovfast --help' for usage.", file=sys.stderr)

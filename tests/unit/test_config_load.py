@@ -95,6 +95,7 @@ def test_version_policies():
     ({"name": "m", "base_path": "/m", "plugin_config": "x"}, "plugin_config"),
     ({"name": "m", "base_path": "/m", "allow_cache": "yes"}, "allow_cache"),
     ({"name": "m", "base_path": "/m", "max_sequence_number": 10}, "stateful"),
+    ({"name": "m", "base_path": "/m", "stateful": True}, "stateful .*not supported"),
     ({"name": "m", "base_path": "/m", "custom_loader_options": {}}, "not supported"),
     ({"name": "m", "base_path": "/m", "target_device": ""}, "target_device"),
     ({"name": "m", "base_path": "/m", "color_format": "XYZ"}, "color_format"),

@@ -214,6 +214,9 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
     except ValueError as exc:
         raise ConfigError(f"model_version_policy: {exc}") from None
     stateful = _bool(c, "stateful", False)
+    if stateful:
+        # Refused rather than served as a stateless model: sequence handling is not built yet.
+        raise ConfigError("'stateful': stateful (sequence) models are not supported by ovfast yet")
     if not stateful:
         given = [k for k in STATEFUL_KEYS if k in c]
         if given:
