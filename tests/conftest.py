@@ -173,7 +173,7 @@ def start_server(extra_args: list[str], workdir: Path, *, wait: bool = True, att
             srv.stop(5)
             last = e
             text = srv.stderr().lower() + srv.stdout().lower()
-            if "address already in use" in text or "failed to bind" in text or "errno 98" in text:
+            if "address already in use" in text or "failed to bind" in text or "errno 98" in text or "cannot bind" in text:
                 continue
             raise
     assert last is not None

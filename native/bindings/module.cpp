@@ -171,7 +171,7 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
                     std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
                     std::string, std::vector<float>, std::vector<float>>(),
-           py::arg("core"), py::arg("model_path"), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
+           py::arg("core"), py::arg("model_path"), py::kw_only(), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
            py::arg("nireq") = 0, py::arg("queue"), py::arg("shapes") = std::map<std::string, std::string>(),
            py::arg("batch_size") = "", py::arg("echo") = false,
            py::arg("layouts") = std::map<std::string, std::string>(), py::arg("color_format") = "",

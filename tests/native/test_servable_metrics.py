@@ -20,7 +20,7 @@ DATA = np.ones((1, 10), np.float32)
 def servable(tmp_path_factory):
     base = M.build_add(tmp_path_factory.mktemp("sm") / "add")
     queue = _native.CompletionQueue()
-    s = _native.Servable(_native.Core(), str(base / "1" / "model.xml"), "CPU", {}, 2, queue)
+    s = _native.Servable(_native.Core(), str(base / "1" / "model.xml"), device="CPU", nireq=2, queue=queue)
     return s, queue
 
 

@@ -101,10 +101,11 @@ class ModelHandle:
         t0 = time.perf_counter()
         try:
             self.servable = _native.Servable(
-                self._core, self.path, self.options.device, dict(self.options.plugin_config),
-                int(self.options.nireq), self._completions.queue, dict(self.options.shapes),
-                str(self.options.batch_size), bool(self.options.echo), dict(self.options.layouts),
-                self.options.color_format, list(self.options.mean), list(self.options.scale))
+                self._core, self.path, device=self.options.device, plugin_config=dict(self.options.plugin_config),
+                nireq=int(self.options.nireq), queue=self._completions.queue, shapes=dict(self.options.shapes),
+                batch_size=str(self.options.batch_size), echo=bool(self.options.echo),
+                layouts=dict(self.options.layouts), color_format=self.options.color_format,
+                mean=list(self.options.mean), scale=list(self.options.scale))
         except Exception as exc:
             self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
             log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
