@@ -228,7 +228,9 @@ def config_from_args(args: argparse.Namespace):
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
-        demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments})
+        demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments,
+                          "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",
+                                   "headers": args.allowed_headers or "*", "credentials": args.allow_credentials}})
 
 
 def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:
@@ -244,7 +246,7 @@ def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port:
 
 # OVMS flags ovfast accepts so existing command lines keep working, but that change nothing here.
 _INERT_FLAGS = ("grpc_workers", "grpc_max_threads", "grpc_memory_quota", "rest_workers", "cpu_extension",
-                "allowed_origins", "allowed_methods", "allowed_headers", "allow_credentials", "api_key_file",
+                "api_key_file",
                 "precision", "idle_sequence_cleanup")
 _PARSER_DEFAULTS = {a.dest: a.default for a in build_parser()._actions}
 

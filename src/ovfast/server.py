@@ -55,7 +55,7 @@ class Server:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
             app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs
-                                 + [metrics_route(self.dataplane.metrics)])
+                                 + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"))
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                               shutdown_timeout=SHUTDOWN_GRACE_S)
             await self._rest_runner.setup()

@@ -396,3 +396,27 @@ def test_keep_alive_connection_many_requests(main_server):
             assert json.loads(data)["outputs"][0]["data"] == [float(i) + 1] * 10
     finally:
         conn.close()
+
+
+def test_cors_defaults_and_preflight(main_server):
+    # OVMS: every response carries the CORS headers (default "*"), and OPTIONS preflights answer 200
+    r = rest(main_server.http_url, "GET", "/v2/health/ready")
+    assert r.headers["access-control-allow-origin"] == "*"
+    r = rest(main_server.http_url, "OPTIONS", "/v2/models/add/infer",
+             headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"})
+    assert r.status == 200
+    assert r.headers["access-control-allow-methods"] == "*"
+
+
+def test_cors_flags(ovfast_server, model_repo):
+    srv = ovfast_server("--model_name", "add", "--model_path", str(model_repo.paths["add"]),
+                        "--allowed_origins", "http://a.test", "--allowed_methods", "GET,POST",
+                        "--allowed_headers", "Content-Type", "--allow_credentials")
+    r = rest(srv.http_url, "POST", "/v2/models/add/infer",
+             {"inputs": [{"name": "b", "shape": [1, 10], "datatype": "FP32", "data": [0.0] * 10}]})
+    assert r.status == 200
+    assert r.headers["access-control-allow-origin"] == "http://a.test"
+    assert r.headers["access-control-allow-methods"] == "GET,POST"
+    assert r.headers["access-control-allow-headers"] == "Content-Type"
+    assert r.headers["access-control-allow-credentials"] == "true"
+    assert "no effect" not in srv.log()

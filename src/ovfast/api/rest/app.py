@@ -41,8 +41,29 @@ async def errors_middleware(request: web.Request, handler):
         return error_response(exc)
 
 
-def build_rest_app(dp: DataPlane, extra_routes=None) -> web.Application:
-    app = web.Application(client_max_size=REST_MAX_BODY, middlewares=[errors_middleware])
+def cors_middleware(origins: str = "*", methods: str = "*", headers: str = "*", credentials: bool = False):
+    """OVMS's CORS behaviour: every response carries the allowed origins/methods/headers, and an OPTIONS
+    preflight to any path answers 200."""
+    cors = {"Access-Control-Allow-Origin": origins, "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": headers}
+    if credentials:
+        cors["Access-Control-Allow-Credentials"] = "true"
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.method == "OPTIONS":
+            resp = web.Response(status=200)
+        else:
+            resp = await handler(request)
+        resp.headers.update(cors)
+        return resp
+
+    return middleware
+
+
+def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -> web.Application:
+    app = web.Application(client_max_size=REST_MAX_BODY,
+                          middlewares=[cors_middleware(**(cors or {})), errors_middleware])
 
     async def live(request):
         return json_response({"live": dp.live}, 200 if dp.live else 503)
