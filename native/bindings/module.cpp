@@ -143,7 +143,19 @@ PYBIND11_MODULE(_native, m) {
         auto m = to_any_map(cfg);
         py::gil_scoped_release release;
         if (device.empty()) c.set_property(m); else c.set_property(device, m);
-      }, "Sets core properties (e.g. CACHE_DIR). Releases the GIL.");
+      }, "Sets core properties (e.g. CACHE_DIR). Releases the GIL.")
+      .def("add_extension", [](ov::Core& c, const std::string& path) {
+        Status st;
+        {
+          py::gil_scoped_release release;
+          try {
+            c.add_extension(path);
+          } catch (const std::exception& e) {
+            st = Status(StatusCode::FAILED_PRECONDITION, "Cannot load OpenVINO extension " + path + ": " + e.what());
+          }
+        }
+        throw_if_error(st);
+      }, py::arg("path"), "Loads an OpenVINO extension library (--cpu_extension). Releases the GIL.");
 
   py::class_<CompletionQueue, std::shared_ptr<CompletionQueue>>(m, "CompletionQueue")
       .def(py::init<>())

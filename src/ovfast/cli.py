@@ -178,6 +178,9 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError("rest_workers count should be from 2 to 10000")
     if args.nireq is not None and not 0 <= args.nireq <= 100000:
         raise UsageError("nireq must be from 0 to 100000")
+    if args.cpu_extension is not None and not os.path.isfile(args.cpu_extension):
+        raise UsageError(f"File path provided as an --cpu_extension parameter does not exist in the filesystem: "
+                         f"{args.cpu_extension}")
     if args.file_system_poll_wait_seconds < 0:
         raise UsageError("file_system_poll_wait_seconds must be >= 0")
 
@@ -228,7 +231,7 @@ def config_from_args(args: argparse.Namespace):
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
-        demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments,
+        demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,
                           "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",
                                    "headers": args.allowed_headers or "*", "credentials": args.allow_credentials}})
 
@@ -245,7 +248,7 @@ def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port:
 
 
 # OVMS flags ovfast accepts so existing command lines keep working, but that change nothing here.
-_INERT_FLAGS = ("grpc_workers", "grpc_max_threads", "grpc_memory_quota", "rest_workers", "cpu_extension",
+_INERT_FLAGS = ("grpc_workers", "grpc_max_threads", "grpc_memory_quota", "rest_workers",
                 "api_key_file",
                 "precision", "idle_sequence_cleanup")
 _PARSER_DEFAULTS = {a.dest: a.default for a in build_parser()._actions}

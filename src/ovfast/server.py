@@ -8,6 +8,7 @@ import signal
 from aiohttp import web
 
 from ovfast import _native
+from ovfast.errors import OvfastError
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import KServeService, build_grpc_server
 from ovfast.api.grpc.tfs import TfsService
@@ -30,6 +31,8 @@ class Server:
         self.core = _native.Core()
         if config.cache_dir:
             self.core.set_property("", {"CACHE_DIR": config.cache_dir})
+        if config.extra.get("cpu_extension"):
+            self.core.add_extension(config.extra["cpu_extension"])
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
@@ -97,7 +100,11 @@ class Server:
 
 
 async def run_server(config: ServerConfig) -> int:
-    server = Server(config)
+    try:
+        server = Server(config)
+    except OvfastError as exc:  # e.g. an --cpu_extension that OpenVINO cannot load
+        log.error("Cannot start server: %s", exc)
+        return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_stop)

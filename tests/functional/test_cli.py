@@ -203,3 +203,21 @@ def test_onnx_model(ovfast_server, onnx_model):
     finally:
         client.close()
     assert srv.stop() == 0, srv.log()
+
+
+def test_cpu_extension_must_exist(tmp_path):
+    port, rest_port = free_ports(2)
+    proc = subprocess.run(ovfast_cmd("--cpu_extension", str(tmp_path / "missing.so"), "--port", str(port),
+                                     "--rest_port", str(rest_port)), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 64, proc.stderr
+    assert "cpu_extension" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_cpu_extension_that_is_not_a_library_stops_the_start(tmp_path):
+    bogus = tmp_path / "not_a_library.so"
+    bogus.write_bytes(b"this is not an ELF file")
+    port, rest_port = free_ports(2)
+    proc = subprocess.run(ovfast_cmd("--cpu_extension", str(bogus), "--port", str(port), "--rest_port", str(rest_port)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Cannot load OpenVINO extension" in proc.stderr
