@@ -34,6 +34,10 @@ class FailedPreconditionError(OvfastError):
 class Core:
     def __init__(self) -> None:
         ...
+    def add_extension(self, path: str) -> None:
+        """
+        Loads an OpenVINO extension library (--cpu_extension). Releases the GIL.
+        """
     def set_property(self, arg0: str, arg1: dict) -> None:
         """
         Sets core properties (e.g. CACHE_DIR). Releases the GIL.
