@@ -28,49 +28,27 @@ void register_tfs(py::module_& m);
 
 namespace {
 
-// A parsed ModelInferRequest that views the caller's bytes. Python keeps this
-// object alive while the job runs (it is the job's keepalive).
-class KServeRequest {
+// A parsed ModelInferRequest; its clock starts before parsing.
+class KServeRequest : public ParsedRequest {
  public:
-  explicit KServeRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {
+  explicit KServeRequest(py::handle buffer) : ParsedRequest(buffer) {
     job_->received_ns = now_ns();
-    Status st;
-    {
-      py::gil_scoped_release release;
-      st = parse_kserve_request(buf_.data(), buf_.size(), job_.get());
-    }
-    throw_if_error(st);
+    parse(parse_kserve_request);
     model_name_ = job_->model_name;
     model_version_ = job_->model_version;
     id_ = job_->id;
-    for (const auto& in : job_->inputs) addresses_.push_back(reinterpret_cast<uintptr_t>(in.data));
-  }
-  std::unique_ptr<InferJob> take() {
-    if (!job_) throw std::runtime_error("request already submitted");
-    return std::move(job_);
   }
   const std::string& model_name() const { return model_name_; }
   const std::string& model_version() const { return model_version_; }
   const std::string& id() const { return id_; }
-  uintptr_t buffer_address() const { return reinterpret_cast<uintptr_t>(buf_.data()); }
-  size_t buffer_size() const { return buf_.size(); }
-  const std::vector<uintptr_t>& input_addresses() const { return addresses_; }
 
  private:
-  PinnedBuffer buf_;
-  std::unique_ptr<InferJob> job_;
   std::string model_name_, model_version_, id_;
-  std::vector<uintptr_t> addresses_;
 };
 
 void submit_kserve(PyServable& self, py::object req_obj, const std::string& version, py::object context,
                    int route) {
-  KServeRequest& req = req_obj.cast<KServeRequest&>();
-  std::unique_ptr<InferJob> job = req.take();
-  job->model_version = version;
-  job->metrics_route = route;
-  job->mode = ResponseMode::KSERVE_PROTO;
-  self.submit_job(std::move(job), req_obj, context);
+  submit_parsed(self, req_obj, req_obj.cast<KServeRequest&>(), version, context, route, ResponseMode::KSERVE_PROTO);
 }
 
 py::list drain(CompletionQueue& q) {

@@ -227,4 +227,48 @@ class PyServable {
 // Defined in register_image.cpp.
 void register_image(py::module_& m);
 
+// A parsed request (KServe ModelInferRequest, TFS PredictRequest) that views
+// the caller's bytes. Python keeps the object alive while its job runs (it
+// becomes the job's keepalive), so the pinned buffer outlives every
+// ov::Tensor that wraps it.
+class ParsedRequest {
+ public:
+  std::unique_ptr<InferJob> take() {
+    if (!job_) throw std::runtime_error("request already submitted");
+    return std::move(job_);
+  }
+  uintptr_t buffer_address() const { return reinterpret_cast<uintptr_t>(buf_.data()); }
+  size_t buffer_size() const { return buf_.size(); }
+  const std::vector<uintptr_t>& input_addresses() const { return addresses_; }
+
+ protected:
+  explicit ParsedRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {}
+  // Runs parse(data, size, job) with the GIL released; raises on error.
+  template <typename Parse>
+  void parse(Parse&& parse_fn) {
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = parse_fn(buf_.data(), buf_.size(), job_.get());
+    }
+    throw_if_error(st);
+    for (const auto& in : job_->inputs) addresses_.push_back(reinterpret_cast<uintptr_t>(in.data));
+  }
+
+  PinnedBuffer buf_;
+  std::unique_ptr<InferJob> job_;
+  std::vector<uintptr_t> addresses_;
+};
+
+// Starts the job of a ParsedRequest held by `req_obj`; the response is
+// serialized natively in `mode` and arrives through the CompletionQueue.
+inline void submit_parsed(PyServable& servable, py::object req_obj, ParsedRequest& req, const std::string& version,
+                          py::object context, int route, ResponseMode mode) {
+  std::unique_ptr<InferJob> job = req.take();
+  job->model_version = version;
+  job->metrics_route = route;
+  job->mode = mode;
+  servable.submit_job(std::move(job), req_obj, context);
+}
+
 }  // namespace ovfast::bindings

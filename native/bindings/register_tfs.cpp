@@ -12,49 +12,26 @@ namespace py = pybind11;
 namespace ovfast::bindings {
 namespace {
 
-// A parsed PredictRequest viewing the caller's bytes. Python keeps this object
-// alive while the job runs (it becomes the job's keepalive), so the pinned
-// buffer outlives every ov::Tensor wrapping tensor_content.
-class TfsRequest {
+// A parsed PredictRequest; the names and model_spec are kept for routing.
+class TfsRequest : public ParsedRequest {
  public:
-  explicit TfsRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {
-    Status st;
-    {
-      py::gil_scoped_release release;
-      st = parse_tfs_predict_request(buf_.data(), buf_.size(), &spec_, job_.get());
-    }
-    throw_if_error(st);
-    for (const auto& in : job_->inputs) {
-      addresses_.push_back(reinterpret_cast<uintptr_t>(in.data));
-      names_.push_back(in.name);
-    }
-  }
-  std::unique_ptr<InferJob> take() {
-    if (!job_) throw std::runtime_error("request already submitted");
-    return std::move(job_);
+  explicit TfsRequest(py::handle buffer) : ParsedRequest(buffer) {
+    parse([this](const uint8_t* data, size_t size, InferJob* job) {
+      return parse_tfs_predict_request(data, size, &spec_, job);
+    });
+    for (const auto& in : job_->inputs) names_.push_back(in.name);
   }
   const TfsModelSpec& spec() const { return spec_; }
-  uintptr_t buffer_address() const { return reinterpret_cast<uintptr_t>(buf_.data()); }
-  size_t buffer_size() const { return buf_.size(); }
-  const std::vector<uintptr_t>& input_addresses() const { return addresses_; }
   const std::vector<std::string>& input_names() const { return names_; }
 
  private:
-  PinnedBuffer buf_;
-  std::unique_ptr<InferJob> job_;
   TfsModelSpec spec_;
-  std::vector<uintptr_t> addresses_;
   std::vector<std::string> names_;
 };
 
 void submit_tfs(PyServable& servable, py::object req_obj, const std::string& version, py::object context,
                 int route) {
-  TfsRequest& req = req_obj.cast<TfsRequest&>();
-  std::unique_ptr<InferJob> job = req.take();
-  job->model_version = version;
-  job->metrics_route = route;
-  job->mode = ResponseMode::TFS_PROTO;
-  servable.submit_job(std::move(job), req_obj, context);
+  submit_parsed(servable, req_obj, req_obj.cast<TfsRequest&>(), version, context, route, ResponseMode::TFS_PROTO);
 }
 
 }  // namespace
