@@ -293,6 +293,11 @@ Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* s
     }
   }
   if (!r.ok()) return malformed("truncated or invalid wire data");
+  // proto3 `string` fields must be valid UTF-8 (they become Python str).
+  bool utf8 = wire::valid_utf8(spec->name) && wire::valid_utf8(spec->signature_name) &&
+              wire::valid_utf8(spec->version_label);
+  for (const auto& in : job->inputs) utf8 = utf8 && wire::valid_utf8(in.name);
+  if (!utf8) return malformed("a string field is not valid UTF-8");
   job->model_name = spec->name;
   return Status::ok();
 }

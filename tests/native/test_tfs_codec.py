@@ -139,3 +139,17 @@ def test_encode_response_roundtrip():
     assert s.dtype == types_pb2.DT_STRING and list(s.string_val) == [b"x", b"\xff\x00"]
     zt = resp.outputs["z"]
     assert [d.size for d in zt.tensor_shape.dim] == [0, 4] and zt.tensor_content == b""
+
+
+def test_non_utf8_strings_are_invalid_argument():
+    # proto3 strings must be UTF-8; a raw 0x80 byte in the model name or an input name is rejected cleanly
+    good = _valid_request()
+    req = predict_pb2.PredictRequest.FromString(good)
+    name = req.model_spec.name.encode()
+    bad_name = good.replace(name, b"\x80" + name[1:], 1)
+    with pytest.raises(_native.InvalidArgumentError, match="UTF-8"):
+        _native.parse_tfs_predict_request(bad_name)
+    key = next(iter(req.inputs)).encode()
+    bad_key = good.replace(key, b"\xff" + key[1:], 1)
+    with pytest.raises(_native.InvalidArgumentError, match="UTF-8"):
+        _native.parse_tfs_predict_request(bad_key)
