@@ -47,18 +47,20 @@ def async_throughput(xml: str, input_name: str, data: np.ndarray, config: dict, 
     while time.perf_counter() < end:
         queue.start_async(None, time.perf_counter_ns())
     queue.wait_all()
-    elapsed = time.perf_counter() - t0
-    lat_us = np.asarray(lat_ns, dtype=np.float64) / 1e3
     return {
-        "infer_per_sec": len(lat_ns) / elapsed,
-        "p50_us": percentile(lat_us, 50),
-        "p99_us": percentile(lat_us, 99),
-        "count": len(lat_ns),
+        **_summary(lat_ns, time.perf_counter() - t0),
         "nireq": nireq,
         "config": {k: str(v) for k, v in config.items()},
         "compiled_streams": int(compiled.get_property("NUM_STREAMS")),
         "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").to_string(),
     }
+
+
+def _summary(lat_ns: list[int], elapsed: float) -> dict:
+    """Throughput and latency percentiles (µs) of one measured window."""
+    lat_us = np.asarray(lat_ns, dtype=np.float64) / 1e3
+    return {"infer_per_sec": len(lat_ns) / elapsed, "p50_us": percentile(lat_us, 50),
+            "p99_us": percentile(lat_us, 99), "count": len(lat_ns)}
 
 
 def sync_latency(xml: str, input_name: str, data: np.ndarray, seconds: float, warmup: int = 5) -> dict:
@@ -78,12 +80,7 @@ def sync_latency(xml: str, input_name: str, data: np.ndarray, seconds: float, wa
         lat_ns.append(time.perf_counter_ns() - s)
         if time.perf_counter() >= end:
             break
-    elapsed = time.perf_counter() - t0
-    lat_us = np.asarray(lat_ns, dtype=np.float64) / 1e3
     return {
-        "infer_per_sec": len(lat_ns) / elapsed,
-        "p50_us": percentile(lat_us, 50),
-        "p99_us": percentile(lat_us, 99),
-        "count": len(lat_ns),
+        **_summary(lat_ns, time.perf_counter() - t0),
         "config": {"PERFORMANCE_HINT": "LATENCY"},
     }
