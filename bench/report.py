@@ -72,20 +72,25 @@ def table(results: dict) -> str:
     head = f"{'series':<34}" + "".join(f"{'c=' + str(c):>26}" for c in conc)
     lines.append(f"model {results['model']['name']}  ({results['machine']['cpu']}, nproc {results['machine']['nproc']}, "
                  f"loadavg at start {results['machine']['loadavg_start']})")
-    st = results.get("server_settings", {})
-    lines.append(f"server: hint {st.get('PERFORMANCE_HINT')}, nireq {st.get('nireq')}, streams {st.get('streams')}")
-    a, s = inproc.get("async"), inproc.get("sync")
-    if a:
-        lines.append(f"in-process async (AsyncInferQueue, nireq {a['nireq']}, streams {a['compiled_streams']}, "
-                     f"{a['config'].get('PERFORMANCE_HINT')}): {_fmt_rate(a['infer_per_sec'])} infer/s, "
-                     f"p50 {_fmt_us(a['p50_us'])}, p99 {_fmt_us(a['p99_us'])}  [precision {a['inference_precision']}]")
-    a2 = inproc.get("async_after")
-    if a2:
-        lines.append(f"in-process async again after the sweep: {_fmt_rate(a2['infer_per_sec'])} infer/s, "
-                     f"p50 {_fmt_us(a2['p50_us'])}, p99 {_fmt_us(a2['p99_us'])}  (ratios use the better of the two)")
-    if s:
-        lines.append(f"in-process sync (LATENCY hint, 1 request): {_fmt_rate(s['infer_per_sec'])} infer/s, "
-                     f"p50 {_fmt_us(s['p50_us'])}, p99 {_fmt_us(s['p99_us'])}")
+    if "batching" in results:
+        from bench import batching
+
+        lines += batching.header_lines(results, _fmt_rate, _fmt_us)
+    else:
+        st = results.get("server_settings", {})
+        lines.append(f"server: hint {st.get('PERFORMANCE_HINT')}, nireq {st.get('nireq')}, streams {st.get('streams')}")
+        a, s = inproc.get("async"), inproc.get("sync")
+        if a:
+            lines.append(f"in-process async (AsyncInferQueue, nireq {a['nireq']}, streams {a['compiled_streams']}, "
+                         f"{a['config'].get('PERFORMANCE_HINT')}): {_fmt_rate(a['infer_per_sec'])} infer/s, "
+                         f"p50 {_fmt_us(a['p50_us'])}, p99 {_fmt_us(a['p99_us'])}  [precision {a['inference_precision']}]")
+        a2 = inproc.get("async_after")
+        if a2:
+            lines.append(f"in-process async again after the sweep: {_fmt_rate(a2['infer_per_sec'])} infer/s, "
+                         f"p50 {_fmt_us(a2['p50_us'])}, p99 {_fmt_us(a2['p99_us'])}  (ratios use the better of the two)")
+        if s:
+            lines.append(f"in-process sync (LATENCY hint, 1 request): {_fmt_rate(s['infer_per_sec'])} infer/s, "
+                         f"p50 {_fmt_us(s['p50_us'])}, p99 {_fmt_us(s['p99_us'])}")
     lines.append("cells: infer/s | p50 | p99   (* = perf_analyzer could not stabilise; single 3-window reading)")
     lines.append(head)
     for name, points in results["series"].items():
@@ -101,11 +106,14 @@ def table(results: dict) -> str:
                 cell = f"{_fmt_rate(p['infer_per_sec'])}{mark}|{_fmt_us(p['p50_us'])}|{_fmt_us(p['p99_us'])}"
             row += f"{cell:>26}"
         lines.append(row)
+    if "batching" in results:
+        for name, cells in batching.extra_rows(results):
+            lines.append(f"{name:<34}" + "".join(f"{cells.get(c, '-'):>26}" for c in conc))
     for name, why in results.get("unavailable", {}).items():
         lines.append(f"{name}: not available ({why})")
     lines.append("ratios:")
     for k, v in results.get("ratios", {}).items():
-        lines.append(f"  {k:<70} {'-' if v is None else f'{v:.2f}'}")
+        lines.append(f"  {k:<70} {'-' if v is None else (f'{v:.0f}' if k.endswith('(us)') else f'{v:.2f}')}")
     return "\n".join(lines)
 
 
@@ -136,6 +144,12 @@ def plot(results: dict, path: Path) -> str | None:
     limits = [inproc[k]["infer_per_sec"] for k in ("async", "async_after") if inproc.get(k)]
     if limits:
         ax1.axhline(max(limits), color="k", ls=":", label="in-process async (limit)")
+    if "batching" in results:
+        from bench import batching
+
+        base, _ = batching._best_rows(results, "b1")
+        if base:
+            ax1.axhline(base, color="k", ls=":", label="in-process batch-1 (best hint)")
     s = (results.get("inprocess") or {}).get("sync")
     if s:
         ax2.axhline(s["p50_us"] / 1000, color="k", ls=":", label="in-process sync p50")

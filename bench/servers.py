@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,8 +117,9 @@ class OvfastServer:
 
 def start_ovfast(model_name: str, model_path: Path, logdir: Path, plugin_config: dict, *,
                  nireq: int | None = None, echo: bool = False, python: str | None = None,
-                 timeout: float = 180.0) -> OvfastServer:
-    """``python -m ovfast`` serving one model on free loopback ports (gRPC + REST)."""
+                 timeout: float = 180.0, extra_args: Sequence[str] = ()) -> OvfastServer:
+    """``python -m ovfast`` serving one model on free loopback ports (gRPC + REST); ``extra_args`` are
+    appended to its command line (e.g. ``--metrics_enable``, the dynamic batching flags)."""
     import json
 
     last: Exception | None = None
@@ -131,6 +133,7 @@ def start_ovfast(model_name: str, model_path: Path, logdir: Path, plugin_config:
             cmd += ["--nireq", str(nireq)]
         if echo:
             cmd.append("--echo")
+        cmd += list(extra_args)
         # the extension's RUNPATH is relative to its own site-packages; a venv that sees openvino only
         # through --system-site-packages needs the wheel's libs on the loader path
         ld = os.pathsep.join(p for p in (openvino_libs(), os.environ.get("LD_LIBRARY_PATH", "")) if p)

@@ -69,6 +69,70 @@ def test_bench_tiny_end_to_end(tmp_path):
         assert (out / "results.png").stat().st_size > 0
 
 
+@pytest.mark.timeout(150)
+def test_bench_batching_end_to_end(tmp_path):
+    """``--batching``: in-process batch-1/batch-N, then ovfast without and with --max_batch_size, batch-1
+    requests over gRPC at two concurrencies; a small mlp, tiny windows. Checks only that every part ran
+    and was recorded (including the batch-size histogram read from the batched server's /metrics)."""
+    if not _perf_analyzer_runs():
+        pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bench", "--model", "mlp", "--mlp-dims", "32,64,2",
+           "--batching", "4", "--queue-delay-us", "300", "--concurrency", "1,4", "--no-rest",
+           "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
+           "--inprocess-seconds", "0.2",
+           "--out", str(out), "--model-cache", str(tmp_path / "models")]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ratios:" in r.stdout and "dynamic batching: max_batch_size 4" in r.stdout
+    res = json.loads((out / "results.json").read_text())
+
+    assert res["model"]["name"] == "mlp" and res["model"]["dims"] == [32, 64, 2, 10]
+    assert res["batching"]["max_batch_size"] == 4 and res["batching"]["max_queue_delay_us"] == 300
+    for when in ("before", "after"):
+        for key in ("b1", "b4"):
+            for hint in ("LATENCY", "THROUGHPUT"):
+                reading = res["inprocess"][when][key][hint]
+                assert reading["rows_per_sec"] > 0 and reading["batch"] == int(key[1:]), (when, key, hint)
+    assert res["inprocess"]["sync"]["p50_us"] > 0
+    for which in ("plain", "batched"):
+        assert res["server_settings"][which]["nireq"] >= 1, which
+    assert set(res["series"]) == {"ovfast grpc", "ovfast grpc batched"}
+    for name, points in res["series"].items():
+        assert [p["concurrency"] for p in points] == [1, 4], name
+        for p in points:
+            assert "error" not in p, (name, p)
+            assert p["infer_per_sec"] > 0 and p["p50_us"] > 0, (name, p)
+    # batches formed and were counted: the histogram grew by at least one batch of >= 1 row
+    metrics = res["batching"]["metrics"]
+    assert metrics["scraped"], metrics
+    assert metrics["batch_size_count"] >= 1 and 1 <= metrics["batch_size_mean"] <= 4, metrics
+    for key in ("in-process batch-4 / batch-1 (rows/s, best hint)", "grpc batched c=4 / in-process batch-1",
+                "grpc batched p50 / unbatched p50 at c=1 (latency cost)"):
+        assert res["ratios"].get(key) is not None, key
+
+
+def test_mlp_cache_follows_dims(tmp_path):
+    """The cached mlp is rebuilt when asked for other dimensions, and reused when they match."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import openvino as ov
+
+        from bench.models import MlpDims, get_model
+
+        a = get_model("mlp", tmp_path, mlp_dims=MlpDims(16, 32, 1))
+        stamp = a.xml.stat().st_mtime_ns
+        assert get_model("mlp", tmp_path, mlp_dims=MlpDims(16, 32, 1)).xml.stat().st_mtime_ns == stamp
+        b = get_model("mlp", tmp_path, batch=2, mlp_dims=MlpDims(24, 32, 2, 5))
+        assert b.input_shape == (2, 24) and b.extra["dims"] == [24, 32, 2, 5]
+        model = ov.Core().read_model(str(b.xml))
+        assert model.inputs[0].get_partial_shape()[1].get_length() == 24
+        assert model.outputs[0].get_partial_shape()[1].get_length() == 5
+        assert model.inputs[0].get_partial_shape()[0].is_dynamic
+    finally:
+        sys.path.remove(str(REPO))
+
+
 def test_bench_reports_unavailable_effnet(tmp_path):
     """Without the converter/package the effnet model is reported as not available, not a crash."""
     sys.path.insert(0, str(REPO))

@@ -1,0 +1,304 @@
+"""The dynamic batching comparison: ``python -m bench --model mlp --batching 8 [--queue-delay-us T]``.
+
+One run, one model (its batch dimension must be dynamic), batch-1 requests throughout:
+
+  1. in-process OpenVINO, before any server starts: batch-1 throughput with the LATENCY and the
+     THROUGHPUT hint (AsyncInferQueue, each with its OPTIMAL_NUMBER_OF_INFER_REQUESTS), batch-N
+     throughput in rows/s the same way, and batch-1 sync latency. The baseline is the better hint;
+     the ratio batch-N / batch-1 says how much batching can give on this model and machine.
+  2. two ovfast servers on the same IR, both with ``--metrics_enable``: one plain, one with
+     ``--max_batch_size N --max_queue_delay_us T``;
+  3. at each concurrency, perf_analyzer (``--shape x:1,IN``) against the plain server, then the batched
+     one (gRPC, and REST unless --no-rest); around every batched point the server's ``/metrics`` are read,
+     and the growth of ``ovfast_batch_size`` / ``ovfast_batch_queue_delay_us`` gives the mean batch size
+     and queue delay of that point;
+  4. the in-process batch-1 and batch-N readings again (load drifts on a shared machine; the baseline
+     is the better of the two readings, which makes the server ratios conservative).
+
+Ratios: batched c=max / in-process batch-1 (the issue's >= 2.5x point), in-process batch-N / batch-1,
+batched / unbatched at c=max, and the c=1 p50 of the batched server against the plain one (what
+batching costs a lone client).
+"""
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from bench import inprocess, perf
+from bench.servers import OvfastServer, start_ovfast
+
+HINTS = ("LATENCY", "THROUGHPUT")
+PLAIN, BATCHED = "ovfast {proto}", "ovfast {proto} batched"
+# the histograms the batcher exports (with --metrics_enable)
+_FAMILIES = {"ovfast_batch_size": "batch_size", "ovfast_batch_queue_delay_us": "queue_delay_us"}
+_SAMPLE_RE = re.compile(r"^(ovfast_batch_size|ovfast_batch_queue_delay_us)_(sum|count)(\{[^}]*\})?\s+(\S+)")
+
+
+class NotBatchable(Exception):
+    """The model's batch dimension is static (the server would refuse dynamic batching)."""
+
+
+def check_batchable(xml: Path) -> None:
+    model = ov.Core().read_model(str(xml))
+    for p in model.inputs:
+        ps = p.get_partial_shape()
+        if ps.rank.is_dynamic or len(ps) == 0 or ps[0].is_static:
+            raise NotBatchable(f"input {p.get_any_name()} has shape {ps}; the batching mode needs a dynamic "
+                               "first (batch) dimension, as the mlp model has")
+
+
+# -- in-process ----------------------------------------------------------------------------------
+
+def inprocess_readings(model, max_batch: int, seconds: float, log, with_sync: bool = True) -> dict:
+    """Batch-1 and batch-``max_batch`` AsyncInferQueue throughput under each hint (+ batch-1 sync latency)."""
+    xml, name = str(model.xml), model.input_name
+    one = model.sample()
+    many = np.random.default_rng(1).standard_normal((max_batch, *one.shape[1:])).astype(np.float32)
+    out: dict = {"b1": {}, f"b{max_batch}": {}}
+    for key, data in (("b1", one), (f"b{max_batch}", many)):
+        for hint in HINTS:
+            r = inprocess.async_throughput(xml, name, data, {"PERFORMANCE_HINT": hint}, 0, seconds)
+            log(f"in-process {key} {hint} (nireq {r['nireq']}, streams {r['compiled_streams']}): "
+                f"{r['rows_per_sec']:.1f} rows/s, p50 {r['p50_us']:.0f} us")
+            out[key][hint] = r
+    if with_sync:
+        out["sync"] = inprocess.sync_latency(xml, name, one, seconds)
+        log(f"in-process b1 sync (LATENCY): p50 {out['sync']['p50_us']:.0f} us")
+    return out
+
+
+def best_hint(readings: dict) -> str:
+    return max(readings, key=lambda h: readings[h]["rows_per_sec"])
+
+
+# -- /metrics --------------------------------------------------------------------------------------
+
+def scrape(server: OvfastServer, model_name: str) -> dict | None:
+    """Sum and count of the batcher's histograms for ``model_name`` (None if /metrics is unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://{server.http_url}/metrics", timeout=10) as r:
+            text = r.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+    out = {v: {"sum": 0.0, "count": 0.0} for v in _FAMILIES.values()}
+    found = False
+    for line in text.splitlines():
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            continue
+        labels = m.group(3) or ""
+        if labels and f'"{model_name}"' not in labels:
+            continue
+        try:
+            val = float(m.group(4))
+        except ValueError:
+            continue
+        out[_FAMILIES[m.group(1)]][m.group(2)] += val
+        found = True
+    return out if found else {}
+
+
+def histogram_means(before: dict | None, after: dict | None) -> dict:
+    """Mean batch size and queue delay of the requests between two scrapes (None where unknown)."""
+    res: dict = {}
+    for key in _FAMILIES.values():
+        a, b = (after or {}).get(key), (before or {}).get(key) or {"sum": 0.0, "count": 0.0}
+        if not a:
+            res[f"{key}_mean"] = None
+            continue
+        n = a["count"] - b["count"]
+        res[f"{key}_mean"] = (a["sum"] - b["sum"]) / n if n > 0 else None
+        res[f"{key}_count"] = n
+    return res
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+def _start_pair(model, logs: Path, plain_hint: str, plain_nireq: int, batch_hint: str, batch_nireq: int,
+                batch_flags: list[str]) -> tuple[OvfastServer, OvfastServer]:
+    with ThreadPoolExecutor(2) as pool:
+        f_plain = pool.submit(start_ovfast, model.name, model.base_path, logs / "ovfast",
+                              {"PERFORMANCE_HINT": plain_hint}, nireq=plain_nireq,
+                              extra_args=["--metrics_enable"])
+        f_batch = pool.submit(start_ovfast, model.name, model.base_path, logs / "ovfast_batched",
+                              {"PERFORMANCE_HINT": batch_hint}, nireq=batch_nireq,
+                              extra_args=["--metrics_enable", *batch_flags])
+        servers, errors = [], []
+        for f in (f_plain, f_batch):
+            try:
+                servers.append(f.result())
+            except BaseException as exc:  # noqa: BLE001 - stop the other one, then re-raise
+                errors.append(exc)
+        if errors:
+            for s in servers:
+                s.stop()
+            raise errors[0]
+    return servers[0], servers[1]
+
+
+def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log, perf_sweep) -> None:
+    """Fills ``results`` (series, inprocess, batching) for the batching mode."""
+    n = args.batching
+    conc = args.concurrency
+    check_batchable(model.xml)
+    log(f"in-process readings (batch 1 and {n}, hints {', '.join(HINTS)})")
+    before = inprocess_readings(model, n, args.inprocess_seconds, log)
+    results["inprocess"] = {"before": before}
+
+    plain_hint = args.hint or best_hint(before["b1"])
+    batch_hint = args.batch_hint or best_hint(before[f"b{n}"])
+    batch_nireq = args.batch_nireq if args.batch_nireq is not None else default_batch_nireq(before[f"b{n}"][batch_hint])
+    batch_flags = ["--max_batch_size", str(n), "--max_queue_delay_us", str(args.queue_delay_us)]
+    if args.preferred_batch_sizes:
+        batch_flags += ["--preferred_batch_sizes", args.preferred_batch_sizes]
+    log(f"starting ovfast ({plain_hint}, nireq {args.nireq or 'optimal'}) and ovfast {' '.join(batch_flags)} "
+        f"({batch_hint}, nireq {batch_nireq or 'optimal'})")
+    plain, batched = _start_pair(model, logs, plain_hint, args.nireq, batch_hint, batch_nireq, batch_flags)
+    batching: dict = {"max_batch_size": n, "max_queue_delay_us": args.queue_delay_us,
+                      "preferred_batch_sizes": args.preferred_batch_sizes or None, "flags": batch_flags}
+    results["batching"] = batching
+    try:
+        st_plain, st_batch = plain.settings(model.name), batched.settings(model.name)
+        results["server_settings"] = {"plain": {"PERFORMANCE_HINT": plain_hint, **st_plain},
+                                      "batched": {"PERFORMANCE_HINT": batch_hint, **st_batch}}
+        log(f"plain server: {st_plain.get('log_line')}")
+        log(f"batched server: {st_batch.get('log_line')}")
+        protos = ["grpc"] + ([] if args.no_rest else ["rest"])
+        for proto in protos:
+            results["series"][PLAIN.format(proto=proto)] = []
+            results["series"][BATCHED.format(proto=proto)] = []
+        total_before = scrape(batched, model.name)
+        for c in conc:  # interleaved: both servers at one concurrency, then the next
+            for proto in protos:
+                pa = "grpc" if proto == "grpc" else "http"
+                for label, srv in ((PLAIN.format(proto=proto), plain), (BATCHED.format(proto=proto), batched)):
+                    url = srv.grpc_url if proto == "grpc" else srv.http_url
+                    m0 = scrape(batched, model.name) if srv is batched else None
+                    point = perf_sweep(label, model, url, pa, [c], logs / ("perf_" + label.replace(" ", "_")),
+                                       settings)[0]
+                    if srv is batched:
+                        point.update(histogram_means(m0, scrape(batched, model.name)))
+                        if point.get("batch_size_mean") is not None:
+                            log(f"{label} c={c}: mean batch {point['batch_size_mean']:.2f}, mean queue delay "
+                                + (f"{point['queue_delay_us_mean']:.0f} us"
+                                   if point.get("queue_delay_us_mean") is not None else "-"))
+                    results["series"][label].append(point)
+        total_after = scrape(batched, model.name)
+        batching["metrics"] = {"scraped": total_after is not None and bool(total_after),
+                               "totals": total_after, **histogram_means(total_before, total_after)}
+        if not batching["metrics"]["scraped"]:
+            log("batched server: no ovfast_batch_size samples on /metrics")
+    finally:
+        plain.stop()
+        batched.stop()
+    log("in-process readings again (after the sweep)")
+    results["inprocess"]["after"] = inprocess_readings(model, n, args.inprocess_seconds, log, with_sync=False)
+    results["inprocess"]["sync"] = before["sync"]
+
+
+def default_batch_nireq(reading: dict) -> int:
+    """nireq for the batched server when --batch-nireq is not given: the in-process optimum for its hint
+    plus one, so that while the streams run, the queue fills the next batch into a spare request."""
+    return int(reading["nireq"]) + 1
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+def _best_rows(results: dict, key: str) -> tuple[float | None, str | None]:
+    best, which = None, None
+    for when in ("before", "after"):
+        for hint, r in ((results.get("inprocess") or {}).get(when, {}).get(key) or {}).items():
+            if best is None or r["rows_per_sec"] > best:
+                best, which = r["rows_per_sec"], f"{hint}, {when} the sweep"
+    return best, which
+
+
+def _point(points: list[dict], c: int) -> dict | None:
+    return next((p for p in points if p.get("concurrency") == c and p.get("infer_per_sec")), None)
+
+
+def compute_ratios(results: dict) -> dict:
+    n = results["batching"]["max_batch_size"]
+    conc = results["concurrency"]
+    cmax, cmin = max(conc), min(conc)
+    b1, _ = _best_rows(results, "b1")
+    bn, _ = _best_rows(results, f"b{n}")
+    out: dict = {f"in-process batch-{n} / batch-1 (rows/s, best hint)": (bn / b1) if b1 and bn else None}
+    for proto in ("grpc", "rest"):
+        plain = results["series"].get(PLAIN.format(proto=proto))
+        batched = results["series"].get(BATCHED.format(proto=proto))
+        if batched is None or plain is None:
+            continue
+        hi_b, hi_p = _point(batched, cmax), _point(plain, cmax)
+        if hi_b and b1:
+            out[f"{proto} batched c={cmax} / in-process batch-1"] = hi_b["infer_per_sec"] / b1
+        if hi_p and b1:
+            out[f"{proto} unbatched c={cmax} / in-process batch-1"] = hi_p["infer_per_sec"] / b1
+        if hi_b and hi_p:
+            out[f"{proto} batched / unbatched at c={cmax}"] = hi_b["infer_per_sec"] / hi_p["infer_per_sec"]
+        lo_b, lo_p = _point(batched, cmin), _point(plain, cmin)
+        if lo_b and lo_p:
+            out[f"{proto} batched p50 / unbatched p50 at c={cmin} (latency cost)"] = lo_b["p50_us"] / lo_p["p50_us"]
+            out[f"{proto} batched p50 - unbatched p50 at c={cmin} (us)"] = lo_b["p50_us"] - lo_p["p50_us"]
+    return out
+
+
+def header_lines(results: dict, fmt_rate, fmt_us) -> list[str]:
+    b = results["batching"]
+    n = b["max_batch_size"]
+    lines = [f"dynamic batching: max_batch_size {n}, max_queue_delay_us {b['max_queue_delay_us']}"
+             + (f", preferred_batch_sizes {b['preferred_batch_sizes']}" if b.get("preferred_batch_sizes") else "")
+             + "; every request carries 1 row"]
+    st = results.get("server_settings", {})
+    for which in ("plain", "batched"):
+        s = st.get(which, {})
+        lines.append(f"server {which}: hint {s.get('PERFORMANCE_HINT')}, nireq {s.get('nireq')}, streams {s.get('streams')}")
+    inproc = results.get("inprocess", {})
+    for when in ("before", "after"):
+        r = inproc.get(when)
+        if not r:
+            continue
+        cells = []
+        for key in ("b1", f"b{n}"):
+            for hint, a in (r.get(key) or {}).items():
+                cells.append(f"{key} {hint} (nireq {a['nireq']}, streams {a['compiled_streams']}) "
+                             f"{fmt_rate(a['rows_per_sec'])} rows/s")
+        lines.append(f"in-process {when} the sweep: " + "; ".join(cells))
+    s = inproc.get("sync")
+    if s:
+        lines.append(f"in-process b1 sync (LATENCY hint, 1 request): {fmt_rate(s['infer_per_sec'])} infer/s, "
+                     f"p50 {fmt_us(s['p50_us'])}, p99 {fmt_us(s['p99_us'])}")
+    b1, w1 = _best_rows(results, "b1")
+    bn, wn = _best_rows(results, f"b{n}")
+    if b1:
+        lines.append(f"baseline: in-process batch-1 {fmt_rate(b1)} infer/s ({w1}); batch-{n} "
+                     f"{fmt_rate(bn)} rows/s ({wn})")
+    m = b.get("metrics") or {}
+    if m.get("scraped"):
+        q = m.get("queue_delay_us_mean")
+        lines.append(f"batched server /metrics over the whole sweep: mean batch size {m.get('batch_size_mean') or 0:.2f} "
+                     f"({m.get('batch_size_count', 0):.0f} batches), mean queue delay "
+                     + ("-" if q is None else f"{q:.0f} us"))
+    elif "metrics" in b:
+        lines.append("batched server /metrics: no ovfast_batch_size samples")
+    return lines
+
+
+def extra_rows(results: dict) -> list[tuple[str, dict]]:
+    """Rows under the grid: per batched series, the mean batch size / queue delay of each point."""
+    rows = []
+    for name, points in results["series"].items():
+        if name.endswith(" batched"):
+            cells = {}
+            for p in points:
+                bs, q = p.get("batch_size_mean"), p.get("queue_delay_us_mean")
+                if bs is not None:
+                    cells[p["concurrency"]] = f"batch {bs:.2f}|q {'-' if q is None else f'{q:.0f} us'}"
+            rows.append((f"  {name}: mean batch|delay", cells))
+    return rows
