@@ -14,7 +14,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ovfast.config.schema import BatchingConfig, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig
 from ovfast.repository.version_policy import Latest, policy_from_json
@@ -55,7 +55,7 @@ class ConfigError(ValueError):
 
 # -- value parsers (pure; raise ConfigError) ------------------------------------------------
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
