@@ -276,3 +276,37 @@ def test_without_batching_nothing_is_batched(rows_xml):
         submit(s, x, i)
     check(wait(q, 5), xs)
     assert batches(s) == {}
+
+
+# -- property: any interleaving of submits and clock moves --------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ops = st.lists(st.one_of(st.tuples(st.just("submit"), st.integers(0, 10), st.sampled_from([3, 5])),
+                          st.tuples(st.just("advance"), st.integers(0, 300), st.just(0))), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops_=_ops, max_batch=st.integers(1, 6), delay=st.sampled_from([0, 50, 200]),
+       preferred=st.lists(st.integers(1, 6), max_size=2, unique=True), nireq=st.integers(1, 2))
+def test_any_interleaving_answers_every_row_once(ragged_xml, ops_, max_batch, delay, preferred, nireq):
+    preferred = [p for p in preferred if p <= max_batch]
+    s, q, clock = make(ragged_xml, max_batch_size=max_batch, delay_us=delay, preferred=preferred, nireq=nireq)
+    xs = {}
+    for i, (op, a, width) in enumerate(ops_):
+        if op == "submit":
+            xs[i] = sample(a, 5000 + i, width)  # 0 rows included: runs alone
+            submit(s, xs[i], i)
+        else:
+            clock.advance_us(a)
+    s.drain()
+    done = wait(q, len(xs))
+    check(done, xs)
+    counts, total_rows = s.metrics()["batch_size"]
+    assert total_rows == sum(x.shape[0] for x in xs.values())
+    assert sum(counts) <= len(xs)
+    # no batch is bigger than max_batch_size, or than a request that ran alone (as far as buckets tell)
+    bounds = list(_native.BATCH_SIZE_BOUNDS)
+    limit = max(max_batch, max((x.shape[0] for x in xs.values()), default=0))
+    assert max((i for i, c in enumerate(counts) if c), default=0) <= next(i for i, b in enumerate(bounds) if b >= limit)
