@@ -101,6 +101,16 @@ def build_dynamic(base: Path) -> Path:
     return _save(ov.Model([ops.result(y)], [x], "dynamic"), base)
 
 
+def build_rows(base: Path, width: int | None = None) -> Path:
+    """Row-wise model for dynamic batching: input ``x`` FP32 [-1,W] (W = ``width``, or -1)
+    -> outputs ``y`` = 2x + 1 [-1,W] and ``s`` = sum of each row [-1]. Every output row
+    depends only on its own input row, so a batched answer can be checked row by row."""
+    x = _name(ops.parameter(ov.PartialShape([-1, width if width else -1]), ov.Type.f32, name="x"), "x")
+    y = _name(ops.add(ops.multiply(x, ops.constant(np.float32(2.0))), ops.constant(np.float32(1.0))), "y")
+    s = _name(ops.reduce_sum(x, ops.constant(np.array([1], np.int64)), False), "s")
+    return _save(ov.Model([ops.result(y), ops.result(s)], [x], "rows"), base)
+
+
 def build_string(base: Path) -> Path:
     """Input ``s`` string [-1] -> output ``out`` = the same strings."""
     s = _name(ops.parameter(ov.PartialShape([-1]), ov.Type.string, name="s"), "s")

@@ -142,6 +142,17 @@ PYBIND11_MODULE(_native, m) {
            "Takes every finished job: [(context, code, message, payload, infer_us, wait_us)]. "
            "payload is bytes (KServe response) or [(name, datatype, shape, ndarray|list[bytes])].");
 
+  py::class_<ManualClock, std::shared_ptr<ManualClock>>(m, "ManualClock",
+                                                        "A clock that moves only when told (dynamic-batching tests).")
+      .def(py::init<>())
+      .def_property_readonly("now_ns", [](ManualClock& c) { return c.now_ns(); })
+      .def("advance_us", [](ManualClock& c, uint64_t us) {
+        py::gil_scoped_release release;
+        c.advance_ns(us * 1000);
+      }, py::arg("us"),
+      "Moves the clock forward and returns once every batcher on it has acted on the new time "
+      "(dispatched what became due). Releases the GIL.");
+
   py::class_<KServeRequest>(m, "KServeRequest")
       .def_property_readonly("model_name", &KServeRequest::model_name)
       .def_property_readonly("model_version", &KServeRequest::model_version)
@@ -160,19 +171,26 @@ PYBIND11_MODULE(_native, m) {
   servable
       .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
                     std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
-                    std::string, std::vector<float>, std::vector<float>>(),
+                    std::string, std::vector<float>, std::vector<float>, int, int64_t, std::vector<int>,
+                    std::shared_ptr<ManualClock>>(),
            py::arg("core"), py::arg("model_path"), py::kw_only(), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
            py::arg("nireq") = 0, py::arg("queue"), py::arg("shapes") = std::map<std::string, std::string>(),
            py::arg("batch_size") = "", py::arg("echo") = false,
            py::arg("layouts") = std::map<std::string, std::string>(), py::arg("color_format") = "",
            py::arg("mean") = std::vector<float>(), py::arg("scale") = std::vector<float>(),
-           "Reads and compiles the model (blocking; releases the GIL).")
+           py::arg("max_batch_size") = 0, py::arg("max_queue_delay_us") = 0,
+           py::arg("preferred_batch_sizes") = std::vector<int>(), py::arg("clock") = nullptr,
+           "Reads and compiles the model (blocking; releases the GIL). max_batch_size > 0 turns on dynamic "
+           "batching (max_queue_delay_us, preferred_batch_sizes; `clock`: a ManualClock for tests, else the "
+           "steady clock).")
       .def_property_readonly("inputs", [](PyServable& s) { return tensor_infos(s.impl().inputs()); })
       .def_property_readonly("outputs", [](PyServable& s) { return tensor_infos(s.impl().outputs()); })
       .def_property_readonly("nireq", [](PyServable& s) { return s.impl().nireq(); })
       .def_property_readonly("streams", [](PyServable& s) { return s.impl().streams(); })
       .def_property_readonly("active", [](PyServable& s) { return s.impl().active(); })
       .def_property_readonly("queued", [](PyServable& s) { return s.impl().queued(); })
+      .def_property_readonly("max_batch_size", [](PyServable& s) { return s.impl().max_batch_size(); },
+                             "Rows per batch when dynamic batching is on; 0 when it is off.")
       .def("submit_kserve", &submit_kserve, py::arg("request"), py::arg("version"), py::arg("context"),
            py::arg("route") = kNoRoute,
            "Starts inference for a parsed request; the result arrives through the CompletionQueue with "

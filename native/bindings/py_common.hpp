@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/numpy.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include <openvino/runtime/core.hpp>
 
+#include "ovfast/clock.hpp"
 #include "ovfast/completion.hpp"
 #include "ovfast/kserve_codec.hpp"
 #include "ovfast/servable.hpp"
@@ -133,8 +135,17 @@ class PyServable {
   PyServable(ov::Core& core, std::string model_path, std::string device, py::dict plugin_config, int nireq,
              std::shared_ptr<CompletionQueue> queue, std::map<std::string, std::string> shapes,
              std::string batch_size, bool echo, std::map<std::string, std::string> layouts = {},
-             std::string color_format = "", std::vector<float> mean = {}, std::vector<float> scale = {}) {
+             std::string color_format = "", std::vector<float> mean = {}, std::vector<float> scale = {},
+             int max_batch_size = 0, int64_t max_queue_delay_us = 0, std::vector<int> preferred_batch_sizes = {},
+             std::shared_ptr<ManualClock> clock = nullptr) {
+    if (max_batch_size < 0) throw py::value_error("max_batch_size must be >= 0");
+    if (max_queue_delay_us < 0) throw py::value_error("max_queue_delay_us must be >= 0");
     ServableOptions o;
+    o.batching.max_batch_size = max_batch_size;
+    o.batching.max_queue_delay_us = static_cast<uint64_t>(max_queue_delay_us);
+    std::sort(preferred_batch_sizes.begin(), preferred_batch_sizes.end());
+    o.batching.preferred_batch_sizes = std::move(preferred_batch_sizes);
+    o.clock = std::move(clock);
     o.layouts = std::move(layouts);
     o.color_format = std::move(color_format);
     o.mean = std::move(mean);

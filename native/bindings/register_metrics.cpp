@@ -7,8 +7,9 @@
 namespace ovfast::bindings {
 namespace {
 
-py::tuple histogram_tuple(const Histogram& h) {
-  std::array<uint64_t, kHistogramBuckets> counts;
+template <typename H>
+py::tuple histogram_tuple(const H& h) {
+  typename H::Counts counts;
   uint64_t sum = 0;
   h.read(&counts, &sum);
   return py::make_tuple(std::vector<uint64_t>(counts.begin(), counts.end()), sum);
@@ -25,6 +26,7 @@ std::vector<uint64_t> counter_list(const std::array<std::atomic<uint64_t>, kRout
 void register_metrics(py::module_& m, py::class_<PyServable>& servable) {
   m.attr("HISTOGRAM_BOUNDS_US") = std::vector<uint64_t>(kHistogramBoundsUs.begin(), kHistogramBoundsUs.end());
   m.attr("METRICS_ROUTE_COUNT") = kRouteCount;
+  m.attr("BATCH_SIZE_BOUNDS") = std::vector<uint64_t>(kBatchSizeBounds.begin(), kBatchSizeBounds.end());
 
   servable.def(
       "metrics",
@@ -34,10 +36,13 @@ void register_metrics(py::module_& m, py::class_<PyServable>& servable) {
             py::arg("success") = counter_list(mt.success), py::arg("fail") = counter_list(mt.fail),
             py::arg("current_requests") = mt.current_requests.load(std::memory_order_relaxed),
             py::arg("inference_us") = histogram_tuple(mt.inference_us), py::arg("wait_us") = histogram_tuple(mt.wait_us),
-            py::arg("request_us") = py::make_tuple(histogram_tuple(mt.request_us[0]), histogram_tuple(mt.request_us[1])));
+            py::arg("request_us") = py::make_tuple(histogram_tuple(mt.request_us[0]), histogram_tuple(mt.request_us[1])),
+            py::arg("batch_size") = histogram_tuple(mt.batch_size),
+            py::arg("batch_queue_delay_us") = histogram_tuple(mt.batch_queue_delay_us));
       },
       "Scrape-time read of the request metrics: {success, fail: [per route], current_requests, "
-      "inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms}. "
+      "inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, "
+      "batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us}. "
       "Bucket counts are per bucket, not cumulative.");
   servable.def(
       "count",

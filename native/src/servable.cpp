@@ -220,19 +220,66 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
     for (const auto& t : s->inputs_)
       if (t.dtype == DataType::INVALID)
         return {StatusCode::UNSUPPORTED, "Input '" + t.name + "' has an element type no API can carry"};
+    if (opts.batching.enabled() && !opts.echo) OVF_RETURN_IF_ERROR(s->check_batchable());
   } catch (const Status& st) {
     return st;
   } catch (const std::exception& e) {
     return {StatusCode::FAILED_PRECONDITION, std::string("Cannot load model: ") + e.what()};
   }
+  s->clock_ = opts.clock ? opts.clock : steady_clock();
+  if (opts.batching.enabled() && !opts.echo) {
+    Servable* self = s.get();
+    s->waiter_ = s->clock_->subscribe(&s->mu_, &s->batch_cv_);
+    s->batcher_ = std::thread([self] { self->batcher_loop(); });
+  }
   *out = std::move(s);
+  return Status::ok();
+}
+
+Status Servable::check_batchable() const {
+  const BatchingOptions& b = opts_.batching;
+  for (int p : b.preferred_batch_sizes)
+    if (p < 1 || p > b.max_batch_size)
+      return invalid_argument("preferred_batch_sizes: " + std::to_string(p) + " is not in 1.." +
+                              std::to_string(b.max_batch_size) + " (max_batch_size)");
+  const std::string fix =
+      "; let it vary at load (batch_size \"1:" + std::to_string(b.max_batch_size) +
+      "\" or -1, or a shape whose first dimension is a range or -1)";
+  for (const TensorInfo& t : inputs_) {
+    const ov::PartialShape& ps = t.shape;
+    if (ps.rank().is_dynamic() || ps.size() == 0)
+      return {StatusCode::FAILED_PRECONDITION, "dynamic_batching needs a batch dimension: input '" + t.name +
+                                                   "' has shape " + partial_shape_to_string(ps)};
+    const ov::Dimension& d = ps[0];
+    if (d.is_static())
+      return {StatusCode::FAILED_PRECONDITION,
+              "dynamic_batching needs a model whose batch dimension can vary: input '" + t.name + "' has shape " +
+                  partial_shape_to_string(ps) + fix};
+    if (d.get_max_length() != -1 && d.get_max_length() < b.max_batch_size)
+      return {StatusCode::FAILED_PRECONDITION,
+              "dynamic_batching needs the batch dimension to hold max_batch_size " +
+                  std::to_string(b.max_batch_size) + " rows: input '" + t.name + "' has shape " +
+                  partial_shape_to_string(ps) + fix};
+  }
+  for (const TensorInfo& t : outputs_) {
+    const ov::PartialShape& ps = t.shape;
+    if (ps.rank().is_static() && (ps.size() == 0 || ps[0].is_static()))
+      return {StatusCode::FAILED_PRECONDITION,
+              "dynamic_batching needs every output to carry the batch dimension first: output '" + t.name +
+                  "' has shape " + partial_shape_to_string(ps)};
+  }
   return Status::ok();
 }
 
 Servable::~Servable() {
   drain();
-  std::lock_guard<std::mutex> lock(mu_);
-  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    batch_cv_.notify_all();
+  }
+  if (batcher_.joinable()) batcher_.join();
+  if (waiter_) clock_->unsubscribe(waiter_);
 }
 
 int Servable::queued() {
@@ -242,7 +289,45 @@ int Servable::queued() {
 
 void Servable::drain() {
   std::unique_lock<std::mutex> lock(mu_);
+  ++flushing_;
+  batch_cv_.notify_all();
   cv_.wait(lock, [&] { return pending_.empty() && idle_.size() == slots_.size(); });
+  --flushing_;
+}
+
+bool Servable::next_launch_locked(uint64_t now, Launch* out, uint64_t* deadline_ns) {
+  *deadline_ns = kNever;
+  if (pending_.empty() || idle_.empty() || stopping_) return false;
+  BatchPlan plan = plan_batch(pending_, opts_.batching, now, flushing_ > 0);
+  if (!plan.dispatch) {
+    *deadline_ns = plan.deadline_ns;
+    return false;
+  }
+  out->jobs.clear();
+  out->jobs.reserve(plan.take.size());
+  for (size_t i : plan.take) out->jobs.push_back(std::move(pending_[i]));
+  // take is ascending: erase from the back so earlier indices stay put
+  for (size_t k = plan.take.size(); k-- > 0;) pending_.erase(pending_.begin() + static_cast<long>(plan.take[k]));
+  out->rows = plan.rows;
+  out->slot = idle_.back();
+  idle_.pop_back();
+  return true;
+}
+
+void Servable::batcher_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    Clock::Reading r = clock_->read();
+    Launch launch;
+    uint64_t deadline;
+    if (next_launch_locked(r.ns, &launch, &deadline)) {
+      lock.unlock();
+      start(launch.slot, std::move(launch.jobs));
+      lock.lock();
+      continue;
+    }
+    clock_->wait_until(lock, *waiter_, deadline, r);
+  }
 }
 
 Status Servable::validate(InferJob& job) const {
@@ -336,8 +421,10 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
     complete_echo(std::move(job));
     return Status::ok();
   }
-  uint64_t t0 = now_ns();
-  size_t slot;
+  const bool batching = opts_.batching.enabled();
+  const int64_t rows = batching ? job_rows(*job) : 1;
+  const uint64_t t0 = clock_->now_ns();
+  Launch launch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
@@ -347,47 +434,91 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
       }
       return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
     }
-    if (idle_.empty()) {
-      pending_.push_back({std::move(job), t0});
-      return Status::ok();
+    if (batching) {
+      pending_.push_back({std::move(job), t0, rows});
+      uint64_t deadline;
+      // A batch that is due starts on this thread; the batcher thread only keeps time.
+      if (!next_launch_locked(t0, &launch, &deadline)) {
+        batch_cv_.notify_one();
+        return Status::ok();
+      }
+    } else {
+      if (idle_.empty()) {
+        pending_.push_back({std::move(job), t0, rows});
+        return Status::ok();
+      }
+      launch.slot = idle_.back();
+      idle_.pop_back();
+      launch.jobs.push_back({std::move(job), t0, rows});
     }
-    slot = idle_.back();
-    idle_.pop_back();
   }
-  start(slot, std::move(job), t0);
+  start(launch.slot, std::move(launch.jobs));
   return Status::ok();
 }
 
-Status Servable::bind_inputs(Slot& slot) {
-  InferJob& job = *slot.job;
-  for (size_t i = 0; i < job.inputs.size(); ++i) {
-    InputTensor& in = job.inputs[i];
-    ov::Shape shape(in.shape.begin(), in.shape.end());
-    ov::element::Type et = datatype_info(in.dtype).element;
-    ov::Tensor t;
-    if (in.dtype == DataType::BYTES) {
-      t = ov::Tensor(ov::element::string, shape);
-      std::string* dst = t.data<std::string>();
-      for (size_t k = 0; k < in.strings.size(); ++k) dst[k] = std::move(in.strings[k]);
-    } else if (in.size == 0) {
-      t = ov::Tensor(et, shape);
-    } else {
-      // Zero-copy: the tensor views the request's memory (kept alive by the job).
-      t = ov::Tensor(et, shape, const_cast<uint8_t*>(in.data));
+void Servable::bind_inputs(Slot& slot) {
+  slot.gathered = slot.jobs.size() > 1;
+  if (!slot.gathered) {
+    InferJob& job = *slot.jobs.front().job;
+    for (size_t i = 0; i < job.inputs.size(); ++i) {
+      InputTensor& in = job.inputs[i];
+      ov::Shape shape(in.shape.begin(), in.shape.end());
+      ov::element::Type et = datatype_info(in.dtype).element;
+      ov::Tensor t;
+      if (in.dtype == DataType::BYTES) {
+        t = ov::Tensor(ov::element::string, shape);
+        std::string* dst = t.data<std::string>();
+        for (size_t k = 0; k < in.strings.size(); ++k) dst[k] = std::move(in.strings[k]);
+      } else if (in.size == 0) {
+        t = ov::Tensor(et, shape);
+      } else {
+        // Zero-copy: the tensor views the request's memory (kept alive by the job).
+        t = ov::Tensor(et, shape, const_cast<uint8_t*>(in.data));
+      }
+      slot.request.set_input_tensor(i, t);
     }
+    return;
+  }
+  // A batch: each input's rows are copied once, job after job, into one tensor.
+  std::vector<QueuedJob*> jobs;
+  slot.row0.clear();
+  int64_t rows = 0;
+  for (QueuedJob& q : slot.jobs) {
+    jobs.push_back(&q);
+    slot.row0.push_back(rows);
+    rows += q.rows;
+  }
+  const InferJob& first = *slot.jobs.front().job;
+  slot.batch_inputs.resize(first.inputs.size());
+  for (size_t i = 0; i < first.inputs.size(); ++i) {
+    const InputTensor& in = first.inputs[i];
+    ov::Shape shape(in.shape.begin(), in.shape.end());
+    shape[0] = static_cast<size_t>(rows);
+    ov::element::Type et = in.dtype == DataType::BYTES ? ov::element::Type(ov::element::string) : ov::element::Type(datatype_info(in.dtype).element);
+    ov::Tensor& t = slot.batch_inputs[i];
+    // NOTE: reused while the element type holds; set_shape reallocates only to grow.
+    if (!t || t.get_element_type() != et) t = ov::Tensor(et, shape);
+    else t.set_shape(shape);
+    gather_input(jobs, i, t);
     slot.request.set_input_tensor(i, t);
   }
-  return Status::ok();
 }
 
-void Servable::start(size_t slot_index, std::unique_ptr<InferJob> job, uint64_t enqueue_ns) {
+void Servable::start(size_t slot_index, std::vector<QueuedJob> jobs) {
   Slot& slot = *slots_[slot_index];
-  slot.job = std::move(job);
-  slot.enqueue_ns = enqueue_ns;
+  slot.jobs = std::move(jobs);
   active_.fetch_add(1, std::memory_order_relaxed);
   try {
+    slot.start_ns = clock_->now_ns();
+    if (opts_.batching.enabled()) {
+      int64_t rows = 0;
+      for (const QueuedJob& q : slot.jobs) {
+        rows += std::max<int64_t>(q.rows, 0);
+        metrics_.batch_queue_delay_us.observe(slot.start_ns > q.enqueue_ns ? (slot.start_ns - q.enqueue_ns) / 1000 : 0);
+      }
+      metrics_.batch_size.observe(static_cast<uint64_t>(rows));
+    }
     bind_inputs(slot);
-    slot.start_ns = now_ns();
     slot.request.start_async();
   } catch (const std::exception& e) {
     // Treat as a completed failure so the slot goes back to the pool.
@@ -397,93 +528,128 @@ void Servable::start(size_t slot_index, std::unique_ptr<InferJob> job, uint64_t 
 
 void Servable::on_done(size_t slot_index, std::exception_ptr err) {
   Slot& slot = *slots_[slot_index];
-  std::unique_ptr<InferJob> job = std::move(slot.job);
-  uint64_t end = now_ns();
-  uint64_t infer_us = (end - slot.start_ns) / 1000;
-  uint64_t wait_us = (slot.start_ns - slot.enqueue_ns) / 1000;
-  Status st;
-  std::vector<OutputTensor> outs;
+  std::vector<QueuedJob> jobs = std::move(slot.jobs);
+  slot.jobs.clear();
+  const uint64_t end = clock_->now_ns();
+  const uint64_t infer_us = end > slot.start_ns ? (end - slot.start_ns) / 1000 : 0;
+  Status batch_status;
+  std::vector<ov::Tensor> results;  // the request's own output buffers, read once
   if (err) {
     try {
       std::rethrow_exception(err);
     } catch (const std::exception& e) {
-      st = internal_error(std::string("Internal inference error - ") + e.what());
+      batch_status = internal_error(std::string("Internal inference error - ") + e.what());
     } catch (...) {
-      st = internal_error("Internal inference error");
+      batch_status = internal_error("Internal inference error");
     }
   } else {
     try {
-      auto collect = [&](size_t idx) {
-        ov::Tensor t = slot.request.get_output_tensor(idx);
-        OutputTensor o;
-        o.name = outputs_[idx].name;
-        o.dtype = outputs_[idx].dtype;
-        const ov::Shape& sh = t.get_shape();
-        o.shape.assign(sh.begin(), sh.end());
-        // KSERVE_PROTO serializes straight from the request's buffer below;
-        // TENSORS hands data to another thread, so it gets its own copy.
-        o.tensor = job->mode == ResponseMode::TENSORS ? copy_tensor(t) : t;
-        outs.push_back(std::move(o));
-      };
-      if (job->requested_outputs.empty()) {
-        for (size_t i = 0; i < outputs_.size(); ++i) collect(i);
-      } else {
-        for (const std::string& name : job->requested_outputs)
-          for (size_t i = 0; i < outputs_.size(); ++i)
-            if (outputs_[i].name == name) { collect(i); break; }
+      int64_t rows = 0;
+      for (const QueuedJob& q : jobs) rows += q.rows;
+      for (size_t i = 0; i < outputs_.size(); ++i) {
+        results.push_back(slot.request.get_output_tensor(i));
+        if (outputs_[i].dtype == DataType::INVALID)
+          throw std::runtime_error("output " + outputs_[i].name + " has an element type no API can carry");
+        const ov::Shape& sh = results.back().get_shape();
+        if (slot.gathered && (sh.empty() || static_cast<int64_t>(sh[0]) != rows))
+          throw std::runtime_error("output " + outputs_[i].name + " has shape " +
+                                   shape_to_string(Shape(sh.begin(), sh.end())) + " for a batch of " +
+                                   std::to_string(rows) + " rows");
       }
-      for (const auto& o : outs)
-        if (o.dtype == DataType::INVALID)
-          throw std::runtime_error("output " + o.name + " has an element type no API can carry");
     } catch (const std::exception& e) {
-      st = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
-      outs.clear();
+      batch_status = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
+      results.clear();
     }
   }
-  std::string payload;
-  if (st.is_ok() && job->mode == ResponseMode::KSERVE_PROTO) {
-    payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
-    outs.clear();
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    std::unique_ptr<InferJob> job = std::move(jobs[k].job);
+    Status st = batch_status;
+    std::vector<OutputTensor> outs;
+    if (st.is_ok()) {
+      try {
+        auto collect = [&](size_t idx) {
+          // Batched: this job's rows, a view into the batch output (zero-copy).
+          ov::Tensor t = slot.gathered ? slice_rows(results[idx], slot.row0[k], jobs[k].rows) : results[idx];
+          OutputTensor o;
+          o.name = outputs_[idx].name;
+          o.dtype = outputs_[idx].dtype;
+          const ov::Shape& sh = t.get_shape();
+          o.shape.assign(sh.begin(), sh.end());
+          // KSERVE_PROTO / TFS_PROTO serialize straight from the request's buffer below;
+          // TENSORS hands data to another thread, so it gets its own copy.
+          o.tensor = job->mode == ResponseMode::TENSORS ? copy_tensor(t) : t;
+          outs.push_back(std::move(o));
+        };
+        if (job->requested_outputs.empty()) {
+          for (size_t i = 0; i < outputs_.size(); ++i) collect(i);
+        } else {
+          for (const std::string& name : job->requested_outputs)
+            for (size_t i = 0; i < outputs_.size(); ++i)
+              if (outputs_[i].name == name) { collect(i); break; }
+        }
+      } catch (const std::exception& e) {
+        st = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
+        outs.clear();
+      }
+    }
+    std::string payload;
+    if (st.is_ok() && job->mode == ResponseMode::KSERVE_PROTO) {
+      payload = encode_kserve_response(job->model_name, job->model_version, job->id, outs);
+      outs.clear();
+    }
+    if (st.is_ok() && job->mode == ResponseMode::TFS_PROTO) {
+      payload = encode_tfs_response(job->model_name, job->model_version, outs);
+      outs.clear();
+    }
+    const uint64_t wait_us = slot.start_ns > jobs[k].enqueue_ns ? (slot.start_ns - jobs[k].enqueue_ns) / 1000 : 0;
+    // NOTE: metrics are updated before the slot is handed on, so a drain()
+    // that waits for idle slots also waits for these writes.
+    if (job->metrics_route >= 0) {
+      metrics_.inference_us.observe(infer_us);
+      metrics_.wait_us.observe(wait_us);
+      metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
+      metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Completion c;
+    c.keepalive = job->keepalive;
+    c.context = job->context;
+    c.status = std::move(st);
+    c.payload = std::move(payload);
+    c.outputs = std::move(outs);
+    c.infer_us = infer_us;
+    c.wait_us = wait_us;
+    job.reset();
+    cq_->push(std::move(c));
   }
-  if (st.is_ok() && job->mode == ResponseMode::TFS_PROTO) {
-    payload = encode_tfs_response(job->model_name, job->model_version, outs);
-    outs.clear();
-  }
-  // NOTE: metrics are updated before the slot is handed on, so a drain()
-  // that waits for idle slots also waits for these writes.
-  if (job->metrics_route >= 0) {
-    metrics_.inference_us.observe(infer_us);
-    metrics_.wait_us.observe(wait_us);
-    metrics_.record_request(job->metrics_route, st.is_ok(), elapsed_us(job->received_ns));
-    metrics_.current_requests.fetch_sub(1, std::memory_order_relaxed);
-  }
-  Completion c;
-  c.keepalive = job->keepalive;
-  c.context = job->context;
-  c.status = std::move(st);
-  c.payload = std::move(payload);
-  c.outputs = std::move(outs);
-  c.infer_us = infer_us;
-  c.wait_us = wait_us;
-  job.reset();
-  cq_->push(std::move(c));
+  results.clear();
   // Hand the slot on. NOTE: OpenVINO allows start_async() on the same request
   // from inside its callback, so queued work starts here with no thread hop.
-  Pending next{nullptr, 0};
+  Launch next;
+  bool go = false;
   {
     // NOTE: notify under the lock: once the slot is idle, drain() (and then
     // the destructor) may proceed, so nothing of `this` is touched after.
     std::lock_guard<std::mutex> lock(mu_);
     active_.fetch_sub(1, std::memory_order_relaxed);
-    if (!pending_.empty() && !stopping_) {
-      next = std::move(pending_.front());
+    if (opts_.batching.enabled()) {
+      idle_.push_back(slot_index);
+      uint64_t deadline;
+      go = next_launch_locked(clock_->now_ns(), &next, &deadline);
+      if (!go) {
+        if (!pending_.empty()) batch_cv_.notify_one();  // its deadline is the batcher's to keep
+        cv_.notify_all();
+      }
+    } else if (!pending_.empty() && !stopping_) {
+      next.slot = slot_index;
+      next.jobs.push_back(std::move(pending_.front()));
       pending_.pop_front();
+      go = true;
     } else {
       idle_.push_back(slot_index);
       cv_.notify_all();
     }
   }
-  if (next.job) start(slot_index, std::move(next.job), next.enqueue_ns);
+  if (go) start(next.slot, std::move(next.jobs));
 }
 
 void Servable::complete_echo(std::unique_ptr<InferJob> job) {

@@ -51,6 +51,19 @@ class CompletionQueue:
         """
     def fileno(self) -> int:
         ...
+class ManualClock:
+    """
+    A clock that moves only when told (dynamic-batching tests).
+    """
+    def __init__(self) -> None:
+        ...
+    def advance_us(self, us: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Moves the clock forward and returns once every batcher on it has acted on the new time (dispatched what became due). Releases the GIL.
+        """
+    @property
+    def now_ns(self) -> int:
+        ...
 class KServeRequest:
     @property
     def buffer_address(self) -> int:
@@ -75,9 +88,9 @@ class KServeRequest:
 class _BufferSet:
     pass
 class Servable:
-    def __init__(self, core: Core, model_path: str, *, device: str = 'CPU', plugin_config: dict = {}, nireq: typing.SupportsInt | typing.SupportsIndex = 0, queue: CompletionQueue, shapes: collections.abc.Mapping[str, str] = {}, batch_size: str = '', echo: bool = False, layouts: collections.abc.Mapping[str, str] = {}, color_format: str = '', mean: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], scale: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = []) -> None:
+    def __init__(self, core: Core, model_path: str, *, device: str = 'CPU', plugin_config: dict = {}, nireq: typing.SupportsInt | typing.SupportsIndex = 0, queue: CompletionQueue, shapes: collections.abc.Mapping[str, str] = {}, batch_size: str = '', echo: bool = False, layouts: collections.abc.Mapping[str, str] = {}, color_format: str = '', mean: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], scale: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], max_batch_size: typing.SupportsInt | typing.SupportsIndex = 0, max_queue_delay_us: typing.SupportsInt | typing.SupportsIndex = 0, preferred_batch_sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], clock: ManualClock | None = None) -> None:
         """
-        Reads and compiles the model (blocking; releases the GIL).
+        Reads and compiles the model (blocking; releases the GIL). max_batch_size > 0 turns on dynamic batching (max_queue_delay_us, preferred_batch_sizes; `clock`: a ManualClock for tests, else the steady clock).
         """
     def count(self, route: typing.SupportsInt | typing.SupportsIndex, ok: bool, duration_us: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
@@ -89,7 +102,7 @@ class Servable:
         """
     def metrics(self) -> dict:
         """
-        Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms}. Bucket counts are per bucket, not cumulative.
+        Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us}. Bucket counts are per bucket, not cumulative.
         """
     def submit_kserve(self, request: typing.Any, version: str, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1) -> None:
         """
@@ -105,6 +118,11 @@ class Servable:
     @property
     def inputs(self) -> list:
         ...
+    @property
+    def max_batch_size(self) -> int:
+        """
+        Rows per batch when dynamic batching is on; 0 when it is off.
+        """
     @property
     def nireq(self) -> int:
         ...
@@ -179,6 +197,7 @@ def submit_tfs(servable: Servable, request: typing.Any, version: str, context: t
     Starts inference for a parsed PredictRequest; the serialized PredictResponse arrives through the CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request natively. Releases the GIL while starting.
     """
 ABI_VERSION: int = 1
+BATCH_SIZE_BOUNDS: list = [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512, 1024]
 HISTOGRAM_BOUNDS_US: list = [10, 18, 32, 58, 104, 188, 340, 612, 1101, 1983, 3570, 6426, 11568, 20822, 37481, 67466, 121439, 218591, 393464, 708235, 1274823, 2294682, 4130428, 7434771, 13382588, 24088659, 43359586, 78047255, 140485060, 252873108, 455171596, 819308872, 1474755971]
 METRICS_ROUTE_COUNT: int = 12
 OPENVINO_BUILD_VERSION: str = '2026.4.1-22982-e213a147257-releases/2026/4'

@@ -77,14 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max_sequence_number", type=int, default=None)
     m.add_argument("--allow_cache", action="store_true")
     x = p.add_argument_group("ovfast options")
+    x.add_argument("--max_batch_size", type=int, default=None,
+                   help="dynamic batching: most rows the server gathers into one inference (docs/config.md)")
+    x.add_argument("--max_queue_delay_us", type=int, default=None,
+                   help="dynamic batching: longest a request waits for others to join its batch (default 0)")
+    x.add_argument("--preferred_batch_sizes", default=None,
+                   help="dynamic batching: comma-separated sizes dispatched at once when reached, e.g. 4,8")
     x.add_argument("--echo", action="store_true",
                    help="benchmarking only: serve every model in echo mode (outputs = inputs, no inference); "
                         "measures the transport floor")
     return p
 
 
+_BATCHING_FLAGS = ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes")
 _MODEL_FLAGS = ("batch_size", "shape", "layout", "mean", "scale", "color_format", "precision",
-                "model_version_policy", "nireq", "target_device", "plugin_config")
+                "model_version_policy", "nireq", "target_device", "plugin_config", *_BATCHING_FLAGS)
 
 
 def _json_arg(name: str, text: str | None):
@@ -101,6 +108,26 @@ def _json_or_text(name: str, text: str | None):
     if text is None:
         return None
     return _json_arg(name, text) if text.strip().startswith("{") else text
+
+
+def _batching_arg(args: argparse.Namespace) -> dict | None:
+    """--max_batch_size / --max_queue_delay_us / --preferred_batch_sizes as a ``dynamic_batching`` object
+    (its values are checked by config.load, as in config.json)."""
+    if args.max_batch_size is None:
+        extra = [f for f in _BATCHING_FLAGS if getattr(args, f) is not None]
+        if extra:
+            raise UsageError(f"--{extra[0]} requires --max_batch_size")
+        return None
+    b: dict = {"max_batch_size": args.max_batch_size}
+    if args.max_queue_delay_us is not None:
+        b["max_queue_delay_us"] = args.max_queue_delay_us
+    if args.preferred_batch_sizes is not None:
+        try:
+            b["preferred_batch_sizes"] = [int(x) for x in args.preferred_batch_sizes.split(",")]
+        except ValueError:
+            raise UsageError(f"--preferred_batch_sizes must be comma-separated integers such as 4,8, "
+                             f"got '{args.preferred_batch_sizes}'") from None
+    return b
 
 
 def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
@@ -132,6 +159,9 @@ def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
         c["max_sequence_number"] = args.max_sequence_number
     if args.low_latency_transformation:
         c["low_latency_transformation"] = True
+    batching = _batching_arg(args)
+    if batching is not None:
+        c["dynamic_batching"] = batching
     return c
 
 

@@ -166,9 +166,11 @@ def test_default_family_set(metrics_server):
     expected = {
         "ovms_requests_success", "ovms_requests_fail", "ovms_request_time_us", "ovms_inference_time_us",
         "ovms_wait_for_infer_req_time_us", "ovms_streams", "ovms_current_requests", "ovfast_models_loaded",
-        "ovfast_model_load_time_seconds",
+        "ovfast_model_load_time_seconds", "ovfast_batch_size", "ovfast_batch_queue_delay_us",
     }
     assert set(s.types) == expected  # the infer_req gauges are opt-in, as in OVMS
+    # the dynamic-batching families have series only for models served with a batcher
+    assert not any(n.startswith("ovfast_batch") for n in s.samples)
 
 
 def test_histogram_buckets_are_ovms(metrics_server):

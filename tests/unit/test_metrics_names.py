@@ -48,3 +48,25 @@ def test_render_round_trip_keeps_ovms_names():
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 3
     count = [s for s in fams["ovms_inference_time_us"].samples if s.name.endswith("_count")][0]
     assert count.value == 3
+
+
+def test_batching_families_are_default_and_selectable():
+    for name in ("ovfast_batch_size", "ovfast_batch_queue_delay_us"):
+        assert m.FAMILIES[name].type == "histogram"
+        assert name in m.DEFAULT_FAMILIES
+        assert m.select_families([name]) == (name,)
+    assert list(m.BATCH_SIZE_BOUNDS) == sorted(set(m.BATCH_SIZE_BOUNDS)) and m.BATCH_SIZE_BOUNDS[0] == 1
+
+
+def test_batch_size_histogram_uses_its_own_bounds():
+    h = Metric("ovfast_batch_size", "help", "histogram")
+    bounds = m.BATCH_SIZE_BOUNDS
+    counts = [0] * (len(bounds) + 1)
+    counts[0], counts[3], counts[-1] = 5, 2, 1  # five runs of 1 row, two of 4 rows, one beyond the last bound
+    m._add_histogram(h, {"name": "a", "version": "1"}, (counts, 5 + 8 + 1000), bounds)
+    fams = {f.name: f for f in text_string_to_metric_families(m.render_text([h]).decode())}
+    buckets = {s.labels["le"]: s.value for s in fams["ovfast_batch_size"].samples if s.name.endswith("_bucket")}
+    assert list(buckets) == [str(b) for b in bounds] + ["+Inf"]
+    assert buckets["1"] == 5 and buckets[str(bounds[3])] == 7 and buckets["+Inf"] == 8
+    total = {s.name: s.value for s in fams["ovfast_batch_size"].samples if not s.name.endswith("_bucket")}
+    assert total == {"ovfast_batch_size_count": 8, "ovfast_batch_size_sum": 1013}

@@ -7,10 +7,13 @@
 // are not a consistent snapshot across fields (a scrape racing a request may
 // see its bucket but not yet its sum), which Prometheus tolerates.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
+#include <type_traits>
 
 namespace ovfast {
 
@@ -25,17 +28,36 @@ inline constexpr std::array<uint64_t, 33> kHistogramBoundsUs = {
 // Finite buckets plus +Inf.
 inline constexpr size_t kHistogramBuckets = kHistogramBoundsUs.size() + 1;
 
-class Histogram {
+// Upper bounds of the dynamic batcher's batch-size histogram (rows per inference).
+inline constexpr std::array<uint64_t, 18> kBatchSizeBounds = {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64,
+                                                              128, 256, 512, 1024};
+
+// Fixed-bucket histogram over `Bounds` (sorted upper bounds) plus +Inf.
+template <const auto& Bounds>
+class BoundedHistogram {
  public:
-  // Counts `us` in the first bucket whose bound is >= us (Prometheus `le`).
-  void observe(uint64_t us) noexcept;
+  static constexpr size_t kBuckets = std::tuple_size_v<std::decay_t<decltype(Bounds)>> + 1;
+  using Counts = std::array<uint64_t, kBuckets>;
+  // Counts `v` in the first bucket whose bound is >= v (Prometheus `le`).
+  void observe(uint64_t v) noexcept {
+    // NOTE: a few dozen sorted bounds; a binary search is ~6 compares and branch-cheap.
+    auto it = std::lower_bound(Bounds.begin(), Bounds.end(), v);
+    counts_[static_cast<size_t>(it - Bounds.begin())].fetch_add(1, std::memory_order_relaxed);  // end -> +Inf
+    sum_.fetch_add(v, std::memory_order_relaxed);
+  }
   // Per-bucket counts (NOT cumulative; the last entry is the +Inf bucket) and the sum.
-  void read(std::array<uint64_t, kHistogramBuckets>* counts, uint64_t* sum_us) const noexcept;
+  void read(Counts* counts, uint64_t* sum) const noexcept {
+    for (size_t i = 0; i < kBuckets; ++i) (*counts)[i] = counts_[i].load(std::memory_order_relaxed);
+    *sum = sum_.load(std::memory_order_relaxed);
+  }
 
  private:
-  std::array<std::atomic<uint64_t>, kHistogramBuckets> counts_{};
-  std::atomic<uint64_t> sum_us_{0};
+  std::array<std::atomic<uint64_t>, kBuckets> counts_{};
+  std::atomic<uint64_t> sum_{0};
 };
+
+using Histogram = BoundedHistogram<kHistogramBoundsUs>;           // microseconds
+using BatchSizeHistogram = BoundedHistogram<kBatchSizeBounds>;   // rows
 
 // A request route is one (api, interface, method) combination, numbered
 //   route = api * 6 + interface * 3 + method
@@ -56,6 +78,10 @@ struct ServableMetrics {
   std::array<std::atomic<uint64_t>, kRouteCount> success{};
   std::array<std::atomic<uint64_t>, kRouteCount> fail{};
   std::atomic<int64_t> current_requests{0};  // accepted by submit(), not yet completed
+  // Dynamic batching (servables that batch): rows per dispatched inference, and per
+  // request the time from entering the batch queue to its batch's dispatch.
+  BatchSizeHistogram batch_size;
+  Histogram batch_queue_delay_us;
 
   // Counts one finished request. For inference routes a successful request's
   // duration also goes into request_us. Out-of-range routes are ignored.

@@ -17,6 +17,8 @@
 
 #include <openvino/runtime/core.hpp>
 
+#include "ovfast/batching.hpp"
+#include "ovfast/clock.hpp"
 #include "ovfast/completion.hpp"
 #include "ovfast/metrics.hpp"
 #include "ovfast/request.hpp"
@@ -44,6 +46,9 @@ struct ServableOptions {
   std::map<std::string, std::string> layouts;
   std::string color_format;           // "" / "BGR" (OVMS default) or "RGB": decoded channel order
   std::vector<float> mean, scale;     // per-channel, applied in-model; need a layout with C
+  // Dynamic batching (batching.hpp); needs every input's dim 0 to hold max_batch_size rows.
+  BatchingOptions batching;
+  std::shared_ptr<Clock> clock;       // the batcher's clock; null = steady_clock()
 };
 
 class Servable {
@@ -64,32 +69,45 @@ class Servable {
   int nireq() const { return static_cast<int>(slots_.size()); }
   int streams() const { return streams_; }
   int active() const { return active_.load(std::memory_order_relaxed); }
+  // Jobs waiting for an infer request (or, when batching, for their batch).
   int queued();
+  int max_batch_size() const { return opts_.batching.max_batch_size; }
   // Request counters and histograms; updated lock-free from any thread.
   ServableMetrics& metrics() { return metrics_; }
-  // Blocks until nothing is queued or running.
+  // Blocks until nothing is queued or running. A batcher dispatches what it
+  // holds at once rather than waiting out the queue delay.
   void drain();
 
  private:
   struct Slot {
     ov::InferRequest request;
-    std::unique_ptr<InferJob> job;
+    std::vector<QueuedJob> jobs;      // what runs: one job, or the jobs of a batch
+    std::vector<int64_t> row0;        // each job's first row in a gathered batch
+    bool gathered = false;            // inputs copied into `batch_inputs` (more than one job)
+    std::vector<ov::Tensor> batch_inputs;  // reused across batches
     uint64_t start_ns = 0;
-    uint64_t enqueue_ns = 0;
   };
-  struct Pending {
-    std::unique_ptr<InferJob> job;
-    uint64_t enqueue_ns;
+  // A batch taken from the queue, with the infer request it runs on.
+  struct Launch {
+    size_t slot = 0;
+    std::vector<QueuedJob> jobs;
+    int64_t rows = 0;
   };
   Servable() = default;
   Status validate(InferJob& job) const;
-  Status bind_inputs(Slot& slot);
-  void start(size_t slot_index, std::unique_ptr<InferJob> job, uint64_t enqueue_ns);
+  Status check_batchable() const;
+  void bind_inputs(Slot& slot);
+  void start(size_t slot_index, std::vector<QueuedJob> jobs);
   void on_done(size_t slot_index, std::exception_ptr err);
   void complete_echo(std::unique_ptr<InferJob> job);
+  // Batching: takes the next batch if one is due and an infer request is idle;
+  // otherwise sets *deadline_ns (kNever: nothing to wait for). Needs mu_.
+  bool next_launch_locked(uint64_t now, Launch* out, uint64_t* deadline_ns);
+  void batcher_loop();
 
   ServableOptions opts_;
   std::shared_ptr<CompletionQueue> cq_;
+  std::shared_ptr<Clock> clock_;
   ov::CompiledModel compiled_;
   std::vector<TensorInfo> inputs_, outputs_;
   std::vector<bool> image_nhwc_ok_;   // per input: its layout accepts decoded NHWC images
@@ -98,12 +116,17 @@ class Servable {
   std::vector<std::unique_ptr<Slot>> slots_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;        // drain(): a slot went idle
   std::vector<size_t> idle_;          // guarded by mu_
-  std::deque<Pending> pending_;       // guarded by mu_
+  std::deque<QueuedJob> pending_;     // guarded by mu_; the batch queue when batching
   bool stopping_ = false;             // guarded by mu_
+  int flushing_ = 0;                  // guarded by mu_; drain() calls in progress
   std::atomic<int> active_{0};
   ServableMetrics metrics_;
+  // Batching: the thread that dispatches batches whose queue delay ran out.
+  std::condition_variable batch_cv_;  // a job queued, a slot went idle, flush, stop
+  std::shared_ptr<Clock::Waiter> waiter_;
+  std::thread batcher_;
 };
 
 uint64_t now_ns();

@@ -6,9 +6,9 @@ versions that stay).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
-from ovfast.config.schema import ModelConfig
+from ovfast.config.schema import BatchingConfig, ModelConfig
 
 # Fields whose change only re-selects versions; everything else reloads every version.
 _SELECTION_ONLY = frozenset({"model_version_policy"})
@@ -43,6 +43,8 @@ class ReloadPlan:
 
 
 def _show(v: object) -> str:
+    if isinstance(v, BatchingConfig):
+        return "{" + ", ".join(f"{k}: {list(x) if isinstance(x, tuple) else x}" for k, x in asdict(v).items()) + "}"
     if isinstance(v, tuple) and all(isinstance(x, tuple) and len(x) == 2 for x in v):
         return "{" + ", ".join(f"{k or '<only input>'}: {val}" for k, val in v) + "}" if v else "{}"
     return repr(v)

@@ -14,9 +14,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from ovfast.config.schema import MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig
+from ovfast.config.schema import BatchingConfig, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig
 from ovfast.repository.version_policy import Latest, policy_from_json
 
 log = logging.getLogger("ovfast.config")
@@ -27,7 +27,10 @@ OVMS_MODEL_KEYS = frozenset({
     "max_sequence_number", "low_latency_transformation", "custom_loader_options", "graph_path", "subconfig",
 })
 # ovfast's own per-model keys; each one is documented in docs/config.md.
-EXTENSION_MODEL_KEYS = frozenset({"color_format"})
+EXTENSION_MODEL_KEYS = frozenset({"color_format", "dynamic_batching"})
+BATCHING_KEYS = ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes")
+MAX_BATCH_SIZE = 1 << 20
+MAX_QUEUE_DELAY_US = 3_600_000_000  # one hour
 UNSUPPORTED_MODEL_KEYS = {
     "custom_loader_options": "custom model loaders (deprecated in OVMS) are not supported by ovfast",
     "graph_path": "MediaPipe graphs are not supported by ovfast",
@@ -52,7 +55,7 @@ class ConfigError(ValueError):
 
 # -- value parsers (pure; raise ConfigError) ------------------------------------------------
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -185,6 +188,73 @@ def _color_format(v: Any) -> str | None:
     return v.upper()
 
 
+def parse_dynamic_batching(value: Any) -> BatchingConfig | None:
+    """``{"max_batch_size": N, "max_queue_delay_us": T, "preferred_batch_sizes": [..]}`` -> BatchingConfig.
+
+    Only the values are checked here; whether the model can batch is :func:`check_batching`'s job.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"dynamic_batching: must be an object such as "
+                          f"{{\"max_batch_size\": 8, \"max_queue_delay_us\": 500}}, got {value!r}")
+    unknown = set(value) - set(BATCHING_KEYS)
+    if unknown:
+        raise ConfigError(f"dynamic_batching: unknown key(s) {sorted(unknown)}; allowed: {list(BATCHING_KEYS)}")
+    size = value.get("max_batch_size")
+    if not _is_int(size) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"dynamic_batching.max_batch_size is required and must be an integer in "
+                          f"1..{MAX_BATCH_SIZE}, got {size!r}")
+    delay = value.get("max_queue_delay_us", 0)
+    if not _is_int(delay) or not 0 <= delay <= MAX_QUEUE_DELAY_US:
+        raise ConfigError(f"dynamic_batching.max_queue_delay_us must be an integer in 0..{MAX_QUEUE_DELAY_US} "
+                          f"(microseconds), got {delay!r}")
+    preferred = value.get("preferred_batch_sizes", [])
+    if not isinstance(preferred, list) or not all(_is_int(x) for x in preferred):
+        raise ConfigError(f"dynamic_batching.preferred_batch_sizes must be an array of integers, got {preferred!r}")
+    out_of_range = [x for x in preferred if not 1 <= x <= size]
+    if out_of_range:
+        raise ConfigError(f"dynamic_batching.preferred_batch_sizes: {out_of_range} not in 1..max_batch_size ({size})")
+    if len(set(preferred)) != len(preferred):
+        raise ConfigError(f"dynamic_batching.preferred_batch_sizes: {preferred} has repeated sizes")
+    return BatchingConfig(size, delay, tuple(sorted(preferred)))
+
+
+def _batch_dim_problem(dim: str, what: str, max_batch: int) -> str | None:
+    """Why the batch dimension ``dim`` ("N", "-1" or "lo:hi") cannot hold ``max_batch`` rows; None if it can."""
+    if dim == "-1":
+        return None
+    if ":" in dim:
+        hi = int(dim.split(":")[1])
+        if hi < max_batch:
+            return f"{what} allows at most {hi} rows, fewer than max_batch_size {max_batch}"
+        return None
+    return (f"{what} fixes the batch dimension at {dim}; batching needs one that can vary "
+            f"(-1, or a range such as \"1:{max_batch}\")")
+
+
+def check_batching(b: BatchingConfig, batch_size: str, shape: tuple[tuple[str, str], ...]) -> None:
+    """Refuses ``dynamic_batching`` on settings whose batch dimension (dim 0 of every input) cannot vary
+    up to ``max_batch_size``. What the settings leave open (the model's own shapes) is checked at load."""
+    n = b.max_batch_size
+    if batch_size == "auto" or any(v == "auto" for _, v in shape):
+        which = "batch_size" if batch_size == "auto" else "shape"
+        raise ConfigError(f"dynamic_batching cannot be combined with {which} \"auto\" (which reloads the model "
+                          f"for each new request shape); use -1 or a range such as \"1:{n}\"")
+    problem = _batch_dim_problem(batch_size, f"batch_size \"{batch_size}\"", n) if batch_size else None
+    for name, text in shape:
+        if problem:
+            break
+        label = f"shape {text}" if not name else f"shape {text} of input '{name}'"
+        dims = text[1:-1].split(",") if text != "()" else []
+        if not dims:
+            problem = f"{label} has no batch dimension"
+        else:
+            problem = _batch_dim_problem(dims[0], label, n)
+    if problem:
+        raise ConfigError(f"dynamic_batching: {problem}")
+
+
 def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfig:
     """Validates one model's settings (the object inside ``{"config": ...}``)."""
     if not isinstance(c, dict):
@@ -230,6 +300,9 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         log.warning("Model %s: both shape and batch size have been defined. Batch size parameter will be ignored",
                     name)
         batch = ""
+    batching = parse_dynamic_batching(c.get("dynamic_batching"))
+    if batching is not None:
+        check_batching(batching, batch, shape)
     return ModelConfig(
         name=name, base_path=base, target_device=device.strip(),
         plugin_config=parse_plugin_config(c.get("plugin_config")), nireq=nireq, batch_size=batch,
@@ -237,7 +310,7 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         allow_cache=_bool(c, "allow_cache", False), stateful=stateful,
         idle_sequence_cleanup=_bool(c, "idle_sequence_cleanup", True), max_sequence_number=max_seq,
         low_latency_transformation=_bool(c, "low_latency_transformation", False),
-        color_format=_color_format(c.get("color_format")),
+        color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
     )
 
 

@@ -8,6 +8,18 @@ from ovfast.repository.version_policy import Latest, VersionPolicy
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """A model's ``dynamic_batching`` settings (docs/config.md), validated.
+
+    ``preferred_batch_sizes`` is sorted, distinct, each in 1..max_batch_size.
+    """
+
+    max_batch_size: int
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One ``model_config_list`` entry, validated.
 
@@ -35,6 +47,7 @@ class ModelConfig:
     echo: bool = False  # transport-floor mode (no inference); CLI --echo only
     mean: str | None = None  # CLI --mean, e.g. "[123.7,116.3,103.5]" (needs a layout)
     scale: str | None = None  # CLI --scale
+    dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:

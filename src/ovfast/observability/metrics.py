@@ -57,6 +57,7 @@ ROUTE_KSERVE_GRPC_INFER = ROUTE_ID[(KSERVE, GRPC, "ModelInfer")]
 ROUTE_KSERVE_REST_INFER = ROUTE_ID[(KSERVE, REST, "ModelInfer")]
 
 BUCKET_BOUNDS_US: tuple[int, ...] = tuple(_native.HISTOGRAM_BOUNDS_US)
+BATCH_SIZE_BOUNDS: tuple[int, ...] = tuple(_native.BATCH_SIZE_BOUNDS)
 
 
 # -- families --------------------------------------------------------------------------------------------
@@ -80,6 +81,10 @@ _FAMILY_LIST = (
     Family("ovms_current_requests", "gauge", "Number of inference requests currently in process."),
     Family("ovfast_models_loaded", "gauge", "Number of model versions currently loaded and AVAILABLE."),
     Family("ovfast_model_load_time_seconds", "gauge", "Time taken to read and compile a model version."),
+    # dynamic batching (docs/config.md): series only for versions served with a batcher
+    Family("ovfast_batch_size", "histogram", "Rows per inference run by the dynamic batcher."),
+    Family("ovfast_batch_queue_delay_us", "histogram",
+           "Time a request waited in the dynamic batcher's queue before its batch was dispatched."),
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
@@ -215,6 +220,11 @@ class ServingMetrics:
             _add_histogram(out["ovms_inference_time_us"], nv, snap["inference_us"])
         if "ovms_wait_for_infer_req_time_us" in want:
             _add_histogram(out["ovms_wait_for_infer_req_time_us"], nv, snap["wait_us"])
+        if servable.max_batch_size > 0:
+            if "ovfast_batch_size" in want:
+                _add_histogram(out["ovfast_batch_size"], nv, snap["batch_size"], BATCH_SIZE_BOUNDS)
+            if "ovfast_batch_queue_delay_us" in want:
+                _add_histogram(out["ovfast_batch_queue_delay_us"], nv, snap["batch_queue_delay_us"])
         gauges = (
             ("ovms_streams", lambda: servable.streams),
             ("ovms_infer_req_queue_size", lambda: servable.nireq),
@@ -231,17 +241,19 @@ class ServingMetrics:
         return render_text(self.collect())
 
 
-def _add_histogram(metric: Metric, labels: dict[str, str], hist: tuple[list[int], int]) -> None:
-    counts, sum_us = hist
+def _add_histogram(metric: Metric, labels: dict[str, str], hist: tuple[list[int], int],
+                   bounds: Sequence[int] = BUCKET_BOUNDS_US) -> None:
+    """Native per-bucket counts (the last one is +Inf) and sum -> cumulative ``le`` buckets, _count, _sum."""
+    counts, total = hist
     cumulative = 0
-    for bound, n in zip(BUCKET_BOUNDS_US, counts):
+    for bound, n in zip(bounds, counts):
         cumulative += n
         metric.add_sample(metric.name + "_bucket", {**labels, "le": str(bound)}, cumulative)
     cumulative += counts[-1]
     metric.add_sample(metric.name + "_bucket", {**labels, "le": "+Inf"}, cumulative)
     # NOTE: _count is the +Inf bucket, so the two always agree within one scrape.
     metric.add_sample(metric.name + "_count", labels, cumulative)
-    metric.add_sample(metric.name + "_sum", labels, sum_us)
+    metric.add_sample(metric.name + "_sum", labels, total)
 
 
 def _escape_label(value: str) -> str:

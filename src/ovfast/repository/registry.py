@@ -11,6 +11,7 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -68,9 +69,12 @@ def load_options(cfg: ModelConfig) -> LoadOptions:
         # Default (as OVMS): the LATENCY hint. Measured with bench/ (ResNet-50, 2 cores): one client
         # p50 54.7 ms vs 95.5 ms with THROUGHPUT; at 8 clients 18.8 vs 20.3 infer/s.
         plugin["PERFORMANCE_HINT"] = DEFAULT_PERFORMANCE_HINT
+    b = cfg.dynamic_batching
+    batching = {} if b is None else {"max_batch_size": b.max_batch_size, "max_queue_delay_us": b.max_queue_delay_us,
+                                     "preferred_batch_sizes": b.preferred_batch_sizes}
     return LoadOptions(device=cfg.target_device, plugin_config=plugin, nireq=cfg.nireq,
                        shapes=shapes, batch_size="" if cfg.batch_size == "auto" else cfg.batch_size,
-                       echo=cfg.echo, **image_options(cfg))
+                       echo=cfg.echo, **image_options(cfg), **batching)
 
 
 def image_options(cfg: ModelConfig) -> dict:
@@ -353,9 +357,7 @@ class ModelRegistry:
                 first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
                 if first:
                     batch = str(first[0])
-            opts = LoadOptions(device=base.device, plugin_config=base.plugin_config, nireq=base.nireq,
-                               shapes=new_shapes, batch_size=batch, echo=base.echo, layouts=base.layouts,
-                               color_format=base.color_format, mean=base.mean, scale=base.scale)
+            opts = dataclasses.replace(base, shapes=new_shapes, batch_size=batch)
             log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
                      h.name, h.version, {k: _dims(v) for k, v in shapes.items()})
             new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)

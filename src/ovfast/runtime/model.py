@@ -60,6 +60,19 @@ class LoadOptions:
     color_format: str = ""  # decoded JPEG/PNG channel order; "" = BGR
     mean: tuple[float, ...] = ()
     scale: tuple[float, ...] = ()
+    # dynamic batching (config.schema.BatchingConfig); max_batch_size 0 = off
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+    def describe_batching(self) -> str:
+        """'' when batching is off, else the settings for the load log line."""
+        if not self.max_batch_size:
+            return ""
+        text = f"dynamic batching: max_batch_size {self.max_batch_size}, max_queue_delay_us {self.max_queue_delay_us}"
+        if self.preferred_batch_sizes:
+            text += ", preferred_batch_sizes " + ",".join(str(n) for n in self.preferred_batch_sizes)
+        return text
 
 
 class ModelHandle:
@@ -105,7 +118,10 @@ class ModelHandle:
                 nireq=int(self.options.nireq), queue=self._completions.queue, shapes=dict(self.options.shapes),
                 batch_size=str(self.options.batch_size), echo=bool(self.options.echo),
                 layouts=dict(self.options.layouts), color_format=self.options.color_format,
-                mean=list(self.options.mean), scale=list(self.options.scale))
+                mean=list(self.options.mean), scale=list(self.options.scale),
+                max_batch_size=int(self.options.max_batch_size),
+                max_queue_delay_us=int(self.options.max_queue_delay_us),
+                preferred_batch_sizes=list(self.options.preferred_batch_sizes))
         except Exception as exc:
             self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
             log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
@@ -113,8 +129,10 @@ class ModelHandle:
         self.load_seconds = time.perf_counter() - t0
         self.inputs = tuple(_spec(t) for t in self.servable.inputs)
         self.outputs = tuple(_spec(t) for t in self.servable.outputs)
-        log.info("Loaded model %s; version: %d; No of InferRequests: %d; streams: %d; load time: %.3f s",
-                 self.name, self.version, self.servable.nireq, self.servable.streams, self.load_seconds)
+        batching = self.options.describe_batching()
+        log.info("Loaded model %s; version: %d; No of InferRequests: %d; streams: %d; load time: %.3f s%s",
+                 self.name, self.version, self.servable.nireq, self.servable.streams, self.load_seconds,
+                 f"; {batching}" if batching else "")
         self.set_state(VersionState.AVAILABLE)
 
     def unload(self) -> None:

@@ -91,6 +91,11 @@ class KServeService:
                        for t in h.inputs],
                 output=[mc.ModelOutput(name=t.name, data_type=_TRITON_TYPES[t.datatype], dims=list(t.shape))
                         for t in h.outputs])
+            if h.options.max_batch_size:
+                # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
+                cfg.dynamic_batching.SetInParent()
+                cfg.dynamic_batching.preferred_batch_size.extend(h.options.preferred_batch_sizes)
+                cfg.dynamic_batching.max_queue_delay_microseconds = h.options.max_queue_delay_us
             return pb.ModelConfigResponse(config=cfg)
 
         async def model_statistics(req, ctx):

@@ -97,8 +97,13 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
             return {"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else "TYPE_" + t.datatype,
                     "dims": list(t.shape)}
 
-        return json_response({"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
-                              "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]})
+        body = {"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
+                "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]}
+        if h.options.max_batch_size:
+            # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
+            body["dynamic_batching"] = {"preferred_batch_size": list(h.options.preferred_batch_sizes),
+                                        "max_queue_delay_microseconds": h.options.max_queue_delay_us}
+        return json_response(body)
 
     async def model_statistics(request):
         # Triton's statistics extension, JSON form (perf_analyzer reads it around each window)

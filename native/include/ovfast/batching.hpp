@@ -1,0 +1,61 @@
+// Dynamic batching: which queued requests go into the next inference, and
+// how their rows are gathered into one batch tensor and scattered back.
+//
+// Policy (Triton's dynamic batcher, see docs/config.md "dynamic_batching"):
+// the batch grows from the oldest queued request, in arrival order, with the
+// requests whose non-batch dimensions match it, up to max_batch_size rows.
+// It is dispatched at once when it reaches max_batch_size or a preferred
+// size, or when max_queue_delay_us is 0; otherwise when the oldest request
+// has waited max_queue_delay_us. On that deadline a preferred size is
+// taken if one can be formed, else everything collected. A request that
+// cannot share a batch (its inputs disagree on dim 0, it has no rows, or
+// it has at least max_batch_size rows) runs alone, as soon as an infer
+// request is free, ahead of a batch that is still waiting.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include <openvino/runtime/tensor.hpp>
+
+#include "ovfast/request.hpp"
+
+namespace ovfast {
+
+struct BatchingOptions {
+  int max_batch_size = 0;          // 0: no batching
+  uint64_t max_queue_delay_us = 0;
+  std::vector<int> preferred_batch_sizes;  // sorted, each in 1..max_batch_size
+  bool enabled() const { return max_batch_size > 0; }
+};
+
+struct QueuedJob {
+  std::unique_ptr<InferJob> job;
+  uint64_t enqueue_ns = 0;
+  int64_t rows = 0;        // dim 0 shared by every input; -1: cannot share a batch
+};
+
+struct BatchPlan {
+  bool dispatch = false;
+  std::vector<size_t> take;   // queue indices, ascending (when dispatch)
+  int64_t rows = 0;           // rows of the batch (when dispatch)
+  uint64_t deadline_ns = 0;   // when to look again (when !dispatch)
+};
+
+// The batch dimension of a validated job: dim 0 when every input has rank >= 1
+// and the same dim 0, else -1.
+int64_t job_rows(const InferJob& job);
+
+// Decides on the queue as it is at `now_ns`. `flush`: dispatch whatever can
+// be formed without waiting (unload). The queue must not be empty.
+BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& opts, uint64_t now_ns, bool flush);
+
+// Copies the rows of every job's input `index` into `dst` (shape [rows, ...]),
+// in order: the batch's one copy. BYTES elements are moved.
+void gather_input(const std::vector<QueuedJob*>& jobs, size_t index, ov::Tensor& dst);
+
+// A view of rows [row0, row0 + rows) of a batch output; strings are copied.
+ov::Tensor slice_rows(const ov::Tensor& batch, int64_t row0, int64_t rows);
+
+}  // namespace ovfast
