@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preferred-batch-sizes", default="", help="--preferred_batch_sizes of the batched server")
     g.add_argument("--batch-hint", default=None, choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
                    help="PERFORMANCE_HINT of the batched server (default: the in-process batch-N winner)")
-    g.add_argument("--batch-nireq", type=int, default=None,
-                   help="nireq of the batched server (default: its hint's optimal number + 1; 0 = optimal)")
+    g.add_argument("--batch-nireq", type=int, default=0,
+                   help="nireq of the batched server (default 0: OpenVINO's optimal number for its hint)")
     p.add_argument("--mlp-dims", type=_parse_dims, default=MLP_DIMS, metavar="IN,HIDDEN,LAYERS[,OUT]",
                    help="size of the mlp model (default %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="rows per request for the dynamic-batch mlp model")

@@ -153,7 +153,7 @@ def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log
 
     plain_hint = args.hint or best_hint(before["b1"])
     batch_hint = args.batch_hint or best_hint(before[f"b{n}"])
-    batch_nireq = args.batch_nireq if args.batch_nireq is not None else default_batch_nireq(before[f"b{n}"][batch_hint])
+    batch_nireq = args.batch_nireq  # 0: OpenVINO's optimum for the hint (measured best, see bench/README.md)
     batch_flags = ["--max_batch_size", str(n), "--max_queue_delay_us", str(args.queue_delay_us)]
     if args.preferred_batch_sizes:
         batch_flags += ["--preferred_batch_sizes", args.preferred_batch_sizes]
@@ -200,12 +200,6 @@ def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log
     log("in-process readings again (after the sweep)")
     results["inprocess"]["after"] = inprocess_readings(model, n, args.inprocess_seconds, log, with_sync=False)
     results["inprocess"]["sync"] = before["sync"]
-
-
-def default_batch_nireq(reading: dict) -> int:
-    """nireq for the batched server when --batch-nireq is not given: the in-process optimum for its hint
-    plus one, so that while the streams run, the queue fills the next batch into a spare request."""
-    return int(reading["nireq"]) + 1
 
 
 # -- report ----------------------------------------------------------------------------------------
