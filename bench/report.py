@@ -55,8 +55,11 @@ def compute_ratios(results: dict) -> dict:
         if a and b:
             out[f"{key} / {floor} floor (best throughput)"] = ratio(a["infer_per_sec"], b["infer_per_sec"])
     # peers are compared through the same Python load generator
-    peers = {k: _best(v) for k, v in series.items() if k.startswith("peer ") and k.endswith("(loadgen)")}
-    peers = {k: v for k, v in peers.items() if v}
+    peers: dict[str, dict] = {}
+    for k, v in series.items():
+        best = _best(v) if k.startswith("peer ") and k.endswith("(loadgen)") else None
+        if best:
+            peers[k] = best
     ours = _best(series.get("ovfast grpc (loadgen)", []))
     if peers and ours:
         best_key = max(peers, key=lambda k: peers[k]["infer_per_sec"])
