@@ -31,6 +31,7 @@ pytestmark = pytest.mark.timeout(300)
 
 WIDTH = 4
 IMG = 8  # the image model takes 8x8 RGB images
+WIDE = 64 * 1024  # the "wide" model's rows: 256 KB each
 
 
 def build_image_means(base):
@@ -55,6 +56,8 @@ def server(ovfast_server_session, tmp_path_factory):
                     "dynamic_batching": batching}},
         {"config": {"name": "images", "base_path": str(build_image_means(root / "images")),
                     "dynamic_batching": batching}},
+        {"config": {"name": "wide", "base_path": str(M.build_rows(root / "wide", width=WIDE)),
+                    "dynamic_batching": {"max_batch_size": 8, "max_queue_delay_us": 2000}}},
     ], "monitoring": {"metrics": {"enable": True}}}
     path = root / "config.json"
     path.write_text(json.dumps(cfg))
@@ -182,3 +185,37 @@ def test_queue_delay_histogram_counts_every_request(server):
     assert after - before == 5
     assert waited_us > 0  # a lone request waits out max_queue_delay_us
     g.close()
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_batched_requests_do_not_leak(server):
+    """Hundreds of batched 256 KB requests (in and out), some rejected, leave RSS where it was:
+    a leaked request buffer, gathered batch or response would add ~100 MB per 400 requests."""
+    g = grpcclient.InferenceServerClient(server.grpc_url)
+    x = np.full((1, WIDE), 0.5, np.float32)
+
+    def one(i: int) -> None:
+        if i % 4 == 3:  # rejected: wrong width
+            inp = grpcclient.InferInput("x", [1, WIDE + 1], "FP32")
+            inp.set_data_from_numpy(np.zeros((1, WIDE + 1), np.float32))
+            with pytest.raises(InferenceServerException):
+                g.infer("wide", [inp])
+            return
+        r = g.infer("wide", triton_inputs(grpcclient, x))
+        assert r.as_numpy("s")[0] == pytest.approx(0.5 * WIDE)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(100)))  # warm up allocator pools
+        before = _rss_mb(server.proc.pid)
+        list(pool.map(one, range(400)))
+        after = _rss_mb(server.proc.pid)
+    g.close()
+    print(f"RSS {before:.0f} -> {after:.0f} MB")
+    assert after - before < 48, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
