@@ -73,7 +73,7 @@ py::list drain(CompletionQueue& q) {
     } else {
       payload = py::bytes(c.payload);
     }
-    out.append(py::make_tuple(context, static_cast<int>(c.status.code()), c.status.message(), payload,
+    out.append(py::make_tuple(context, static_cast<int>(c.status.code()), lenient_str(c.status.message()), payload,
                               c.infer_us, c.wait_us));
     keep = py::object();  // releases the request's pinned buffers (GIL held)
   }

@@ -24,10 +24,20 @@ namespace py = pybind11;
 // Exception classes, registered once; handles cached (index = StatusCode).
 extern std::array<PyObject*, 12> g_errors;
 
+// Text that may quote client bytes (not necessarily UTF-8), as a Python str; invalid bytes become \xNN.
+inline py::str lenient_str(const std::string& s) {
+  PyObject* text = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace");
+  if (!text) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+
 [[noreturn]] inline void raise_status(const Status& st) {
   PyObject* cls = g_errors[static_cast<size_t>(st.code())];
   if (!cls) cls = g_errors[static_cast<size_t>(StatusCode::UNKNOWN)];
-  PyErr_SetString(cls, st.message().c_str());
+  // NOTE: a message may quote client bytes (a name that is not UTF-8): decode it
+  // leniently, or PyErr_SetString would raise UnicodeDecodeError instead.
+  py::str text = lenient_str(st.message());
+  PyErr_SetObject(cls, text.ptr());
   throw py::error_already_set();
 }
 

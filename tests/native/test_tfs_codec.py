@@ -153,3 +153,13 @@ def test_non_utf8_strings_are_invalid_argument():
     bad_key = good.replace(key, b"\xff" + key[1:], 1)
     with pytest.raises(_native.InvalidArgumentError, match="UTF-8"):
         _native.parse_tfs_predict_request(bad_key)
+
+
+def test_error_message_quoting_a_non_utf8_name_is_still_invalid_argument():
+    # found by test_mutated_valid_request in CI: a truncated tensor under the input key b"\x80" produced
+    # an error message quoting the key, and turning that message into a Python str raised UnicodeDecodeError
+    data = (b"\n\x18\n\x01m\x12\x02\x08\x03\x1a\x0fserving_default\x12\x13\n\x01s\x12\x0e\x08\x07\x12\x04\x12"
+            b"\x02\x08\x02B\x02abB\x00\x12\x13\n\x01\x80\x12\x0e\x08\x11\x12\x04\x12\x02\x08\x02:\x04\x01\xff\xff\x80")
+    with pytest.raises(_native.InvalidArgumentError) as e:
+        _native.parse_tfs_predict_request(data)
+    assert "\\x80" in str(e.value)  # the bad byte is shown escaped
