@@ -97,6 +97,7 @@ def triton_inputs(mod, x: np.ndarray):
 def test_hundreds_of_concurrent_requests_over_every_api(server):
     rows_before, sum_before = histogram(server, "ovfast_batch_size", "rows")
     g = grpcclient.InferenceServerClient(server.grpc_url)
+    stats_before = g.get_inference_statistics("rows").model_stats[0]
     tfs_g = make_grpc_client(server.grpc_url)
     local = threading.local()  # the HTTP clients are not thread-safe: one per thread
 
@@ -121,11 +122,17 @@ def test_hundreds_of_concurrent_requests_over_every_api(server):
     n = 400
     with ThreadPoolExecutor(32) as pool:
         rows = sum(pool.map(one, range(n)))
-    g.close()
     batches, total_rows = histogram(server, "ovfast_batch_size", "rows")
     assert total_rows - sum_before == rows  # every row went through the batcher exactly once
-    print(f"\n{n} requests, {rows} rows in {batches - rows_before:.0f} inferences")
     assert 0 < batches - rows_before < n, "no two requests ever shared an inference"
+    # Triton's statistics (what perf_analyzer reports): rows inferred, and batches executed
+    stats = g.get_inference_statistics("rows").model_stats[0]
+    assert stats.inference_count - stats_before.inference_count == rows
+    assert stats.execution_count - stats_before.execution_count == batches - rows_before
+    rest_stats = rest(server.http_url, "GET", "/v2/models/rows/stats").json()["model_stats"][0]
+    assert (rest_stats["inference_count"], rest_stats["execution_count"]) == (
+        stats.inference_count, stats.execution_count)
+    g.close()
 
 
 def test_bad_requests_fail_alone(server):
@@ -217,5 +224,4 @@ def test_batched_requests_do_not_leak(server):
         list(pool.map(one, range(400)))
         after = _rss_mb(server.proc.pid)
     g.close()
-    print(f"RSS {before:.0f} -> {after:.0f} MB")
     assert after - before < 48, f"RSS grew from {before:.0f} MB to {after:.0f} MB"

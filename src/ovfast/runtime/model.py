@@ -148,6 +148,16 @@ class ModelHandle:
     def available(self) -> bool:
         return self.state == VersionState.AVAILABLE
 
+    def triton_counts(self) -> tuple[int, int]:
+        """(inference_count, execution_count) as Triton's statistics report them: with a dynamic
+        batcher, the rows inferred and the batches run (read from the native batch-size histogram);
+        without one, each request is one execution."""
+        s = self.servable
+        if s is not None and s.max_batch_size:
+            counts, rows = s.metrics()["batch_size"]
+            return int(rows), int(sum(counts))
+        return self.stats.inference_count, self.stats.execution_count
+
     def _live_servable(self) -> _native.Servable:
         s = self.servable
         if s is None or self.state != VersionState.AVAILABLE:

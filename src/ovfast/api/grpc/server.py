@@ -102,9 +102,10 @@ class KServeService:
             out = []
             for h in dp.handles_for_stats(req.name, req.version):
                 s = h.stats
+                inferences, executions = h.triton_counts()
                 out.append(pb.ModelStatistics(
                     name=h.name, version=h.version_str, last_inference=s.last_inference_ms,
-                    inference_count=s.inference_count, execution_count=s.execution_count,
+                    inference_count=inferences, execution_count=executions,
                     inference_stats=pb.InferStatistics(
                         success=pb.StatisticDuration(count=s.success, ns=s.success_ns),
                         fail=pb.StatisticDuration(count=s.fail, ns=s.fail_ns),

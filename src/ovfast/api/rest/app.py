@@ -113,8 +113,9 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
         out = []
         for h in dp.handles_for_stats(request.match_info["name"], request.match_info.get("version")):
             s = h.stats
+            inferences, executions = h.triton_counts()
             out.append({"name": h.name, "version": h.version_str, "last_inference": s.last_inference_ms,
-                        "inference_count": s.inference_count, "execution_count": s.execution_count,
+                        "inference_count": inferences, "execution_count": executions,
                         "inference_stats": {
                             "success": dur(s.success, s.success_ns), "fail": dur(s.fail, s.fail_ns),
                             "queue": dur(s.success, s.queue_ns), "compute_input": dur(s.success, 0),
