@@ -202,7 +202,9 @@ PYBIND11_MODULE(_native, m) {
            "completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) "
            "starts its request-time clock. Releases the GIL while starting.")
       .def("drain", [](PyServable& s) { py::gil_scoped_release r; s.impl().drain(); },
-           "Blocks until nothing is queued or running. Releases the GIL.");
+           "Blocks until nothing is queued or running. Releases the GIL.")
+      .def("flush", [](PyServable& s) { py::gil_scoped_release r; s.impl().flush(); },
+           "From now on, batches start without waiting out the queue delay (shutdown). Non-blocking.");
 
   register_image(m);
   register_metrics(m, servable);

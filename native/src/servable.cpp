@@ -299,10 +299,16 @@ void Servable::drain() {
   --flushing_;
 }
 
+void Servable::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  flush_all_ = true;
+  batch_cv_.notify_all();
+}
+
 bool Servable::next_launch_locked(uint64_t now, Launch* out, uint64_t* deadline_ns) {
   *deadline_ns = kNever;
   if (pending_.empty() || idle_.empty() || stopping_) return false;
-  BatchPlan plan = plan_batch(pending_, opts_.batching, now, flushing_ > 0);
+  BatchPlan plan = plan_batch(pending_, opts_.batching, now, flushing_ > 0 || flush_all_);
   if (!plan.dispatch) {
     *deadline_ns = plan.deadline_ns;
     return false;

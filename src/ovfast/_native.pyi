@@ -100,6 +100,10 @@ class Servable:
         """
         Blocks until nothing is queued or running. Releases the GIL.
         """
+    def flush(self) -> None:
+        """
+        From now on, batches start without waiting out the queue delay (shutdown). Non-blocking.
+        """
     def metrics(self) -> dict:
         """
         Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us}. Bucket counts are per bucket, not cumulative.

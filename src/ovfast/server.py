@@ -87,6 +87,8 @@ class Server:
         """Graceful: stop accepting, let in-flight requests finish, then unload."""
         log.info("Shutting down: finishing in-flight requests")
         self.dataplane.ready = False
+        # requests queued in a batcher are in flight too: they run now rather than after their delay
+        self.registry.flush_batches()
         tasks = []
         if self._grpc is not None:
             tasks.append(self._grpc.stop(SHUTDOWN_GRACE_S))

@@ -225,3 +225,44 @@ def test_batched_requests_do_not_leak(server):
         after = _rss_mb(server.proc.pid)
     g.close()
     assert after - before < 48, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
+
+
+def test_sigterm_flushes_the_batch_queue(ovfast_server, tmp_path):
+    """Requests waiting in the batcher when SIGTERM arrives are run at once and answered (the queue
+    delay here is an hour), then the process exits 0."""
+    srv = ovfast_server("--model_name", "rows", "--model_path", str(M.build_rows(tmp_path / "rows", width=WIDTH)),
+                        "--max_batch_size", "64", "--max_queue_delay_us", "3600000000", "--metrics_enable")
+    n = 6
+    results: dict[int, object] = {}
+    clients = [grpcclient.InferenceServerClient(srv.grpc_url) for _ in range(n)]
+    for c in clients:
+        assert c.is_server_live()  # connected before anything is sent
+
+    def run(i: int) -> None:
+        x = sample(3000 + i)
+        try:
+            r = clients[i].infer("rows", triton_inputs(grpcclient, x), client_timeout=120)
+            check_rows(x, r.as_numpy("y"), r.as_numpy("s"))
+            results[i] = True
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = repr(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for _ in range(600):  # until all n wait in the queue (ovms_current_requests)
+        text = rest(srv.http_url, "GET", "/metrics").body.decode()
+        current = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith("ovms_current_requests{"))
+        if current == n:
+            break
+        threading.Event().wait(0.05)
+    assert current == n and not results, (current, results)
+    srv.terminate()
+    for t in threads:
+        t.join(150)
+    rc = srv.wait(60)
+    for c in clients:
+        c.close()
+    assert results == {i: True for i in range(n)}, f"{results}\n{srv.log()}"
+    assert rc == 0, srv.log()

@@ -206,6 +206,18 @@ def test_drain_flushes_the_queue(rows_xml):
     check(wait(q, 3), xs)
 
 
+def test_flush_starts_what_is_queued_and_what_comes_after(rows_xml):
+    s, q, _ = make(rows_xml, max_batch_size=8)
+    xs = {i: sample(1, 95 + i) for i in range(3)}
+    submit(s, xs[0], 0)
+    submit(s, xs[1], 1)
+    s.flush()  # shutdown: no more waiting out the queue delay (1000 s here); does not block
+    done = wait(q, 2)
+    submit(s, xs[2], 2)
+    done.update(wait(q, 1))
+    check(done, xs)
+
+
 def test_kserve_responses_are_sliced_from_the_batch(rows_xml):
     s, q, clock = make(rows_xml, max_batch_size=8, delay_us=100)
     xs = {i: sample(i + 1, 100 + i) for i in range(3)}

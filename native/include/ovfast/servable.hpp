@@ -77,6 +77,9 @@ class Servable {
   // Blocks until nothing is queued or running. A batcher dispatches what it
   // holds at once rather than waiting out the queue delay.
   void drain();
+  // From now on batches start without waiting out the queue delay (shutdown:
+  // what is queued runs at once). Non-blocking.
+  void flush();
 
  private:
   struct Slot {
@@ -121,6 +124,7 @@ class Servable {
   std::deque<QueuedJob> pending_;     // guarded by mu_; the batch queue when batching
   bool stopping_ = false;             // guarded by mu_
   int flushing_ = 0;                  // guarded by mu_; drain() calls in progress
+  bool flush_all_ = false;            // guarded by mu_; flush() was called
   std::atomic<int> active_{0};
   ServableMetrics metrics_;
   // Batching: the thread that dispatches batches whose queue delay ran out.

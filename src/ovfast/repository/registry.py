@@ -380,6 +380,13 @@ class ModelRegistry:
     async def _drain_later(h: ModelHandle) -> None:
         await asyncio.get_running_loop().run_in_executor(None, h.unload)
 
+    def flush_batches(self) -> None:
+        """Shutdown: every dynamic batcher starts what it holds without waiting out its queue delay."""
+        for served in self.models.values():
+            for h in served.versions.values():
+                if h.servable is not None:
+                    h.servable.flush()
+
     async def unload_all(self) -> None:
         for served in self.models.values():
             async with served.lock:
