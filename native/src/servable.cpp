@@ -454,7 +454,10 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
       uint64_t deadline;
       // A batch that is due starts on this thread; the batcher thread only keeps time.
       if (!next_launch_locked(t0, &launch, &deadline)) {
-        batch_cv_.notify_one();
+        // NOTE: the batcher needs waking only for a new deadline: this job heads the queue and an
+        // infer request is free. Otherwise its deadline (the head's) stands, or on_done() re-plans
+        // when a request frees; a deadline left stale by an inline launch is early, never late.
+        if (pending_.size() == 1 && !idle_.empty()) batch_cv_.notify_one();
         return Status::ok();
       }
     } else {
