@@ -166,13 +166,38 @@ def _triton_counts(url: str, model_name: str) -> dict | None:
         return None
 
 
-def _peer_sweep(label: str, url: str, model, conc: list[int], seconds: float, loadgen_sweep) -> list[dict]:
-    """The loadgen at each concurrency; where the peer reports Triton statistics, each point's mean batch."""
+_ROWS_RE = re.compile(r"^bench_(batch_rows|batches)_total(\{[^}]*\})?\s+(\S+)")
+
+
+def _mlserver_counts(metrics_url: str, model_name: str) -> dict | None:
+    """Rows and predict() calls from the two counters our MLServer model class keeps (mlserver_model.py)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as r:
+            text = r.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+    got = {"rows": 0.0, "batches": 0.0}
+    for line in text.splitlines():
+        m = _ROWS_RE.match(line)
+        if m and (not m.group(2) or f'"{model_name}"' in m.group(2)):
+            got["rows" if m.group(1) == "batch_rows" else "batches"] += float(m.group(3))
+    return got
+
+
+def _peer_counts(peer, model_name: str) -> dict | None:
+    """Rows inferred and batches run so far, where the peer tells (Triton statistics, our MLServer histogram)."""
+    if peer.metrics_url and peer.name == "mlserver":
+        return _mlserver_counts(peer.metrics_url, model_name)
+    return _triton_counts(peer.grpc_url, model_name) if peer.name == "pytriton" else None
+
+
+def _peer_sweep(label: str, peer, model, conc: list[int], seconds: float, loadgen_sweep) -> list[dict]:
+    """The loadgen at each concurrency, with each point's mean batch size where the peer reports one."""
     points = []
     for c in conc:
-        s0 = _triton_counts(url, model.name)
-        point = loadgen_sweep(label, url, model, [c], seconds)[0]
-        s1 = _triton_counts(url, model.name) if s0 is not None else None
+        s0 = _peer_counts(peer, model.name)
+        point = loadgen_sweep(label, peer.grpc_url, model, [c], seconds)[0]
+        s1 = _peer_counts(peer, model.name) if s0 is not None else None
         if s0 is not None and s1 is not None and s1["batches"] > s0["batches"]:
             point["batch_size_mean"] = (s1["rows"] - s0["rows"]) / (s1["batches"] - s0["batches"])
             point["batch_size_count"] = s1["batches"] - s0["batches"]
@@ -200,7 +225,7 @@ def run_peers(args, results: dict, model, logs: Path, hint: str, log, loadgen_sw
                     results["unavailable"][label] = f"wrong answers, not measured: {check['detail']}"
                     log(f"{label}: wrong answers ({check['detail']})")
                     continue
-                results["series"][label] = _peer_sweep(label, peer.grpc_url, model, args.concurrency,
+                results["series"][label] = _peer_sweep(label, peer, model, args.concurrency,
                                                        args.loadgen_seconds, loadgen_sweep)
         except peers.PeerUnavailable as exc:
             results["unavailable"][label] = str(exc)

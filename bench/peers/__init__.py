@@ -55,6 +55,7 @@ class Peer:
     http_url: str
     perf_analyzer_ok: bool
     process: ServerProcess
+    metrics_url: str | None = None  # host:port of a Prometheus /metrics endpoint, where the peer has one
 
 
 def ensure_venv(peer: str, venvs: Path, logdir: Path) -> Path:
@@ -113,7 +114,7 @@ def _start_mlserver(py: Path, model, hint: str, logdir: Path, batching: Batching
     cmd = [str(py.parent / "mlserver"), "start", str(root)]
     proc = ServerProcess(cmd, logdir, f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
                          env=_env_with_path(), cwd=root)
-    return Peer("mlserver", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", False, proc)
+    return Peer("mlserver", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", False, proc, f"127.0.0.1:{metrics}")
 
 
 def _start_kserve(py: Path, model, hint: str, logdir: Path, batching: Batching | None) -> Peer:
