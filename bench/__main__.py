@@ -13,7 +13,8 @@ Order of a run (each step on the same machine, same model, same compile settings
 It prints a table and ratios, and writes results.json and results.png to --out. It asserts nothing.
 
 ``--batching N`` runs the dynamic batching comparison instead (see bench/batching.py): in-process
-batch-1 and batch-N, then ovfast plain and ovfast with ``--max_batch_size N`` under batch-1 requests.
+batch-1 and batch-N, then ovfast plain and ovfast with ``--max_batch_size N`` under batch-1 requests;
+with ``--peers``, the batched ovfast and the peers that batch (PyTriton, MLServer) through the loadgen.
 """
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> dict:
                         "shape": list(model.input_shape), "datatype": model.datatype, **model.extra}
     if args.batching:
         try:
-            batching.run(args, results, model, logs, settings, log, perf_sweep)
+            batching.run(args, results, model, logs, settings, log, perf_sweep, loadgen_sweep)
         except batching.NotBatchable as exc:
             results["unavailable"][f"{args.model} batching"] = str(exc)
             log(f"batching: {exc}")

@@ -15,9 +15,16 @@ One run, one model (its batch dimension must be dynamic), batch-1 requests throu
   4. the in-process batch-1 and batch-N readings again (load drifts on a shared machine; the baseline
      is the better of the two readings, which makes the server ratios conservative).
 
+With ``--peers``: at each concurrency the Python load generator (bench/loadgen.py) also drives the batched
+server (``ovfast grpc batched (loadgen)``); after the in-process readings of step 4 each peer that has
+server-side batching (PyTriton: Triton's dynamic batcher; MLServer: adaptive batching) is started with
+the same max batch size and window and driven by the same generator at the same concurrencies with the
+same 1-row requests (``peer NAME batched (loadgen)``). Before the sweeps, the batched server and every
+peer get 16 distinct rows at once and each answer is compared with in-process OpenVINO (bench/answers.py).
+
 Ratios: batched c=max / in-process batch-1 (the issue's >= 2.5x point), in-process batch-N / batch-1,
 batched / unbatched at c=max, and the c=1 p50 of the batched server against the plain one (what
-batching costs a lone client).
+batching costs a lone client); with --peers, ovfast batched / the best batching peer at c=max (loadgen).
 """
 from __future__ import annotations
 
@@ -30,11 +37,13 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from bench import inprocess, perf
+from bench import answers, inprocess, perf
 from bench.servers import OvfastServer, start_ovfast
 
 HINTS = ("LATENCY", "THROUGHPUT")
 PLAIN, BATCHED = "ovfast {proto}", "ovfast {proto} batched"
+LOADGEN = "ovfast grpc batched (loadgen)"
+PEER = "peer {name} batched (loadgen)"
 # the histograms the batcher exports (with --metrics_enable)
 _FAMILIES = {"ovfast_batch_size": "batch_size", "ovfast_batch_queue_delay_us": "queue_delay_us"}
 _SAMPLE_RE = re.compile(r"^(ovfast_batch_size|ovfast_batch_queue_delay_us)_(sum|count)(\{[^}]*\})?\s+(\S+)")
@@ -142,8 +151,90 @@ def _start_pair(model, logs: Path, plain_hint: str, plain_nireq: int, batch_hint
     return servers[0], servers[1]
 
 
-def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log, perf_sweep) -> None:
-    """Fills ``results`` (series, inprocess, batching) for the batching mode."""
+def _triton_counts(url: str, model_name: str) -> dict | None:
+    """Triton's statistics for the model (rows inferred, batches run), or None where the server has none."""
+    try:
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(url)
+        try:
+            st = client.get_inference_statistics(model_name).model_stats
+        finally:
+            client.close()
+        return {"rows": sum(m.inference_count for m in st), "batches": sum(m.execution_count for m in st)}
+    except Exception:  # noqa: BLE001 - MLServer has no statistics RPC: then there is no figure
+        return None
+
+
+_ROWS_RE = re.compile(r"^bench_(batch_rows|batches)_total(\{[^}]*\})?\s+(\S+)")
+
+
+def _mlserver_counts(metrics_url: str, model_name: str) -> dict | None:
+    """Rows and predict() calls from the two counters our MLServer model class keeps (mlserver_model.py)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_url}/metrics", timeout=10) as r:
+            text = r.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+    got = {"rows": 0.0, "batches": 0.0}
+    for line in text.splitlines():
+        m = _ROWS_RE.match(line)
+        if m and (not m.group(2) or f'"{model_name}"' in m.group(2)):
+            got["rows" if m.group(1) == "batch_rows" else "batches"] += float(m.group(3))
+    return got
+
+
+def _peer_counts(peer, model_name: str) -> dict | None:
+    """Rows inferred and batches run so far, where the peer tells (Triton statistics, our MLServer histogram)."""
+    if peer.metrics_url and peer.name == "mlserver":
+        return _mlserver_counts(peer.metrics_url, model_name)
+    return _triton_counts(peer.grpc_url, model_name) if peer.name == "pytriton" else None
+
+
+def _peer_sweep(label: str, peer, model, conc: list[int], seconds: float, loadgen_sweep) -> list[dict]:
+    """The loadgen at each concurrency, with each point's mean batch size where the peer reports one."""
+    points = []
+    for c in conc:
+        s0 = _peer_counts(peer, model.name)
+        point = loadgen_sweep(label, peer.grpc_url, model, [c], seconds)[0]
+        s1 = _peer_counts(peer, model.name) if s0 is not None else None
+        if s0 is not None and s1 is not None and s1["batches"] > s0["batches"]:
+            point["batch_size_mean"] = (s1["rows"] - s0["rows"]) / (s1["batches"] - s0["batches"])
+            point["batch_size_count"] = s1["batches"] - s0["batches"]
+        points.append(point)
+    return points
+
+
+def run_peers(args, results: dict, model, logs: Path, hint: str, log, loadgen_sweep) -> None:
+    """Each peer of --peer-list with its own server-side batching (N rows, the same window), same loadgen."""
+    from bench import peers
+
+    n, delay = args.batching, args.queue_delay_us
+    checks = results["batching"].setdefault("answer_checks", {})
+    venvs = Path(__file__).resolve().parent / ".venvs"
+    rows = answers.sample_rows(model)
+    expected = answers.reference(model.xml, model.input_name, rows)
+    for name in [p.strip() for p in args.peer_list.split(",") if p.strip()]:
+        label = PEER.format(name=name)
+        try:
+            log(f"peer {name}: preparing venv and starting with server-side batching {n} / {delay} us ({hint})")
+            with peers.start(name, model, hint, venvs, logs / f"peer_{name}_batched",
+                             batching=peers.Batching(n, delay)) as peer:
+                check = checks[label] = answers.check(peer.grpc_url, model, rows, expected)
+                if not check["ok"]:
+                    results["unavailable"][label] = f"wrong answers, not measured: {check['detail']}"
+                    log(f"{label}: wrong answers ({check['detail']})")
+                    continue
+                results["series"][label] = _peer_sweep(label, peer, model, args.concurrency,
+                                                       args.loadgen_seconds, loadgen_sweep)
+        except peers.PeerUnavailable as exc:
+            results["unavailable"][label] = str(exc)
+            log(f"peer {name}: not available ({exc})")
+
+
+def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log, perf_sweep,
+        loadgen_sweep=None) -> None:
+    """Fills ``results`` (series, inprocess, batching) for the batching mode (``loadgen_sweep``: for --peers)."""
     n = args.batching
     conc = args.concurrency
     check_batchable(model.xml)
@@ -173,6 +264,15 @@ def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log
         for proto in protos:
             results["series"][PLAIN.format(proto=proto)] = []
             results["series"][BATCHED.format(proto=proto)] = []
+        with_loadgen = bool(args.peers and loadgen_sweep)
+        if with_loadgen:
+            results["series"][LOADGEN] = []
+            rows = answers.sample_rows(model)
+            check = answers.check(batched.grpc_url, model, rows,
+                                  answers.reference(model.xml, model.input_name, rows))
+            batching.setdefault("answer_checks", {})[LOADGEN] = check
+            if not check["ok"]:
+                log(f"{LOADGEN}: wrong answers ({check['detail']})")
         total_before = scrape(batched, model.name)
         for c in conc:  # interleaved: both servers at one concurrency, then the next
             for proto in protos:
@@ -189,6 +289,11 @@ def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log
                                 + (f"{point['queue_delay_us_mean']:.0f} us"
                                    if point.get("queue_delay_us_mean") is not None else "-"))
                     results["series"][label].append(point)
+            if with_loadgen:  # the same server through the generator that drives the peers
+                m0 = scrape(batched, model.name)
+                point = loadgen_sweep(LOADGEN, batched.grpc_url, model, [c], args.loadgen_seconds)[0]
+                point.update(histogram_means(m0, scrape(batched, model.name)))
+                results["series"][LOADGEN].append(point)
         total_after = scrape(batched, model.name)
         batching["metrics"] = {"scraped": total_after is not None and bool(total_after),
                                "totals": total_after, **histogram_means(total_before, total_after)}
@@ -200,6 +305,10 @@ def run(args, results: dict, model, logs: Path, settings: perf.PerfSettings, log
     log("in-process readings again (after the sweep)")
     results["inprocess"]["after"] = inprocess_readings(model, n, args.inprocess_seconds, log, with_sync=False)
     results["inprocess"]["sync"] = before["sync"]
+    if args.peers and loadgen_sweep:
+        # after the in-process readings, which bracket ovfast's sweep; the peers get the batched server's hint
+        batching["peer_hint"] = batch_hint
+        run_peers(args, results, model, logs, batch_hint, log, loadgen_sweep)
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -240,6 +349,14 @@ def compute_ratios(results: dict) -> dict:
         if lo_b and lo_p:
             out[f"{proto} batched p50 / unbatched p50 at c={cmin} (latency cost)"] = lo_b["p50_us"] / lo_p["p50_us"]
             out[f"{proto} batched p50 - unbatched p50 at c={cmin} (us)"] = lo_b["p50_us"] - lo_p["p50_us"]
+    ours = _point(results["series"].get(LOADGEN) or [], cmax)
+    peers = {k: _point(v, cmax) for k, v in results["series"].items() if k.startswith("peer ") and k.endswith(
+        " batched (loadgen)")}
+    peers = {k: v for k, v in peers.items() if v}
+    if ours and peers:
+        best = max(peers, key=lambda k: peers[k]["infer_per_sec"])
+        out[f"ovfast batched / best batching peer [{best.split()[1]}] (loadgen) at c={cmax}"] = (
+            ours["infer_per_sec"] / peers[best]["infer_per_sec"])
     return out
 
 
@@ -281,6 +398,13 @@ def header_lines(results: dict, fmt_rate, fmt_us) -> list[str]:
                      + ("-" if q is None else f"{q:.0f} us"))
     elif "metrics" in b:
         lines.append("batched server /metrics: no ovfast_batch_size samples")
+    if b.get("peer_hint"):
+        lines.append(f"peers: their own server-side batching, max batch {n}, window {b['max_queue_delay_us']} us, "
+                     f"hint {b['peer_hint']}; driven with ovfast's batched server by bench/loadgen.py (1-row requests)")
+    for label, c in (b.get("answer_checks") or {}).items():
+        lines.append(f"answers of {label.replace(' (loadgen)', '')}: {c['count']} distinct rows at once vs "
+                     f"in-process: " + ("all right" if c["ok"] else f"{c['wrong']} wrong, {c['errors']} errors")
+                     + ("" if c.get("max_rel_err") is None else f" (max error {c['max_rel_err']:.1e} of scale)"))
     return lines
 
 
@@ -288,11 +412,12 @@ def extra_rows(results: dict) -> list[tuple[str, dict]]:
     """Rows under the grid: per batched series, the mean batch size / queue delay of each point."""
     rows = []
     for name, points in results["series"].items():
-        if name.endswith(" batched"):
+        if name.endswith((" batched", " batched (loadgen)")):
             cells = {}
             for p in points:
                 bs, q = p.get("batch_size_mean"), p.get("queue_delay_us_mean")
                 if bs is not None:
                     cells[p["concurrency"]] = f"batch {bs:.2f}|q {'-' if q is None else f'{q:.0f} us'}"
-            rows.append((f"  {name}: mean batch|delay", cells))
+            if cells or not name.endswith("(loadgen)"):  # a peer without statistics has no row
+                rows.append((f"  {name}: mean batch|delay", cells))
     return rows

@@ -72,7 +72,13 @@ def table(results: dict) -> str:
     conc = results["concurrency"]
     lines = []
     inproc = results.get("inprocess", {})
-    head = f"{'series':<34}" + "".join(f"{'c=' + str(c):>26}" for c in conc)
+    extra = []
+    if "batching" in results:
+        from bench import batching
+
+        extra = batching.extra_rows(results)
+    width = max([34] + [len(n) + 1 for n in results["series"]] + [len(n) + 1 for n, _ in extra])
+    head = f"{'series':<{width}}" + "".join(f"{'c=' + str(c):>26}" for c in conc)
     lines.append(f"model {results['model']['name']}  ({results['machine']['cpu']}, nproc {results['machine']['nproc']}, "
                  f"loadavg at start {results['machine']['loadavg_start']})")
     if "batching" in results:
@@ -97,7 +103,7 @@ def table(results: dict) -> str:
     lines.append("cells: infer/s | p50 | p99   (* = perf_analyzer could not stabilise; single 3-window reading)")
     lines.append(head)
     for name, points in results["series"].items():
-        row = f"{name:<34}"
+        row = f"{name:<{width}}"
         for c in conc:
             p = next((q for q in points if q.get("concurrency") == c), None)
             if p is None:
@@ -109,9 +115,8 @@ def table(results: dict) -> str:
                 cell = f"{_fmt_rate(p['infer_per_sec'])}{mark}|{_fmt_us(p['p50_us'])}|{_fmt_us(p['p99_us'])}"
             row += f"{cell:>26}"
         lines.append(row)
-    if "batching" in results:
-        for name, cells in batching.extra_rows(results):
-            lines.append(f"{name:<34}" + "".join(f"{cells.get(c, '-'):>26}" for c in conc))
+    for name, cells in extra:
+        lines.append(f"{name:<{width}}" + "".join(f"{cells.get(c, '-'):>26}" for c in conc))
     for name, why in results.get("unavailable", {}).items():
         lines.append(f"{name}: not available ({why})")
     lines.append("ratios:")

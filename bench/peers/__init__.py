@@ -36,6 +36,18 @@ class PeerUnavailable(Exception):
     pass
 
 
+# peers that have no server-side batching of their own (skipped by the batching mode)
+NO_BATCHING = {"kserve": "KServe's Python ModelServer has no server-side request batching (batching in KServe "
+                         "is the separate Go agent sidecar of a Kubernetes deployment); nothing to compare"}
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Server-side batching asked of a peer: up to ``max_batch_size`` rows, waiting at most ``queue_delay_us``."""
+    max_batch_size: int
+    queue_delay_us: int
+
+
 @dataclass
 class Peer:
     name: str
@@ -43,6 +55,7 @@ class Peer:
     http_url: str
     perf_analyzer_ok: bool
     process: ServerProcess
+    metrics_url: str | None = None  # host:port of a Prometheus /metrics endpoint, where the peer has one
 
 
 def ensure_venv(peer: str, venvs: Path, logdir: Path) -> Path:
@@ -79,7 +92,7 @@ def _env_with_path(extra: dict | None = None) -> dict:
     return env
 
 
-def _start_mlserver(py: Path, model, hint: str, logdir: Path) -> Peer:
+def _start_mlserver(py: Path, model, hint: str, logdir: Path, batching: Batching | None) -> Peer:
     http, grpc, metrics = free_ports(3)
     root = logdir / "repo"
     mdir = root / model.name
@@ -87,29 +100,41 @@ def _start_mlserver(py: Path, model, hint: str, logdir: Path) -> Peer:
     (root / "settings.json").write_text(json.dumps({
         "host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
         "parallel_workers": 0, "debug": False}))
-    (mdir / "model-settings.json").write_text(json.dumps({
-        "name": model.name, "implementation": "mlserver_model.OVModel",
-        "parameters": {"uri": str(model.xml), "extra": {"hint": hint}}}))
+    settings = {"name": model.name, "implementation": "mlserver_model.OVModel",
+                "parameters": {"uri": str(model.xml), "extra": {"hint": hint}}}
+    if batching is not None:
+        if batching.queue_delay_us <= 0:
+            raise PeerUnavailable("MLServer turns adaptive batching off when max_batch_time is 0 "
+                                  "(--queue-delay-us 0); nothing to compare")
+        # adaptive batching: requests are concatenated along the first dimension (the mlp's dynamic
+        # batch) into one predict() call; max_batch_time is in seconds
+        settings["max_batch_size"] = batching.max_batch_size
+        settings["max_batch_time"] = batching.queue_delay_us / 1e6
+    (mdir / "model-settings.json").write_text(json.dumps(settings))
     cmd = [str(py.parent / "mlserver"), "start", str(root)]
     proc = ServerProcess(cmd, logdir, f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
                          env=_env_with_path(), cwd=root)
-    return Peer("mlserver", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", False, proc)
+    return Peer("mlserver", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", False, proc, f"127.0.0.1:{metrics}")
 
 
-def _start_kserve(py: Path, model, hint: str, logdir: Path) -> Peer:
+def _start_kserve(py: Path, model, hint: str, logdir: Path, batching: Batching | None) -> Peer:
+    if batching is not None:
+        raise PeerUnavailable(NO_BATCHING["kserve"])
     http, grpc = free_ports(2)
     cmd = [str(py), str(HERE / "kserve_server.py"), model.name, str(model.xml), hint, str(http), str(grpc)]
     proc = ServerProcess(cmd, logdir, f"http://127.0.0.1:{http}/v2/models/{model.name}/ready", env=_env_with_path())
     return Peer("kserve", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", False, proc)
 
 
-def _start_pytriton(py: Path, model, hint: str, logdir: Path) -> Peer:
+def _start_pytriton(py: Path, model, hint: str, logdir: Path, batching: Batching | None) -> Peer:
     http, grpc, metrics = free_ports(3)
     # PyTriton's Python stub links the system libpython; point the loader at this interpreter's LIBDIR
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     ld = os.pathsep.join(p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)
     cmd = [str(py), str(HERE / "pytriton_server.py"), model.name, str(model.xml), hint, str(http), str(grpc),
            str(metrics)]
+    if batching is not None:  # otherwise the script's own defaults (8, 500 us)
+        cmd += [str(batching.max_batch_size), str(batching.queue_delay_us)]
     proc = ServerProcess(cmd, logdir, f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
                          env=_env_with_path({"LD_LIBRARY_PATH": ld}))
     return Peer("pytriton", f"127.0.0.1:{grpc}", f"127.0.0.1:{http}", True, proc)
@@ -119,13 +144,19 @@ _STARTERS = {"mlserver": _start_mlserver, "kserve": _start_kserve, "pytriton": _
 
 
 @contextmanager
-def start(peer: str, model, hint: str, venvs: Path, logdir: Path):
-    """Install (once) and start ``peer`` serving ``model``; yields a :class:`Peer`, stops it on exit."""
+def start(peer: str, model, hint: str, venvs: Path, logdir: Path, batching: Batching | None = None):
+    """Install (once) and start ``peer`` serving ``model``; yields a :class:`Peer`, stops it on exit.
+
+    With ``batching``, the peer runs its own server-side batching with that size and window (MLServer's
+    adaptive batching, Triton's dynamic batcher in PyTriton); a peer without one raises PeerUnavailable
+    before anything is installed."""
+    if batching is not None and peer in NO_BATCHING:
+        raise PeerUnavailable(NO_BATCHING[peer])
     if model.datatype != "FP32":
         raise PeerUnavailable(f"the peer model classes handle FP32 inputs only (model input is {model.datatype})")
     venvs, logdir = Path(venvs).resolve(), Path(logdir).resolve()
     py = ensure_venv(peer, venvs, logdir)
-    p = _STARTERS[peer](py, model, hint, logdir)
+    p = _STARTERS[peer](py, model, hint, logdir, batching)
     try:
         try:
             p.process.wait_ready(READY_TIMEOUT_S)

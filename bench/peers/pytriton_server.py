@@ -1,7 +1,8 @@
 """PyTriton (Triton's C++ core, a Python callable per instance) serving an OpenVINO IR.
 
-usage: python pytriton_server.py NAME MODEL_XML HINT HTTP_PORT GRPC_PORT METRICS_PORT
-Two instances, dynamic batching up to 8 with a 0.5 ms window (the IR is reshaped to a dynamic batch).
+usage: python pytriton_server.py NAME MODEL_XML HINT HTTP_PORT GRPC_PORT METRICS_PORT [MAX_BATCH DELAY_US]
+Two instances, Triton's dynamic batcher up to MAX_BATCH rows (default 8) with a DELAY_US window (default
+500 us); the IR is reshaped to a dynamic batch and the tensors are declared without the batch dimension.
 """
 import sys
 
@@ -17,6 +18,7 @@ INSTANCES = 2
 
 def main() -> None:
     name, xml, hint, http_port, grpc_port, metrics_port = sys.argv[1:7]
+    max_batch, delay_us = (int(sys.argv[7]), int(sys.argv[8])) if len(sys.argv) > 8 else (8, 500)
     pool = OVPool(xml, hint, dynamic_batch=True)
 
     @batch
@@ -38,7 +40,8 @@ def main() -> None:
     kwargs = {"security_config": security} if security is not None else {}
     with Triton(config=TritonConfig(**cfg), **kwargs) as triton:
         triton.bind(model_name=name, infer_func=[infer] * INSTANCES, inputs=ins, outputs=outs,
-                    config=ModelConfig(max_batch_size=8, batcher=DynamicBatcher(max_queue_delay_microseconds=500)),
+                    config=ModelConfig(max_batch_size=max_batch,
+                                       batcher=DynamicBatcher(max_queue_delay_microseconds=delay_us)),
                     strict=False)
         triton.serve()
 

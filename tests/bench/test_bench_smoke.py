@@ -73,14 +73,16 @@ def test_bench_tiny_end_to_end(tmp_path):
 def test_bench_batching_end_to_end(tmp_path):
     """``--batching``: in-process batch-1/batch-N, then ovfast without and with --max_batch_size, batch-1
     requests over gRPC at two concurrencies; a small mlp, tiny windows. Checks only that every part ran
-    and was recorded (including the batch-size histogram read from the batched server's /metrics)."""
+    and was recorded (including the batch-size histogram read from the batched server's /metrics).
+    ``--peers --peer-list kserve`` adds the load generator against the batched server and its answer check;
+    KServe has no server-side batching, so it is reported as not available before any venv is made."""
     if not _perf_analyzer_runs():
         pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "--model", "mlp", "--mlp-dims", "32,64,2",
            "--batching", "4", "--queue-delay-us", "300", "--concurrency", "1,4", "--no-rest",
            "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
-           "--inprocess-seconds", "0.2",
+           "--inprocess-seconds", "0.2", "--peers", "--peer-list", "kserve", "--loadgen-seconds", "0.3",
            "--out", str(out), "--model-cache", str(tmp_path / "models")]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=140)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -97,7 +99,11 @@ def test_bench_batching_end_to_end(tmp_path):
     assert res["inprocess"]["sync"]["p50_us"] > 0
     for which in ("plain", "batched"):
         assert res["server_settings"][which]["nireq"] >= 1, which
-    assert set(res["series"]) == {"ovfast grpc", "ovfast grpc batched"}
+    assert set(res["series"]) == {"ovfast grpc", "ovfast grpc batched", "ovfast grpc batched (loadgen)"}
+    # 16 distinct rows sent at once to the batched server came back each with its own in-process answer
+    check = res["batching"]["answer_checks"]["ovfast grpc batched (loadgen)"]
+    assert check["ok"] and check["count"] == 16, check
+    assert "server-side" in res["unavailable"]["peer kserve batched (loadgen)"]
     for name, points in res["series"].items():
         assert [p["concurrency"] for p in points] == [1, 4], name
         for p in points:
