@@ -28,11 +28,10 @@ void register_tfs(py::module_& m);
 
 namespace {
 
-// A parsed ModelInferRequest; its clock starts before parsing.
+// A parsed ModelInferRequest.
 class KServeRequest : public ParsedRequest {
  public:
   explicit KServeRequest(py::handle buffer) : ParsedRequest(buffer) {
-    job_->received_ns = now_ns();
     parse(parse_kserve_request);
     model_name_ = job_->model_name;
     model_version_ = job_->model_version;

@@ -263,7 +263,10 @@ class ParsedRequest {
   const std::vector<uintptr_t>& input_addresses() const { return addresses_; }
 
  protected:
-  explicit ParsedRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {}
+  // The request's clock (request-time metrics) starts here, before parsing.
+  explicit ParsedRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {
+    job_->received_ns = now_ns();
+  }
   // Runs parse(data, size, job) with the GIL released; raises on error.
   template <typename Parse>
   void parse(Parse&& parse_fn) {
