@@ -518,6 +518,7 @@ void Servable::bind_inputs(Slot& slot) {
     if (!t || t.get_element_type() != et) t = ov::Tensor(et, shape);
     else t.set_shape(shape);
     gather_input(jobs, i, t);
+    if (et != ov::element::string) metrics_.batch_copied_bytes.fetch_add(t.get_byte_size(), std::memory_order_relaxed);
     slot.request.set_input_tensor(i, t);
   }
 }

@@ -19,6 +19,7 @@ from ovfast import _native
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 
 BIG = 10**9  # a queue delay no test reaches
+WIDTH_BYTES = 4 * 4  # one row of the rows model: 4 float32
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +120,7 @@ def test_full_batch_goes_at_once(rows_xml):
         assert s.queued == (0 if i == 3 else i + 1)
     check(wait(q, 4), xs)
     assert batches(s) == {4: 1}
+    assert s.metrics()["batch_copied_bytes"] == 4 * WIDTH_BYTES  # each row copied once into the batch
 
 
 def test_multi_row_requests_fill_the_batch_by_rows(rows_xml):
@@ -158,6 +160,7 @@ def test_delay_zero_takes_what_is_queued(rows_xml):
     assert s.queued == 0  # alone, at once
     wait(q, 1)
     assert batches(s) == {1: 1}
+    assert s.metrics()["batch_copied_bytes"] == 0  # a batch of one runs on the request's own memory
 
 
 def test_request_of_max_rows_or_more_runs_alone(rows_xml):

@@ -82,6 +82,8 @@ struct ServableMetrics {
   // request the time from entering the batch queue to its batch's dispatch.
   BatchSizeHistogram batch_size;
   Histogram batch_queue_delay_us;
+  // Bytes copied to gather batch inputs (the batcher's one copy; a batch of one request copies nothing).
+  std::atomic<uint64_t> batch_copied_bytes{0};
 
   // Counts one finished request. For inference routes a successful request's
   // duration also goes into request_us. Out-of-range routes are ignored.
