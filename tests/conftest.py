@@ -89,6 +89,14 @@ class OvfastServer:
     def log(self) -> str:
         return f"--- stdout ---\n{self.stdout()}\n--- stderr ---\n{self.stderr()}"
 
+    def rss_mb(self) -> float:
+        """The server process's resident memory (VmRSS), in MB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
     # -- lifecycle ----------------------------------------------------------------------
     def is_ready(self) -> bool:
         try:

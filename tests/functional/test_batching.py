@@ -194,14 +194,6 @@ def test_queue_delay_histogram_counts_every_request(server):
     g.close()
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_batched_requests_do_not_leak(server):
     """Hundreds of batched 256 KB requests (in and out), some rejected, leave RSS where it was:
     a leaked request buffer, gathered batch or response would add ~100 MB per 400 requests."""
@@ -220,9 +212,9 @@ def test_batched_requests_do_not_leak(server):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(100)))  # warm up allocator pools
-        before = _rss_mb(server.proc.pid)
+        before = server.rss_mb()
         list(pool.map(one, range(400)))
-        after = _rss_mb(server.proc.pid)
+        after = server.rss_mb()
     g.close()
     assert after - before < 48, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
 

@@ -13,14 +13,6 @@ PAYLOAD = 256 * 1024  # bytes per rejected request
 ROUNDS = 400  # x 4 kinds of bad request -> ~400 MB if payloads leaked
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def _bad_requests(main_server, channel, rounds: int) -> None:
     from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 
@@ -58,12 +50,11 @@ def _bad_requests(main_server, channel, rounds: int) -> None:
 
 
 def test_rejected_requests_do_not_leak(main_server, grpc_stub):
-    pid = main_server.proc.pid
     with grpc.insecure_channel(main_server.grpc_url) as channel:
         _bad_requests(main_server, channel, 50)  # warm up allocator pools and caches
-        before = _rss_mb(pid)
+        before = main_server.rss_mb()
         _bad_requests(main_server, channel, ROUNDS)
-        after = _rss_mb(pid)
+        after = main_server.rss_mb()
     assert after - before < 64, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
     assert_grpc_serving(grpc_stub)
     assert_rest_serving(main_server.http_url)
