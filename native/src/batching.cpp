@@ -37,7 +37,6 @@ BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& 
   if (head.rows <= 0 || head.rows >= max_rows) {  // runs alone, now
     plan.dispatch = true;
     plan.take = {0};
-    plan.rows = head.rows;
     return plan;
   }
   // Grow from the head: compatible requests in arrival order, up to max rows.
@@ -75,13 +74,11 @@ BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& 
       }
     }
     plan.take = std::move(take);
-    plan.rows = rows;
     return plan;
   }
   if (alone) {  // gains nothing by waiting: runs now, ahead of the forming batch
     plan.dispatch = true;
     plan.take = {alone};
-    plan.rows = queue[alone].rows;
     return plan;
   }
   plan.deadline_ns = deadline;

@@ -318,7 +318,6 @@ bool Servable::next_launch_locked(uint64_t now, Launch* out, uint64_t* deadline_
   for (size_t i : plan.take) out->jobs.push_back(std::move(pending_[i]));
   // take is ascending: erase from the back so earlier indices stay put
   for (size_t k = plan.take.size(); k-- > 0;) pending_.erase(pending_.begin() + static_cast<long>(plan.take[k]));
-  out->rows = plan.rows;
   out->slot = idle_.back();
   idle_.pop_back();
   return true;
@@ -500,19 +499,19 @@ void Servable::bind_inputs(Slot& slot) {
   // A batch: each input's rows are copied once, job after job, into one tensor.
   std::vector<QueuedJob*> jobs;
   slot.row0.clear();
-  int64_t rows = 0;
+  int64_t row = 0;
   for (QueuedJob& q : slot.jobs) {
     jobs.push_back(&q);
-    slot.row0.push_back(rows);
-    rows += q.rows;
+    slot.row0.push_back(row);
+    row += q.rows;
   }
   const InferJob& first = *slot.jobs.front().job;
   slot.batch_inputs.resize(first.inputs.size());
   for (size_t i = 0; i < first.inputs.size(); ++i) {
     const InputTensor& in = first.inputs[i];
     ov::Shape shape(in.shape.begin(), in.shape.end());
-    shape[0] = static_cast<size_t>(rows);
-    ov::element::Type et = in.dtype == DataType::BYTES ? ov::element::Type(ov::element::string) : ov::element::Type(datatype_info(in.dtype).element);
+    shape[0] = static_cast<size_t>(slot.rows);
+    const ov::element::Type et = datatype_info(in.dtype).element;  // BYTES: string
     ov::Tensor& t = slot.batch_inputs[i];
     // NOTE: reused while the element type holds; set_shape reallocates only to grow.
     if (!t || t.get_element_type() != et) t = ov::Tensor(et, shape);
@@ -530,12 +529,12 @@ void Servable::start(size_t slot_index, std::vector<QueuedJob> jobs) {
   try {
     slot.start_ns = clock_->now_ns();
     if (opts_.batching.enabled()) {
-      int64_t rows = 0;
+      slot.rows = 0;
       for (const QueuedJob& q : slot.jobs) {
-        rows += std::max<int64_t>(q.rows, 0);
+        slot.rows += std::max<int64_t>(q.rows, 0);
         metrics_.batch_queue_delay_us.observe(slot.start_ns > q.enqueue_ns ? (slot.start_ns - q.enqueue_ns) / 1000 : 0);
       }
-      metrics_.batch_size.observe(static_cast<uint64_t>(rows));
+      metrics_.batch_size.observe(static_cast<uint64_t>(slot.rows));
     }
     bind_inputs(slot);
     slot.request.start_async();
@@ -563,17 +562,15 @@ void Servable::on_done(size_t slot_index, std::exception_ptr err) {
     }
   } else {
     try {
-      int64_t rows = 0;
-      for (const QueuedJob& q : jobs) rows += q.rows;
       for (size_t i = 0; i < outputs_.size(); ++i) {
         results.push_back(slot.request.get_output_tensor(i));
         if (outputs_[i].dtype == DataType::INVALID)
           throw std::runtime_error("output " + outputs_[i].name + " has an element type no API can carry");
         const ov::Shape& sh = results.back().get_shape();
-        if (slot.gathered && (sh.empty() || static_cast<int64_t>(sh[0]) != rows))
+        if (slot.gathered && (sh.empty() || static_cast<int64_t>(sh[0]) != slot.rows))
           throw std::runtime_error("output " + outputs_[i].name + " has shape " +
                                    shape_to_string(Shape(sh.begin(), sh.end())) + " for a batch of " +
-                                   std::to_string(rows) + " rows");
+                                   std::to_string(slot.rows) + " rows");
       }
     } catch (const std::exception& e) {
       batch_status = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());

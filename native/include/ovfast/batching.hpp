@@ -39,7 +39,6 @@ struct QueuedJob {
 struct BatchPlan {
   bool dispatch = false;
   std::vector<size_t> take;   // queue indices, ascending (when dispatch)
-  int64_t rows = 0;           // rows of the batch (when dispatch)
   uint64_t deadline_ns = 0;   // when to look again (when !dispatch)
 };
 

@@ -85,6 +85,7 @@ class Servable {
   struct Slot {
     ov::InferRequest request;
     std::vector<QueuedJob> jobs;      // what runs: one job, or the jobs of a batch
+    int64_t rows = 0;                 // rows of a gathered batch
     std::vector<int64_t> row0;        // each job's first row in a gathered batch
     bool gathered = false;            // inputs copied into `batch_inputs` (more than one job)
     std::vector<ov::Tensor> batch_inputs;  // reused across batches
@@ -94,7 +95,6 @@ class Servable {
   struct Launch {
     size_t slot = 0;
     std::vector<QueuedJob> jobs;
-    int64_t rows = 0;
   };
   Servable() = default;
   Status validate(InferJob& job) const;
