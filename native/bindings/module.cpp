@@ -114,6 +114,17 @@ PYBIND11_MODULE(_native, m) {
   m.def("_raise_status", [](int code, const std::string& msg) { raise_status(Status(static_cast<StatusCode>(code), msg)); },
         "Raises the exception registered for `code` (used by the error-table test).");
 
+  m.def("datatypes", [] {
+    py::list out;
+    for (int i = static_cast<int>(DataType::BOOL); i <= static_cast<int>(DataType::BYTES); ++i) {
+      const DataTypeInfo& d = datatype_info(static_cast<DataType>(i));
+      out.append(py::make_tuple(std::string(d.kserve_name), std::string(d.tf_name), d.tf_enum,
+                                std::string(d.triton_config), d.size, numpy_dtype(d.dtype)));
+    }
+    return out;
+  }, "The one datatype table: [(kserve_name, tf_name, tf_enum, triton_config, element_size, numpy_dtype)]; "
+     "element_size 0 and numpy dtype object for BYTES; BF16 travels as raw uint16 bits.");
+
   py::class_<ov::Core>(m, "Core")
       .def(py::init([] { return std::make_unique<ov::Core>(); }))
       .def("set_property", [](ov::Core& c, const std::string& device, py::dict cfg) {

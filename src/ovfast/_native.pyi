@@ -172,6 +172,10 @@ def _raise_status(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: str) ->
     """
     Raises the exception registered for `code` (used by the error-table test).
     """
+def datatypes() -> list:
+    """
+    The one datatype table: [(kserve_name, tf_name, tf_enum, triton_config, element_size, numpy_dtype)]; element_size 0 and numpy dtype object for BYTES; BF16 travels as raw uint16 bits.
+    """
 def decode_image(data: typing_extensions.Buffer, color_format: str = 'BGR') -> numpy.ndarray:
     """
     Decodes one JPEG or PNG into a uint8 HWC array (channels 1, 3 or 4; colour in `color_format` order). Raises InvalidArgumentError for anything that is not a valid image. Releases the GIL.
