@@ -24,6 +24,7 @@ using namespace ovfast::bindings;
 namespace ovfast::bindings {
 std::array<PyObject*, 12> g_errors{};
 void register_tfs(py::module_& m);
+py::class_<PyServable> register_model(py::module_& m);
 }
 
 namespace {
@@ -47,7 +48,7 @@ class KServeRequest : public ParsedRequest {
 
 void submit_kserve(PyServable& self, py::object req_obj, const std::string& version, py::object context,
                    int route) {
-  submit_parsed(self, req_obj, req_obj.cast<KServeRequest&>(), version, context, route, ResponseMode::KSERVE_PROTO);
+  submit_parsed(self, req_obj, req_obj.cast<KServeRequest&>(), version, context, route, SinkKind::KSERVE);
 }
 
 py::list drain(CompletionQueue& q) {
@@ -169,6 +170,8 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("id", &KServeRequest::id)
       .def_property_readonly("buffer_address", &KServeRequest::buffer_address)
       .def_property_readonly("buffer_size", &KServeRequest::buffer_size)
+      .def_property_readonly("input_shapes", &KServeRequest::input_shapes,
+                             "{input name: shape} as parsed; readable until the request is submitted.")
       .def_property_readonly("input_addresses", &KServeRequest::input_addresses,
                              "Where each input's data starts (0 for BYTES): proves zero-copy in tests.");
   m.def("parse_kserve_request", [](py::handle buf) { return std::make_unique<KServeRequest>(buf); },
@@ -177,45 +180,12 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<BufferSet>(m, "_BufferSet");
 
-  py::class_<PyServable> servable(m, "Servable");
-  servable
-      .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
-                    std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
-                    std::string, std::vector<float>, std::vector<float>, int, int64_t, std::vector<int>,
-                    std::shared_ptr<ManualClock>>(),
-           py::arg("core"), py::arg("model_path"), py::kw_only(), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
-           py::arg("nireq") = 0, py::arg("queue"), py::arg("shapes") = std::map<std::string, std::string>(),
-           py::arg("batch_size") = "", py::arg("echo") = false,
-           py::arg("layouts") = std::map<std::string, std::string>(), py::arg("color_format") = "",
-           py::arg("mean") = std::vector<float>(), py::arg("scale") = std::vector<float>(),
-           py::arg("max_batch_size") = 0, py::arg("max_queue_delay_us") = 0,
-           py::arg("preferred_batch_sizes") = std::vector<int>(), py::arg("clock") = nullptr,
-           "Reads and compiles the model (blocking; releases the GIL). max_batch_size > 0 turns on dynamic "
-           "batching (max_queue_delay_us, preferred_batch_sizes; `clock`: a ManualClock for tests, else the "
-           "steady clock).")
-      .def_property_readonly("inputs", [](PyServable& s) { return tensor_infos(s.impl().inputs()); })
-      .def_property_readonly("outputs", [](PyServable& s) { return tensor_infos(s.impl().outputs()); })
-      .def_property_readonly("nireq", [](PyServable& s) { return s.impl().nireq(); })
-      .def_property_readonly("streams", [](PyServable& s) { return s.impl().streams(); })
-      .def_property_readonly("active", [](PyServable& s) { return s.impl().active(); })
-      .def_property_readonly("queued", [](PyServable& s) { return s.impl().queued(); })
-      .def_property_readonly("max_batch_size", [](PyServable& s) { return s.impl().max_batch_size(); },
-                             "Rows per batch when dynamic batching is on; 0 when it is off.")
-      .def("submit_kserve", &submit_kserve, py::arg("request"), py::arg("version"), py::arg("context"),
-           py::arg("route") = kNoRoute,
-           "Starts inference for a parsed request; the result arrives through the CompletionQueue with "
-           "`context`. Raises on validation errors. `route` (metrics) counts the request natively. "
-           "Releases the GIL while starting.")
-      .def("submit_tensors", &PyServable::submit_tensors, py::arg("inputs"), py::arg("outputs"), py::arg("context"),
-           py::arg("route") = kNoRoute, py::arg("received_ns") = 0,
-           "Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until "
-           "completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) "
-           "starts its request-time clock. Releases the GIL while starting.")
-      .def("drain", [](PyServable& s) { py::gil_scoped_release r; s.impl().drain(); },
-           "Blocks until nothing is queued or running. Releases the GIL.")
-      .def("flush", [](PyServable& s) { py::gil_scoped_release r; s.impl().flush(); },
-           "From now on, batches start without waiting out the queue delay (shutdown). Non-blocking.");
-
+  py::class_<PyServable> servable = register_model(m);
+  servable.def("submit_kserve", &submit_kserve, py::arg("request"), py::arg("version"), py::arg("context"),
+               py::arg("route") = kNoRoute,
+               "Starts inference for a parsed request; the serialized ModelInferResponse arrives through the "
+               "CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request "
+               "natively. Releases the GIL while starting.");
   register_image(m);
   register_metrics(m, servable);
   register_tfs(m);

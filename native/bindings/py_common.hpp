@@ -16,6 +16,7 @@
 #include "ovfast/clock.hpp"
 #include "ovfast/completion.hpp"
 #include "ovfast/kserve_codec.hpp"
+#include "ovfast/exec/result_sink.hpp"
 #include "ovfast/servable.hpp"
 
 namespace ovfast::bindings {
@@ -140,42 +141,28 @@ inline ov::AnyMap to_any_map(const py::dict& d) {
   return m;
 }
 
+// Where a submitted job's result goes; one sink of each kind per servable, bound to its CompletionQueue.
+enum class SinkKind { KSERVE, TFS, TENSORS };
+
 class PyServable {
  public:
-  PyServable(ov::Core& core, std::string model_path, std::string device, py::dict plugin_config, int nireq,
-             std::shared_ptr<CompletionQueue> queue, std::map<std::string, std::string> shapes,
-             std::string batch_size, bool echo, std::map<std::string, std::string> layouts = {},
-             std::string color_format = "", std::vector<float> mean = {}, std::vector<float> scale = {},
-             int max_batch_size = 0, int64_t max_queue_delay_us = 0, std::vector<int> preferred_batch_sizes = {},
-             std::shared_ptr<ManualClock> clock = nullptr) {
-    if (max_batch_size < 0) throw py::value_error("max_batch_size must be >= 0");
-    if (max_queue_delay_us < 0) throw py::value_error("max_queue_delay_us must be >= 0");
-    ServableOptions o;
-    o.batching.max_batch_size = max_batch_size;
-    o.batching.max_queue_delay_us = static_cast<uint64_t>(max_queue_delay_us);
-    std::sort(preferred_batch_sizes.begin(), preferred_batch_sizes.end());
-    o.batching.preferred_batch_sizes = std::move(preferred_batch_sizes);
-    o.clock = std::move(clock);
-    o.layouts = std::move(layouts);
-    o.color_format = std::move(color_format);
-    o.mean = std::move(mean);
-    o.scale = std::move(scale);
-    o.model_path = std::move(model_path);
-    o.device = std::move(device);
-    o.plugin_config = to_any_map(plugin_config);
-    o.nireq = nireq;
-    o.shapes = std::move(shapes);
-    o.batch_size = std::move(batch_size);
-    o.echo = echo;
+  PyServable(ov::Core& core, const ModelOptions& options, std::shared_ptr<CompletionQueue> queue,
+             std::shared_ptr<ManualClock> clock) {
     Status st;
     {
       py::gil_scoped_release release;
-      st = Servable::create(core, o, std::move(queue), &impl_);
+      st = Servable::create(core, options, std::move(clock), &impl_);
     }
     throw_if_error(st);
+    sinks_[static_cast<int>(SinkKind::KSERVE)] = make_kserve_sink(queue);
+    sinks_[static_cast<int>(SinkKind::TFS)] = make_tfs_sink(queue);
+    sinks_[static_cast<int>(SinkKind::TENSORS)] = make_tensor_sink(queue);
   }
 
-  void submit_job(std::unique_ptr<InferJob> job, py::handle keepalive, py::handle context) {
+  const std::shared_ptr<ResultSink>& sink(SinkKind kind) const { return sinks_[static_cast<int>(kind)]; }
+
+  void submit_job(std::unique_ptr<InferJob> job, SinkKind kind, py::handle keepalive, py::handle context) {
+    job->sink = sink(kind);
     job->keepalive = keepalive.ptr();
     job->context = context.ptr();
     Py_INCREF(keepalive.ptr());
@@ -197,7 +184,6 @@ class PyServable {
   void submit_tensors(py::list inputs, py::object outputs, py::object context, int route = kNoRoute,
                       uint64_t received_ns = 0) {
     auto job = std::make_unique<InferJob>();
-    job->mode = ResponseMode::TENSORS;
     job->metrics_route = route;
     job->received_ns = received_ns;
     auto holder = std::make_unique<BufferSet>();
@@ -236,13 +222,14 @@ class PyServable {
     if (!outputs.is_none())
       for (auto o : outputs.cast<py::list>()) job->requested_outputs.push_back(o.cast<std::string>());
     py::object keep = py::cast(holder.release(), py::return_value_policy::take_ownership);
-    submit_job(std::move(job), keep, context);
+    submit_job(std::move(job), SinkKind::TENSORS, keep, context);
   }
 
   Servable& impl() { return *impl_; }
 
  private:
   std::unique_ptr<Servable> impl_;
+  std::array<std::shared_ptr<ResultSink>, 3> sinks_;
 };
 
 // Defined in register_image.cpp.
@@ -257,6 +244,13 @@ class ParsedRequest {
   std::unique_ptr<InferJob> take() {
     if (!job_) throw std::runtime_error("request already submitted");
     return std::move(job_);
+  }
+  // {input name: shape} while the job is not yet submitted ("auto" shapes need them first).
+  py::dict input_shapes() const {
+    if (!job_) throw std::runtime_error("request already submitted");
+    py::dict out;
+    for (const auto& in : job_->inputs) out[py::str(in.name)] = py::cast(in.shape);
+    return out;
   }
   uintptr_t buffer_address() const { return reinterpret_cast<uintptr_t>(buf_.data()); }
   size_t buffer_size() const { return buf_.size(); }
@@ -285,14 +279,13 @@ class ParsedRequest {
 };
 
 // Starts the job of a ParsedRequest held by `req_obj`; the response is
-// serialized natively in `mode` and arrives through the CompletionQueue.
+// serialized natively by the `kind` sink and arrives through the CompletionQueue.
 inline void submit_parsed(PyServable& servable, py::object req_obj, ParsedRequest& req, const std::string& version,
-                          py::object context, int route, ResponseMode mode) {
+                          py::object context, int route, SinkKind kind) {
   std::unique_ptr<InferJob> job = req.take();
   job->model_version = version;
   job->metrics_route = route;
-  job->mode = mode;
-  servable.submit_job(std::move(job), req_obj, context);
+  servable.submit_job(std::move(job), kind, req_obj, context);
 }
 
 }  // namespace ovfast::bindings

@@ -31,7 +31,7 @@ class TfsRequest : public ParsedRequest {
 
 void submit_tfs(PyServable& servable, py::object req_obj, const std::string& version, py::object context,
                 int route) {
-  submit_parsed(servable, req_obj, req_obj.cast<TfsRequest&>(), version, context, route, ResponseMode::TFS_PROTO);
+  submit_parsed(servable, req_obj, req_obj.cast<TfsRequest&>(), version, context, route, SinkKind::TFS);
 }
 
 }  // namespace
@@ -46,6 +46,8 @@ void register_tfs(py::module_& m) {
       .def_property_readonly("buffer_address", &TfsRequest::buffer_address)
       .def_property_readonly("buffer_size", &TfsRequest::buffer_size)
       .def_property_readonly("input_names", &TfsRequest::input_names)
+      .def_property_readonly("input_shapes", &TfsRequest::input_shapes,
+                             "{input name: shape} as parsed; readable until the request is submitted.")
       .def_property_readonly("input_addresses", &TfsRequest::input_addresses,
                              "Where each input's data starts (0 for strings): proves zero-copy in tests.");
   m.def("parse_tfs_predict_request", [](py::handle buf) { return std::make_unique<TfsRequest>(buf); },

@@ -3,7 +3,15 @@
 #include <algorithm>
 #include <chrono>
 
+#include "ovfast/request.hpp"
+
 namespace ovfast {
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 std::shared_ptr<Clock::Waiter> Clock::subscribe(std::mutex* mu, std::condition_variable* cv) {
   auto w = std::make_shared<Waiter>();

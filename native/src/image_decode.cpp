@@ -1,5 +1,7 @@
 #include "ovfast/image_decode.hpp"
 
+#include "ovfast/exec/worker_pool.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <csetjmp>
@@ -463,35 +465,28 @@ Status decode_image_batch(const std::vector<std::string>& images, const ImageBat
   *out_shape = {static_cast<int64_t>(n), h, w, c};
 
   std::vector<Status> results(n);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    std::vector<uint8_t> scratch, resized;
-    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-      uint8_t* slice = out->data() + i * slice_bytes;
-      SliceSink sink(i, static_cast<int>(h), static_cast<int>(w), static_cast<int>(c), resize_ok, spec.dtype,
-                     slice, &scratch);
-      Status st;
-      if (i == 0 && first_done) {
-        // Already decoded: replay it through the sink's checks.
-        uint8_t* dst = sink.begin(first.height, first.width, first.channels);
-        if (dst) std::memcpy(dst, first.pixels.data(), first.pixels.size());
-        st = sink.error_;
-      } else {
-        st = decode_into(reinterpret_cast<const uint8_t*>(images[i].data()), images[i].size(), spec.order, &sink);
-      }
-      if (st.is_ok()) sink.finish(&resized);
-      results[i] = std::move(st);
+  // Per worker thread: scratch buffers reused across the images it decodes.
+  thread_local std::vector<uint8_t> scratch, resized;
+  auto decode_one = [&](size_t i) {
+    uint8_t* slice = out->data() + i * slice_bytes;
+    SliceSink sink(i, static_cast<int>(h), static_cast<int>(w), static_cast<int>(c), resize_ok, spec.dtype, slice,
+                   &scratch);
+    Status st;
+    if (i == 0 && first_done) {
+      // Already decoded: replay it through the sink's checks.
+      uint8_t* dst = sink.begin(first.height, first.width, first.channels);
+      if (dst) std::memcpy(dst, first.pixels.data(), first.pixels.size());
+      st = sink.error_;
+    } else {
+      st = decode_into(reinterpret_cast<const uint8_t*>(images[i].data()), images[i].size(), spec.order, &sink);
     }
+    if (st.is_ok()) sink.finish(&resized);
+    results[i] = std::move(st);
   };
-  unsigned hw = spec.max_threads > 0 ? static_cast<unsigned>(spec.max_threads) : std::thread::hardware_concurrency();
-  const size_t extra = std::min<size_t>(n, std::max(1u, hw)) - 1;
-  std::vector<std::thread> threads;
-  threads.reserve(extra);
-  // NOTE: a thread per request beyond the first image; creation costs tens of
-  // microseconds against milliseconds of decoding per image.
-  for (size_t t = 0; t < extra; ++t) threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
+  // The images of a batch decode in parallel on the shared worker pool (threads reused, never created here).
+  WorkerPool& pool = WorkerPool::shared();
+  const unsigned hw = spec.max_threads > 0 ? static_cast<unsigned>(spec.max_threads) : pool.size();
+  pool.parallel_for(n, decode_one, std::max(1u, hw) - 1);
   for (size_t i = 0; i < n; ++i) {
     if (!results[i].is_ok()) {
       out->clear();

@@ -80,6 +80,11 @@ class KServeRequest:
         Where each input's data starts (0 for BYTES): proves zero-copy in tests.
         """
     @property
+    def input_shapes(self) -> dict:
+        """
+        {input name: shape} as parsed; readable until the request is submitted.
+        """
+    @property
     def model_name(self) -> str:
         ...
     @property
@@ -87,10 +92,128 @@ class KServeRequest:
         ...
 class _BufferSet:
     pass
-class Servable:
-    def __init__(self, core: Core, model_path: str, *, device: str = 'CPU', plugin_config: dict = {}, nireq: typing.SupportsInt | typing.SupportsIndex = 0, queue: CompletionQueue, shapes: collections.abc.Mapping[str, str] = {}, batch_size: str = '', echo: bool = False, layouts: collections.abc.Mapping[str, str] = {}, color_format: str = '', mean: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], scale: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], max_batch_size: typing.SupportsInt | typing.SupportsIndex = 0, max_queue_delay_us: typing.SupportsInt | typing.SupportsIndex = 0, preferred_batch_sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], clock: ManualClock | None = None) -> None:
+class ModelOptions:
+    """
+    Every knob of one model version, validated by the config layer.
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def batch_size(self) -> tuple[int, int] | None:
         """
-        Reads and compiles the model (blocking; releases the GIL). max_batch_size > 0 turns on dynamic batching (max_queue_delay_us, preferred_batch_sizes; `clock`: a ManualClock for tests, else the steady clock).
+        (min, max) for dim 0 of every input, or None; `shapes` wins over it.
+        """
+    @batch_size.setter
+    def batch_size(self, arg1: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None) -> None:
+        ...
+    @property
+    def color_format(self) -> str:
+        ...
+    @color_format.setter
+    def color_format(self, arg0: str) -> None:
+        ...
+    @property
+    def device(self) -> str:
+        ...
+    @device.setter
+    def device(self, arg0: str) -> None:
+        ...
+    @property
+    def echo(self) -> bool:
+        """
+        Transport floor: no inference, outputs echo inputs.
+        """
+    @echo.setter
+    def echo(self, arg0: bool) -> None:
+        ...
+    @property
+    def input_names(self) -> dict[str, str]:
+        """
+        mapping_config.json: {model name: served name}
+        """
+    @input_names.setter
+    def input_names(self, arg0: collections.abc.Mapping[str, str]) -> None:
+        ...
+    @property
+    def layouts(self) -> dict[str, str]:
+        """
+        {name: 'NHWC:NCHW' or 'NHWC'}
+        """
+    @layouts.setter
+    def layouts(self, arg0: collections.abc.Mapping[str, str]) -> None:
+        ...
+    @property
+    def max_batch_size(self) -> int:
+        """
+        Dynamic batching: rows per batch; 0 = off.
+        """
+    @max_batch_size.setter
+    def max_batch_size(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_queue_delay_us(self) -> int:
+        ...
+    @max_queue_delay_us.setter
+    def max_queue_delay_us(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def mean(self) -> list[float]:
+        ...
+    @mean.setter
+    def mean(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def model_path(self) -> str:
+        ...
+    @model_path.setter
+    def model_path(self, arg0: str) -> None:
+        ...
+    @property
+    def nireq(self) -> int:
+        """
+        Infer requests; 0 = OpenVINO's optimal number.
+        """
+    @nireq.setter
+    def nireq(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def output_names(self) -> dict[str, str]:
+        ...
+    @output_names.setter
+    def output_names(self, arg0: collections.abc.Mapping[str, str]) -> None:
+        ...
+    @property
+    def plugin_config(self) -> dict[str, str]:
+        """
+        {key: value}, passed to compile_model as is.
+        """
+    @plugin_config.setter
+    def plugin_config(self, arg0: collections.abc.Mapping[str, str]) -> None:
+        ...
+    @property
+    def preferred_batch_sizes(self) -> list[int]:
+        ...
+    @preferred_batch_sizes.setter
+    def preferred_batch_sizes(self, arg1: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def scale(self) -> list[float]:
+        ...
+    @scale.setter
+    def scale(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def shapes(self) -> dict[str, list[tuple[int, int]]]:
+        """
+        {input name ('' = the only input): [(min, max), ...]}; max -1 = unbounded, min == max static.
+        """
+    @shapes.setter
+    def shapes(self, arg1: collections.abc.Mapping[str, collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]]) -> None:
+        ...
+class Servable:
+    def __init__(self, core: Core, options: ModelOptions, queue: CompletionQueue, clock: ManualClock | None = None) -> None:
+        """
+        Reads and compiles the model (blocking; releases the GIL). Results of submitted jobs arrive through `queue`. `clock`: a ManualClock for dynamic-batching tests, else the steady clock.
         """
     def count(self, route: typing.SupportsInt | typing.SupportsIndex, ok: bool, duration_us: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
@@ -98,7 +221,7 @@ class Servable:
         """
     def drain(self) -> None:
         """
-        Blocks until nothing is queued or running. Releases the GIL.
+        Blocks until nothing is decoding, queued or running. Releases the GIL.
         """
     def flush(self) -> None:
         """
@@ -108,9 +231,17 @@ class Servable:
         """
         Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us, batch_copied_bytes: input bytes copied into batch tensors}. Bucket counts are per bucket, not cumulative.
         """
+    def record_failure(self, received_ns: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Counts a request for this version that failed before submit (Triton statistics); `received_ns` is time.monotonic_ns() at receipt.
+        """
+    def statistics(self) -> dict:
+        """
+        Triton statistics of this version, counted natively on every path: {success_count, success_ns, fail_count, fail_ns, queue_ns, compute_ns, inference_count, execution_count, last_inference_ms}.
+        """
     def submit_kserve(self, request: typing.Any, version: str, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1) -> None:
         """
-        Starts inference for a parsed request; the result arrives through the CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request natively. Releases the GIL while starting.
+        Starts inference for a parsed request; the serialized ModelInferResponse arrives through the CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request natively. Releases the GIL while starting.
         """
     def submit_tensors(self, inputs: list, outputs: typing.Any, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1, received_ns: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
@@ -157,6 +288,11 @@ class TfsPredictRequest:
     @property
     def input_names(self) -> list[str]:
         ...
+    @property
+    def input_shapes(self) -> dict:
+        """
+        {input name: shape} as parsed; readable until the request is submitted.
+        """
     @property
     def model_name(self) -> str:
         ...

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import models as M
+from native_servable import servable
 from ovfast import _native
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 
@@ -36,8 +37,8 @@ def make(xml, *, max_batch_size=4, delay_us=BIG, preferred=(), nireq=1, manual=T
     """A batching servable on a ManualClock (``manual=False``: the steady clock)."""
     queue = _native.CompletionQueue()
     clock = _native.ManualClock() if manual else None
-    s = _native.Servable(_native.Core(), xml, queue=queue, nireq=nireq, max_batch_size=max_batch_size,
-                         max_queue_delay_us=delay_us, preferred_batch_sizes=list(preferred), clock=clock, **kw)
+    s = servable(xml, queue, nireq=nireq, max_batch_size=max_batch_size, max_queue_delay_us=delay_us,
+                 preferred_batch_sizes=list(preferred), clock=clock, **kw)
     return s, queue, clock
 
 
@@ -271,20 +272,19 @@ def test_model_whose_batch_cannot_vary_is_refused(tmp_path):
     static = str(M.build_add(tmp_path / "add") / "1" / "model.xml")
     q = _native.CompletionQueue()
     with pytest.raises(_native.FailedPreconditionError, match="dynamic_batching needs a model whose batch dimension"):
-        _native.Servable(_native.Core(), static, queue=q, max_batch_size=4)
+        servable(static, q, max_batch_size=4)
     with pytest.raises(_native.FailedPreconditionError, match="hold max_batch_size 4 rows"):
-        _native.Servable(_native.Core(), static, queue=q, max_batch_size=4, batch_size="1:2")
-    for batch_size in ("-1", "1:4"):  # reshaped at load: batches
-        s = _native.Servable(_native.Core(), static, queue=q, max_batch_size=4, batch_size=batch_size)
+        servable(static, q, max_batch_size=4, batch_size=(1, 2))
+    for batch_size in ((0, -1), (1, 4)):  # reshaped at load: batches
+        s = servable(static, q, max_batch_size=4, batch_size=batch_size)
         assert s.max_batch_size == 4
     with pytest.raises(_native.InvalidArgumentError, match="preferred_batch_sizes"):
-        _native.Servable(_native.Core(), static, queue=q, max_batch_size=4, batch_size="-1",
-                         preferred_batch_sizes=[8])
+        servable(static, q, max_batch_size=4, batch_size=(0, -1), preferred_batch_sizes=[8])
 
 
 def test_without_batching_nothing_is_batched(rows_xml):
     q = _native.CompletionQueue()
-    s = _native.Servable(_native.Core(), rows_xml, queue=q, nireq=1)
+    s = servable(rows_xml, q, nireq=1)
     assert s.max_batch_size == 0
     xs = {i: sample(1, 200 + i) for i in range(5)}
     for i, x in xs.items():

@@ -15,6 +15,7 @@ from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 from ovfast.api.rest.tensors import parse_infer_body
 from ovfast.runtime.completions import CompletionDispatcher
 from models import build_add, build_dynamic, build_slow
+from native_servable import servable
 
 
 def _address(buf: bytes) -> int:
@@ -94,7 +95,7 @@ def test_outputs_are_native_backed_readonly_arrays(core, add_model):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, add_model, queue=cd.queue)
+        s = servable(add_model, cd.queue, core=core)
         x = np.arange(10, dtype=np.float32).reshape(1, 10)
         outs, _, _ = await _submit_tensors(s, cd, [("b", "FP32", [1, 10], x)])
         cd.detach()
@@ -112,7 +113,7 @@ def test_input_buffers_are_released_after_completion(core, add_model):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, add_model, queue=cd.queue)
+        s = servable(add_model, cd.queue, core=core)
         x = np.ones((1, 10), np.float32)
         before = sys.getrefcount(x)
         await _submit_tensors(s, cd, [("b", "FP32", [1, 10], x)])
@@ -129,7 +130,7 @@ def test_kserve_request_released_after_completion(core, add_model):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, add_model, queue=cd.queue)
+        s = servable(add_model, cd.queue, core=core)
         data = _infer_request("add", {"b": np.ones((1, 10), np.float32)})
         req = _native.parse_kserve_request(data)
         before = sys.getrefcount(req)
@@ -158,7 +159,7 @@ def test_gil_is_free_while_inference_runs(core, slow_model_xml):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, slow_model_xml, queue=cd.queue, nireq=1)
+        s = servable(slow_model_xml, cd.queue, core=core, nireq=1)
         x = np.ones((1, 1024), np.float32)
         fut = asyncio.get_running_loop().create_future()
         t = threading.Thread(target=spin)
@@ -185,7 +186,7 @@ def test_validation_errors_raise_typed_exceptions(core, add_model):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, add_model, queue=cd.queue)
+        s = servable(add_model, cd.queue, core=core)
         loop = asyncio.get_running_loop()
         with pytest.raises(_native.InvalidArgumentError, match=r"Invalid input shape - Expected: \(1,10\); Actual: \(1,11\); input name: b"):
             s.submit_tensors([("b", "FP32", [1, 11], np.ones((1, 11), np.float32))], None, loop.create_future())
@@ -204,7 +205,7 @@ def test_dynamic_shapes_accept_any_allowed_shape(core, tmp_path):
     async def main():
         cd = CompletionDispatcher()
         cd.attach(asyncio.get_running_loop())
-        s = _native.Servable(core, xml, queue=cd.queue)
+        s = servable(xml, cd.queue, core=core)
         results = []
         for shape in [(1, 1), (3, 7), (16, 2)]:
             x = np.random.rand(*shape).astype(np.float32)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import models as M
+from native_servable import servable as make_servable
 from ovfast import _native
 from ovfast.observability.metrics import ROUTE_ID, ROUTE_KSERVE_REST_INFER, ROUTES
 
@@ -20,7 +21,7 @@ DATA = np.ones((1, 10), np.float32)
 def servable(tmp_path_factory):
     base = M.build_add(tmp_path_factory.mktemp("sm") / "add")
     queue = _native.CompletionQueue()
-    s = _native.Servable(_native.Core(), str(base / "1" / "model.xml"), device="CPU", nireq=2, queue=queue)
+    s = make_servable(str(base / "1" / "model.xml"), queue, device="CPU", nireq=2)
     return s, queue
 
 

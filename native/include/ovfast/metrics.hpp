@@ -70,6 +70,17 @@ inline constexpr int kNoRoute = -1;
 inline constexpr int route_interface(int route) { return (route / 3) % 2; }
 inline constexpr bool route_is_inference(int route) { return route % 3 == 0; }
 
+// Triton ModelStatistics of one version: every job that reached the servable, whatever its route.
+struct InferStatistics {
+  std::atomic<uint64_t> success_count{0}, success_ns{0};  // receipt -> result handed to the sink
+  std::atomic<uint64_t> fail_count{0}, fail_ns{0};
+  std::atomic<uint64_t> queue_ns{0};         // successful jobs: waiting for an infer request / a batch
+  std::atomic<uint64_t> compute_ns{0};       // successful jobs: inside OpenVINO
+  std::atomic<uint64_t> inference_count{0};  // rows inferred with a batcher, else one per request
+  std::atomic<uint64_t> execution_count{0};  // model executions (a batch is one)
+  std::atomic<uint64_t> last_inference_ms{0};  // wall clock, ms since the Unix epoch; 0 = never
+};
+
 // Owned by a Servable; lives exactly as long as the compiled model version.
 struct ServableMetrics {
   Histogram inference_us;               // time inside OpenVINO (start_async -> callback)
@@ -85,9 +96,22 @@ struct ServableMetrics {
   // Bytes copied to gather batch inputs (the batcher's one copy; a batch of one request copies nothing).
   std::atomic<uint64_t> batch_copied_bytes{0};
 
+  InferStatistics stats;
+
   // Counts one finished request. For inference routes a successful request's
   // duration also goes into request_us. Out-of-range routes are ignored.
   void record_request(int route, bool ok, uint64_t duration_us) noexcept;
+
+  // The life of one inference job, on every path (Prometheus by `route`, Triton statistics always):
+  // refused at submit (never accepted);
+  void job_refused(int route, uint64_t received_ns) noexcept;
+  // taken by submit;
+  void job_accepted(int route) noexcept;
+  // finished: `ran` when it went through OpenVINO (its wait/infer times are real), `rows` inferred.
+  void job_done(int route, uint64_t received_ns, bool ok, bool ran, uint64_t waited_us, uint64_t inferred_us,
+                uint64_t rows) noexcept;
+  // one model execution (a request, or a batch of them) that succeeded.
+  void execution_done() noexcept { stats.execution_count.fetch_add(1, std::memory_order_relaxed); }
 };
 
 }  // namespace ovfast

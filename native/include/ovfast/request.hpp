@@ -6,6 +6,7 @@
 // `owned` / `strings` (typed protobuf contents, converted JSON).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,12 +32,7 @@ struct InputTensor {
   size_t typed_count = 0;         // element count found in typed contents
 };
 
-// Where results go once inference finishes.
-enum class ResponseMode : int {
-  KSERVE_PROTO = 0,  // serialize a ModelInferResponse into Completion::payload
-  TENSORS = 1,       // hand back owned output tensors (REST, TFS, tests)
-  TFS_PROTO = 2,     // serialize a tensorflow.serving.PredictResponse into Completion::payload
-};
+class ResultSink;  // exec/result_sink.hpp: where a job's outcome goes
 
 struct InferJob {
   std::string model_name;
@@ -44,15 +40,17 @@ struct InferJob {
   std::string id;
   std::vector<InputTensor> inputs;
   std::vector<std::string> requested_outputs;  // empty = all, in model order
-  ResponseMode mode = ResponseMode::KSERVE_PROTO;
+  // Where the outcome goes (KServe / TFS encoder, Python tensors, ...). Required.
+  std::shared_ptr<ResultSink> sink;
   // Opaque references owned by the binding layer (Python objects). The core
   // never dereferences them; they travel to the Completion unchanged and are
   // released by whoever drains it (with the GIL held).
   void* keepalive = nullptr;
   void* context = nullptr;
-  // Metrics (metrics.hpp): the request route to count this job under
-  // (kNoRoute = -1: not counted) and when the server received the request
-  // (steady clock, ns; 0 = stamp at submit).
+  // Metrics (metrics.hpp): the request route to count this job under in the
+  // Prometheus families (kNoRoute = -1: not counted there; Triton statistics
+  // count every job) and when the server received the request (now_ns(); 0 =
+  // stamp at submit).
   int metrics_route = -1;
   uint64_t received_ns = 0;
 };
@@ -61,19 +59,23 @@ struct OutputTensor {
   std::string name;
   DataType dtype = DataType::INVALID;
   Shape shape;
-  ov::Tensor tensor;  // owned copy (never an infer request's own buffer)
+  // May view an infer request's output buffer while a ResultSink runs; a sink
+  // that keeps outputs beyond deliver() copies them.
+  ov::Tensor tensor;
 };
 
 struct Completion {
   void* keepalive = nullptr;
   void* context = nullptr;
   Status status;
-  std::string payload;               // KSERVE_PROTO
-  std::vector<OutputTensor> outputs;  // TENSORS
+  std::string payload;               // a serialized response (KServe / TFS sinks)
+  std::vector<OutputTensor> outputs;  // owned tensors (tensor sink)
   uint64_t infer_us = 0;             // time inside OpenVINO
   uint64_t wait_us = 0;              // time waiting for a free infer request
 };
 
 std::string shape_to_string(const Shape& s);
+// Steady-clock nanoseconds (the clock of InferJob::received_ns).
+uint64_t now_ns();
 
 }  // namespace ovfast

@@ -113,15 +113,8 @@ class ModelHandle:
         self.set_state(VersionState.LOADING)
         t0 = time.perf_counter()
         try:
-            self.servable = _native.Servable(
-                self._core, self.path, device=self.options.device, plugin_config=dict(self.options.plugin_config),
-                nireq=int(self.options.nireq), queue=self._completions.queue, shapes=dict(self.options.shapes),
-                batch_size=str(self.options.batch_size), echo=bool(self.options.echo),
-                layouts=dict(self.options.layouts), color_format=self.options.color_format,
-                mean=list(self.options.mean), scale=list(self.options.scale),
-                max_batch_size=int(self.options.max_batch_size),
-                max_queue_delay_us=int(self.options.max_queue_delay_us),
-                preferred_batch_sizes=list(self.options.preferred_batch_sizes))
+            self.servable = _native.Servable(self._core, _native_options(self.path, self.options),
+                                             self._completions.queue)
         except Exception as exc:
             self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
             log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
@@ -182,6 +175,47 @@ class ModelHandle:
         fut = asyncio.get_running_loop().create_future()
         self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
         return await fut
+
+
+def _plugin_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "YES" if v else "NO"
+    return str(v)
+
+
+def _dim(text: str) -> tuple[int, int]:
+    text = text.strip()
+    if text in ("-1", "?"):
+        return (0, -1)
+    lo, sep, hi = text.partition(":")
+    if sep:
+        return (int(lo), int(hi))
+    return (int(text), int(text))
+
+
+def _shape(text: str) -> list[tuple[int, int]]:
+    body = text.strip().strip("()[]").replace(" ", "")
+    return [_dim(d) for d in body.split(",")] if body else []
+
+
+def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
+    """The one struct every knob crosses to native with."""
+    n = _native.ModelOptions()
+    n.model_path = path
+    n.device = o.device
+    n.plugin_config = {str(k): _plugin_value(v) for k, v in o.plugin_config.items()}
+    n.nireq = int(o.nireq)
+    n.shapes = {k: _shape(v) for k, v in o.shapes.items()}
+    n.batch_size = _dim(o.batch_size) if o.batch_size else None
+    n.layouts = dict(o.layouts)
+    n.color_format = o.color_format
+    n.mean = list(o.mean)
+    n.scale = list(o.scale)
+    n.max_batch_size = int(o.max_batch_size)
+    n.max_queue_delay_us = int(o.max_queue_delay_us)
+    n.preferred_batch_sizes = list(o.preferred_batch_sizes)
+    n.echo = bool(o.echo)
+    return n
 
 
 def _spec(t: tuple) -> TensorSpec:

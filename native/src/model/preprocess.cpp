@@ -1,4 +1,4 @@
-#include "ovfast/preprocess.hpp"
+#include "ovfast/model/preprocess.hpp"
 
 #include <openvino/core/layout.hpp>
 #include <openvino/core/preprocess/pre_post_process.hpp>

@@ -1,0 +1,94 @@
+// PoolScheduler: what every scheduler that runs jobs on an InferPool shares —
+// a queue of jobs, leasing an infer request, binding inputs (zero-copy for one
+// job, one counted copy to gather a batch), reading outputs and handing each
+// job its rows through its ResultSink, and the per-job accounting.
+// Subclasses decide only which queued jobs run next (plan_locked).
+//
+// Ownership: owns the InferPool and the queued jobs; a running job belongs to
+// the lease it runs on until its sink has it.
+// Locking: mu_ guards the queue, the flags and every lease hand-over (leases
+// are taken and given back only under mu_, so a job is never queued while an
+// infer request sits idle). Lock order: mu_, then the pool's own mutex.
+// Threads: submit() on any thread; completions on OpenVINO callback threads,
+// which start the next queued run themselves (no thread hop).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "ovfast/batching.hpp"
+#include "ovfast/clock.hpp"
+#include "ovfast/exec/infer_pool.hpp"
+#include "ovfast/metrics.hpp"
+#include "ovfast/model/model_instance.hpp"
+#include "ovfast/sched/scheduler.hpp"
+
+namespace ovfast {
+
+class PoolScheduler : public Scheduler {
+ public:
+  ~PoolScheduler() override;
+  Status submit(std::unique_ptr<InferJob>& job) override;
+  int queued() override;
+  int active() const override { return active_.load(std::memory_order_relaxed); }
+  void drain() override;
+  void flush() override;
+
+ protected:
+  // `batching`: jobs may share a run (rows are gathered, batch metrics kept).
+  PoolScheduler(ModelInstance& model, ServableMetrics& metrics, std::shared_ptr<Clock> clock, bool batching);
+  // Which queued jobs (ascending indices into pending_, not empty) run next on
+  // a free infer request; false: none yet, look again at *deadline_ns (kNever:
+  // when something changes). Needs mu_.
+  virtual bool plan_locked(uint64_t now_ns, std::vector<size_t>* take, uint64_t* deadline_ns) = 0;
+  // A job was queued, or a run finished, and nothing started: work waits for a
+  // deadline. Needs mu_.
+  virtual void waiting_locked(bool job_queued) { (void)job_queued; }
+  // Dispatch whatever can be formed without waiting (drain or flush in progress). Needs mu_.
+  bool flushing_locked() const { return flushing_ > 0 || flush_all_; }
+
+  struct Launch {
+    std::optional<InferPool::Lease> lease;
+    std::vector<QueuedJob> jobs;
+  };
+  // Takes the next run if one is due and an infer request is free. Needs mu_.
+  bool launch_locked(uint64_t now_ns, Launch* out, uint64_t* deadline_ns);
+  void start(Launch launch);
+
+  ModelInstance& model_;
+  ServableMetrics& metrics_;
+  std::shared_ptr<Clock> clock_;
+  const bool batching_;
+  std::mutex mu_;
+  std::condition_variable idle_cv_;   // drain(): a run finished with nothing to start
+  std::deque<QueuedJob> pending_;     // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  int flushing_ = 0;                  // guarded by mu_: drain() calls in progress
+  bool flush_all_ = false;            // guarded by mu_: flush() was called
+
+ private:
+  // One per infer request: what runs on it. Touched only by the lease holder.
+  struct Run {
+    std::optional<InferPool::Lease> lease;
+    std::vector<QueuedJob> jobs;
+    int64_t rows = 0;                    // rows of a gathered batch
+    std::vector<int64_t> row0;           // each job's first row in a gathered batch
+    bool gathered = false;               // inputs copied into batch_inputs (more than one job)
+    std::vector<ov::Tensor> batch_inputs;  // reused across batches
+    uint64_t start_ns = 0;
+  };
+  void bind_inputs(Run& run);
+  void on_done(size_t slot, std::exception_ptr err);
+  // Reads the run's outputs and hands every job its part. No lock.
+  void finish(Run& run, std::exception_ptr err);
+
+  std::vector<Run> runs_;
+  std::unique_ptr<InferPool> pool_;
+  std::atomic<int> active_{0};
+};
+
+}  // namespace ovfast

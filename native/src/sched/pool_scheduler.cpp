@@ -1,0 +1,247 @@
+#include "ovfast/sched/pool_scheduler.hpp"
+
+#include <algorithm>
+
+#include "ovfast/exec/result_sink.hpp"
+
+namespace ovfast {
+namespace {
+
+uint64_t us_between(uint64_t from_ns, uint64_t to_ns) { return to_ns > from_ns ? (to_ns - from_ns) / 1000 : 0; }
+
+}  // namespace
+
+PoolScheduler::PoolScheduler(ModelInstance& model, ServableMetrics& metrics, std::shared_ptr<Clock> clock,
+                             bool batching)
+    : model_(model), metrics_(metrics), clock_(std::move(clock)), batching_(batching) {
+  runs_.resize(static_cast<size_t>(std::max(1, model.pool_size())));
+  pool_ = std::make_unique<InferPool>(model.compiled(), static_cast<int>(runs_.size()),
+                                      [this](size_t slot, std::exception_ptr err) { on_done(slot, err); });
+}
+
+PoolScheduler::~PoolScheduler() {
+  drain();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = true;
+}
+
+int PoolScheduler::queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(pending_.size());
+}
+
+void PoolScheduler::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  ++flushing_;
+  waiting_locked(false);  // a batcher re-plans at once with flushing on
+  idle_cv_.wait(lock, [&] { return pending_.empty() && pool_->idle() == pool_->size(); });
+  --flushing_;
+}
+
+void PoolScheduler::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  flush_all_ = true;
+  waiting_locked(false);
+}
+
+Status PoolScheduler::submit(std::unique_ptr<InferJob>& job) {
+  const int64_t rows = batching_ ? job_rows(*job) : 1;
+  const uint64_t t0 = clock_->now_ns();
+  Launch launch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    pending_.push_back({std::move(job), t0, rows});
+    uint64_t deadline;
+    // A run that is due starts on this thread; a batcher's thread only keeps time.
+    if (!launch_locked(t0, &launch, &deadline)) {
+      waiting_locked(true);
+      return Status::ok();
+    }
+  }
+  start(std::move(launch));
+  return Status::ok();
+}
+
+bool PoolScheduler::launch_locked(uint64_t now, Launch* out, uint64_t* deadline_ns) {
+  *deadline_ns = kNever;
+  if (pending_.empty() || stopping_ || pool_->idle() == 0) return false;
+  std::vector<size_t> take;
+  if (!plan_locked(now, &take, deadline_ns)) return false;
+  out->lease = pool_->try_lease();  // cannot fail: idle() > 0 and leases move only under mu_
+  out->jobs.clear();
+  out->jobs.reserve(take.size());
+  for (size_t i : take) out->jobs.push_back(std::move(pending_[i]));
+  // take is ascending: erase from the back so earlier indices stay put
+  for (size_t k = take.size(); k-- > 0;) pending_.erase(pending_.begin() + static_cast<long>(take[k]));
+  return true;
+}
+
+void PoolScheduler::start(Launch launch) {
+  const size_t slot = launch.lease->slot();
+  Run& run = runs_[slot];
+  run.lease = std::move(launch.lease);
+  run.jobs = std::move(launch.jobs);
+  active_.fetch_add(1, std::memory_order_relaxed);
+  try {
+    run.start_ns = clock_->now_ns();
+    if (batching_) {
+      run.rows = 0;
+      for (const QueuedJob& q : run.jobs) {
+        run.rows += std::max<int64_t>(q.rows, 0);
+        metrics_.batch_queue_delay_us.observe(us_between(q.enqueue_ns, run.start_ns));
+      }
+      metrics_.batch_size.observe(static_cast<uint64_t>(run.rows));
+    }
+    bind_inputs(run);
+    run.lease->request().start_async();
+  } catch (const std::exception& e) {
+    // A failed start completes like a failed inference, so the request goes back to the pool.
+    on_done(slot, std::make_exception_ptr(e));
+  }
+}
+
+void PoolScheduler::bind_inputs(Run& run) {
+  ov::InferRequest& request = run.lease->request();
+  run.gathered = run.jobs.size() > 1;
+  if (!run.gathered) {
+    InferJob& job = *run.jobs.front().job;
+    for (size_t i = 0; i < job.inputs.size(); ++i) {
+      InputTensor& in = job.inputs[i];
+      ov::Shape shape(in.shape.begin(), in.shape.end());
+      ov::Tensor t;
+      if (in.dtype == DataType::BYTES) {
+        t = ov::Tensor(ov::element::string, shape);
+        std::string* dst = t.data<std::string>();
+        for (size_t k = 0; k < in.strings.size(); ++k) dst[k] = std::move(in.strings[k]);
+      } else if (in.size == 0) {
+        t = ov::Tensor(datatype_info(in.dtype).element, shape);
+      } else {
+        // Zero-copy: the tensor views the request's memory (kept alive by the job).
+        t = ov::Tensor(datatype_info(in.dtype).element, shape, const_cast<uint8_t*>(in.data));
+      }
+      request.set_input_tensor(i, t);
+    }
+    return;
+  }
+  // A batch: each input's rows are copied once, job after job, into one tensor.
+  std::vector<QueuedJob*> jobs;
+  run.row0.clear();
+  int64_t row = 0;
+  for (QueuedJob& q : run.jobs) {
+    jobs.push_back(&q);
+    run.row0.push_back(row);
+    row += q.rows;
+  }
+  const InferJob& first = *run.jobs.front().job;
+  run.batch_inputs.resize(first.inputs.size());
+  for (size_t i = 0; i < first.inputs.size(); ++i) {
+    const InputTensor& in = first.inputs[i];
+    ov::Shape shape(in.shape.begin(), in.shape.end());
+    shape[0] = static_cast<size_t>(run.rows);
+    const ov::element::Type et = datatype_info(in.dtype).element;  // BYTES: string
+    ov::Tensor& t = run.batch_inputs[i];
+    // NOTE: reused while the element type holds; set_shape reallocates only to grow.
+    if (!t || t.get_element_type() != et) t = ov::Tensor(et, shape);
+    else t.set_shape(shape);
+    gather_input(jobs, i, t);
+    if (et != ov::element::string) metrics_.batch_copied_bytes.fetch_add(t.get_byte_size(), std::memory_order_relaxed);
+    request.set_input_tensor(i, t);
+  }
+}
+
+void PoolScheduler::on_done(size_t slot, std::exception_ptr err) {
+  Run& run = runs_[slot];
+  finish(run, err);
+  // Hand the infer request on. NOTE: OpenVINO allows start_async() from inside
+  // its callback, so queued work starts here with no thread hop.
+  Launch next;
+  bool go;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    run.lease.reset();
+    uint64_t deadline;
+    go = launch_locked(clock_->now_ns(), &next, &deadline);
+    if (!go) {
+      if (!pending_.empty()) waiting_locked(false);
+      // NOTE: notified under the lock: once idle, drain() (then the destructor)
+      // may proceed, so nothing of `this` is touched after.
+      idle_cv_.notify_all();
+    }
+  }
+  if (go) start(std::move(next));
+}
+
+void PoolScheduler::finish(Run& run, std::exception_ptr err) {
+  std::vector<QueuedJob> jobs = std::move(run.jobs);
+  run.jobs.clear();
+  const uint64_t end = clock_->now_ns();
+  const uint64_t infer_us = us_between(run.start_ns, end);
+  const std::vector<TensorInfo>& outputs = model_.outputs();
+  Status run_status;
+  std::vector<ov::Tensor> results;  // the request's own output buffers, read once
+  if (err) {
+    try {
+      std::rethrow_exception(err);
+    } catch (const std::exception& e) {
+      run_status = internal_error(std::string("Internal inference error - ") + e.what());
+    } catch (...) {
+      run_status = internal_error("Internal inference error");
+    }
+  } else {
+    try {
+      ov::InferRequest& request = run.lease->request();
+      for (size_t i = 0; i < outputs.size(); ++i) {
+        results.push_back(request.get_output_tensor(i));
+        if (outputs[i].dtype == DataType::INVALID)
+          throw std::runtime_error("output " + outputs[i].name + " has an element type no API can carry");
+        const ov::Shape& sh = results.back().get_shape();
+        if (run.gathered && (sh.empty() || static_cast<int64_t>(sh[0]) != run.rows))
+          throw std::runtime_error("output " + outputs[i].name + " has shape " +
+                                   shape_to_string(Shape(sh.begin(), sh.end())) + " for a batch of " +
+                                   std::to_string(run.rows) + " rows");
+      }
+      metrics_.execution_done();
+    } catch (const std::exception& e) {
+      run_status = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
+      results.clear();
+    }
+  }
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    std::unique_ptr<InferJob> job = std::move(jobs[k].job);
+    Status st = run_status;
+    std::vector<OutputTensor> outs;
+    if (st.is_ok()) {
+      try {
+        auto collect = [&](size_t idx) {
+          // Batched: this job's rows, a view into the batch output (zero-copy).
+          ov::Tensor t = run.gathered ? slice_rows(results[idx], run.row0[k], jobs[k].rows) : results[idx];
+          OutputTensor o;
+          o.name = outputs[idx].name;
+          o.dtype = outputs[idx].dtype;
+          const ov::Shape& sh = t.get_shape();
+          o.shape.assign(sh.begin(), sh.end());
+          o.tensor = std::move(t);
+          outs.push_back(std::move(o));
+        };
+        if (job->requested_outputs.empty()) {
+          for (size_t i = 0; i < outputs.size(); ++i) collect(i);
+        } else {
+          for (const std::string& name : job->requested_outputs) collect(static_cast<size_t>(model_.output_index(name)));
+        }
+      } catch (const std::exception& e) {
+        st = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
+        outs.clear();
+      }
+    }
+    const uint64_t wait_us = us_between(jobs[k].enqueue_ns, run.start_ns);
+    const uint64_t rows = batching_ ? static_cast<uint64_t>(std::max<int64_t>(jobs[k].rows, 0)) : 1;
+    // NOTE: counted before the request is handed on, so a drain() that waits
+    // for idle requests also waits for these writes.
+    metrics_.job_done(job->metrics_route, job->received_ns, st.is_ok(), true, wait_us, infer_us, rows);
+    job->sink->deliver(*job, std::move(st), outs, {infer_us, wait_us});
+  }
+}
+
+}  // namespace ovfast
