@@ -33,21 +33,6 @@ class TensorSpec:
     bounds: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass
-class ModelStats:
-    """Counters for Triton's ModelStatistics; updated on the event loop only."""
-
-    success: int = 0
-    fail: int = 0
-    inference_count: int = 0
-    execution_count: int = 0
-    success_ns: int = 0
-    fail_ns: int = 0
-    queue_ns: int = 0
-    compute_ns: int = 0
-    last_inference_ms: int = 0
-
-
 @dataclass(frozen=True)
 class LoadOptions:
     device: str = "CPU"
@@ -75,6 +60,10 @@ class LoadOptions:
         return text
 
 
+_STAT_KEYS = ("success_count", "success_ns", "fail_count", "fail_ns", "queue_ns", "compute_ns", "inference_count",
+              "execution_count", "last_inference_ms")
+
+
 class ModelHandle:
     """One served version. ``infer_*`` are coroutines; the native work runs with the GIL released."""
 
@@ -88,7 +77,6 @@ class ModelHandle:
         self.state = VersionState.START
         self.error_code = "OK"
         self.error_message = "OK"
-        self.stats = ModelStats()
         self._completions = completions
         self._core = core
         self.servable: _native.Servable | None = None
@@ -141,15 +129,18 @@ class ModelHandle:
     def available(self) -> bool:
         return self.state == VersionState.AVAILABLE
 
-    def triton_counts(self) -> tuple[int, int]:
-        """(inference_count, execution_count) as Triton's statistics report them: with a dynamic
-        batcher, the rows inferred and the batches run (read from the native batch-size histogram);
-        without one, each request is one execution."""
+    def statistics(self) -> dict:
+        """Triton statistics of this version, counted natively on every path (zeros before it loads)."""
         s = self.servable
-        if s is not None and s.max_batch_size:
-            counts, rows = s.metrics()["batch_size"]
-            return int(rows), int(sum(counts))
-        return self.stats.inference_count, self.stats.execution_count
+        if s is None:
+            return dict.fromkeys(_STAT_KEYS, 0)
+        return s.statistics()
+
+    def record_failure(self, received_ns: int) -> None:
+        """Counts a request for this version that failed before reaching the native submit."""
+        s = self.servable
+        if s is not None:
+            s.record_failure(received_ns)
 
     def _live_servable(self) -> _native.Servable:
         s = self.servable

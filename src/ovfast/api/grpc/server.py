@@ -9,6 +9,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 import grpc
+from google.protobuf import json_format
 
 from ovfast.api.dataplane import PLATFORM, DataPlane
 from ovfast.errors import OvfastError, mapping_for
@@ -99,20 +100,8 @@ class KServeService:
             return pb.ModelConfigResponse(config=cfg)
 
         async def model_statistics(req, ctx):
-            out = []
-            for h in dp.handles_for_stats(req.name, req.version):
-                s = h.stats
-                inferences, executions = h.triton_counts()
-                out.append(pb.ModelStatistics(
-                    name=h.name, version=h.version_str, last_inference=s.last_inference_ms,
-                    inference_count=inferences, execution_count=executions,
-                    inference_stats=pb.InferStatistics(
-                        success=pb.StatisticDuration(count=s.success, ns=s.success_ns),
-                        fail=pb.StatisticDuration(count=s.fail, ns=s.fail_ns),
-                        queue=pb.StatisticDuration(count=s.success, ns=s.queue_ns),
-                        compute_input=pb.StatisticDuration(count=s.success, ns=0),
-                        compute_infer=pb.StatisticDuration(count=s.success, ns=s.compute_ns),
-                        compute_output=pb.StatisticDuration(count=s.success, ns=0))))
+            out = [json_format.ParseDict(st, pb.ModelStatistics())
+                   for st in dp.model_statistics(req.name, req.version)]
             return pb.ModelStatisticsResponse(model_stats=out)
 
         async def repository_index(req, ctx):

@@ -107,20 +107,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
 
     async def model_statistics(request):
         # Triton's statistics extension, JSON form (perf_analyzer reads it around each window)
-        def dur(count, ns):
-            return {"count": count, "ns": ns}
-
-        out = []
-        for h in dp.handles_for_stats(request.match_info["name"], request.match_info.get("version")):
-            s = h.stats
-            inferences, executions = h.triton_counts()
-            out.append({"name": h.name, "version": h.version_str, "last_inference": s.last_inference_ms,
-                        "inference_count": inferences, "execution_count": executions,
-                        "inference_stats": {
-                            "success": dur(s.success, s.success_ns), "fail": dur(s.fail, s.fail_ns),
-                            "queue": dur(s.success, s.queue_ns), "compute_input": dur(s.success, 0),
-                            "compute_infer": dur(s.success, s.compute_ns), "compute_output": dur(s.success, 0)},
-                        "batch_stats": []})
+        out = dp.model_statistics(request.match_info["name"], request.match_info.get("version"))
         return json_response({"model_stats": out})
 
     async def repository_index(request):
