@@ -139,7 +139,7 @@ class ModelRegistry:
         try:
             return self.resolve(name, version)
         except UnavailableError:
-            pass
+            log.debug("Waiting for model %s version %s to load", name, version or "(default)")
         deadline = time.monotonic() + WAIT_FOR_LOADED_S
         while True:
             await asyncio.sleep(WAIT_STEP_S)
@@ -347,8 +347,7 @@ class ModelRegistry:
         """Shutdown: every dynamic batcher starts what it holds without waiting out its queue delay."""
         for served in self.models.values():
             for h in served.versions.values():
-                if h.servable is not None:
-                    h.servable.flush()
+                h.flush()
 
     async def unload_all(self) -> None:
         for served in self.models.values():

@@ -1,6 +1,7 @@
 """Served models: a ModelHandle per (model, version) owning a native Servable.
 
-It turns a model's typed settings into the servable's arguments in one place (:func:`_native_kwargs`).
+This module is the only one that touches ``_native.Servable``: it turns a model's typed
+settings into the servable (:func:`_native_kwargs`) and submits requests to it.
 """
 from __future__ import annotations
 
@@ -202,23 +203,29 @@ class ModelHandle:
                                    else MODEL_VERSION_NOT_LOADED_YET)
         return s
 
-    async def infer_kserve(self, request: _native.KServeRequest, route: int = -1) -> tuple[bytes, int, int]:
-        """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us).
+    # -- submitting: the result arrives on ``fut`` as (payload, infer_us, wait_us) ---------------
+    # ``route`` (observability.metrics ROUTE_*, -1 = not counted) makes the native side count the
+    # request. Each raises UnavailableError when this version is not AVAILABLE (any more), and the
+    # native validation errors as they are.
 
-        ``route`` (observability.metrics ROUTE_*) makes the native side count the request."""
-        fut = asyncio.get_running_loop().create_future()
+    def submit_kserve(self, request: _native.KServeRequest, fut: asyncio.Future, route: int = -1) -> None:
+        """A parsed KServe request; payload: the serialized ModelInferResponse."""
         self._live_servable().submit_kserve(request, self.version_str, fut, route)
-        return await fut
 
-    async def infer_tensors(self, inputs: list, outputs: list | None, route: int = -1,
-                            received_ns: int = 0) -> tuple[list, int, int]:
-        """inputs: [(name, datatype, shape, buffer|list[bytes])]; returns ([(name, datatype, shape, array)], infer_us, wait_us).
+    def submit_tfs(self, request: _native.TfsPredictRequest, fut: asyncio.Future, route: int = -1) -> None:
+        """A parsed TFS PredictRequest; payload: the serialized PredictResponse."""
+        _native.submit_tfs(self._live_servable(), request, self.version_str, fut, route)
 
-        ``route`` makes the native side count the request; ``received_ns`` (time.monotonic_ns() at
-        receipt) starts its request-time clock."""
-        fut = asyncio.get_running_loop().create_future()
+    def submit_tensors(self, inputs: list, outputs: list | None, fut: asyncio.Future, route: int = -1,
+                       received_ns: int = 0) -> None:
+        """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
+        ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock."""
         self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
-        return await fut
+
+    def flush(self) -> None:
+        """Shutdown: a dynamic batcher starts what it holds without waiting out its queue delay."""
+        if self.servable is not None:
+            self.servable.flush()
 
 
 def _spec(t: tuple) -> TensorSpec:
