@@ -166,7 +166,9 @@ def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
 
 
 def config_from_args(args: argparse.Namespace):
-    from ovfast.config.load import ConfigError, load_config_file, model_config_from_dict
+    from dataclasses import replace
+
+    from ovfast.config.load import ConfigError, load_config_file, model_config_from_dict, parse_floats
     from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
     from ovfast.observability.metrics import select_families
@@ -225,7 +227,7 @@ def config_from_args(args: argparse.Namespace):
         metrics_enable, metrics_list = _config_metrics(repository.monitoring, metrics_enable, metrics_list,
                                                        rest_port)
         for e in repository.errors:
-            logging.getLogger("ovfast.config").error("Invalid model configuration, skipped: %s", e)
+            logging.getLogger("ovfast.config").error("Configuration entry skipped: %s", e)
     else:
         if demo:
             name, path = DEMO_NAME, str(ensure_demo_model())
@@ -235,24 +237,16 @@ def config_from_args(args: argparse.Namespace):
         else:
             name, path = args.model_name, os.path.abspath(args.model_path)
         try:
-            models = [model_config_from_dict(single_model_dict(args, name, path))]
+            # --mean / --scale are CLI-only (as in OVMS): not config.json keys
+            models = [replace(model_config_from_dict(single_model_dict(args, name, path)),
+                              mean=parse_floats(args.mean, "mean"), scale=parse_floats(args.scale, "scale"))]
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        if args.mean is not None or args.scale is not None:
-            # CLI-only options (as in OVMS), applied by the native pre-processing
-            from dataclasses import replace
-            from ovfast.repository.registry import image_options
-            models = [replace(models[0], mean=args.mean, scale=args.scale)]
-            try:
-                image_options(models[0])
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
     try:
         select_families(metrics_list)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.echo:
-        from dataclasses import replace
         models = [replace(m, echo=True) for m in models]
     return ServerConfig(
         port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,

@@ -114,8 +114,7 @@ def test_change_of_batching_reloads_the_model():
 
 
 def test_load_options_carry_batching():
-    # LoadOptions are the handle's `source`: a different batching there makes the registry reload the version
-    from ovfast.repository.registry import load_options
+    from ovfast.runtime.model import load_options
 
     opts = load_options(model_config_from_dict(entry(dynamic_batching={
         "max_batch_size": 8, "max_queue_delay_us": 250, "preferred_batch_sizes": [8, 4]})))

@@ -9,6 +9,7 @@ import pytest
 from ovfast.config.load import (
     ConfigError, model_config_from_dict, parse_batch_size, parse_config_text, parse_layout, parse_shape,
 )
+from ovfast.config.schema import ANY_DIM, AUTO, Dim, ShapeSpec
 from ovfast.repository.version_policy import All, Latest, Specific
 
 
@@ -25,7 +26,7 @@ def test_full_entry_parses(tmp_path: Path):
     assert repo.errors == ()
     (m,) = repo.models
     assert m.base_path == str(tmp_path / "models" / "resnet")
-    assert m.batch_size == "1:8"
+    assert m.batch_size == Dim(1, 8)
     assert m.layout == (("", "NHWC:NCHW"),)
     assert m.nireq == 4 and m.target_device == "AUTO" and m.allow_cache
     assert m.plugin_config_dict == {"NUM_STREAMS": "2", "PERFORMANCE_HINT": "THROUGHPUT"}
@@ -34,7 +35,8 @@ def test_full_entry_parses(tmp_path: Path):
 
 
 @pytest.mark.parametrize("value,expected", [
-    (None, ""), (0, ""), (4, "4"), ("4", "4"), ("auto", "auto"), (-1, "-1"), ("-1", "-1"), ("1:8", "1:8"),
+    (None, None), (0, None), ("0", None), (4, Dim(4, 4)), ("4", Dim(4, 4)), ("auto", AUTO), (-1, ANY_DIM),
+    ("-1", ANY_DIM), ("1:8", Dim(1, 8)),
 ])
 def test_batch_size_forms(value, expected):
     assert parse_batch_size(value) == expected
@@ -46,12 +48,16 @@ def test_batch_size_invalid(value):
         parse_batch_size(value)
 
 
+def _spec(*dims) -> ShapeSpec:
+    return ShapeSpec(tuple(Dim(*d) if isinstance(d, tuple) else (ANY_DIM if d == -1 else Dim(d, d)) for d in dims))
+
+
 def test_shape_forms():
-    assert parse_shape("auto") == (("", "auto"),)
-    assert parse_shape("(1, 3,224,224)") == (("", "(1,3,224,224)"),)
-    assert parse_shape([1, 3, 224, 224]) == (("", "(1,3,224,224)"),)
+    assert parse_shape("auto") == (("", AUTO),)
+    assert parse_shape("(1, 3,224,224)") == (("", _spec(1, 3, 224, 224)),)
+    assert parse_shape([1, 3, 224, 224]) == (("", _spec(1, 3, 224, 224)),)
     assert parse_shape({"in": "(1,3,-1,-1)", "other": "auto", "third": [2, 2], "r": "(1,1:10)"}) == (
-        ("in", "(1,3,-1,-1)"), ("other", "auto"), ("third", "(2,2)"), ("r", "(1,1:10)"))
+        ("in", _spec(1, 3, -1, -1)), ("other", AUTO), ("third", _spec(2, 2)), ("r", _spec(1, (1, 10))))
 
 
 @pytest.mark.parametrize("value", ["1,3", "(1,a)", "(1,0)", "(1,5:2)", "(1,-2)", 5, {"x": 3}, {"": "(1)"}])
@@ -95,7 +101,7 @@ def test_version_policies():
     ({"name": "m", "base_path": "/m", "plugin_config": "x"}, "plugin_config"),
     ({"name": "m", "base_path": "/m", "allow_cache": "yes"}, "allow_cache"),
     ({"name": "m", "base_path": "/m", "max_sequence_number": 10}, "stateful"),
-    ({"name": "m", "base_path": "/m", "stateful": True}, "stateful .*not supported"),
+    ({"name": "m", "base_path": "/m", "stateful": True}, "stateful models .*not served yet"),
     ({"name": "m", "base_path": "/m", "custom_loader_options": {}}, "not supported"),
     ({"name": "m", "base_path": "/m", "target_device": ""}, "target_device"),
     ({"name": "m", "base_path": "/m", "color_format": "XYZ"}, "color_format"),
@@ -107,7 +113,7 @@ def test_invalid_entries(entry, message):
 
 def test_shape_wins_over_batch_size():
     m = model_config_from_dict({"name": "m", "base_path": "/m", "shape": "(1,10)", "batch_size": 4})
-    assert m.batch_size == "" and m.shape == (("", "(1,10)"),)
+    assert m.batch_size is None and m.shape == (("", _spec(1, 10)),)
 
 
 def test_remote_paths_kept():

@@ -1,16 +1,18 @@
 """Transport-independent operations: health, metadata, inference, repository.
 
-REST and gRPC handlers only parse and serialize; everything else is here.
+REST and gRPC handlers only parse and serialize; everything else is here. Every inference, on
+every API, goes through :meth:`DataPlane.infer`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from typing import Any
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError, UnavailableError
-from ovfast.observability.metrics import ServingMetrics
+from ovfast.errors import OvfastError
+from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
@@ -20,12 +22,21 @@ EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_con
 PLATFORM = "OpenVINO"
 
 
-@dataclass
-class TensorOut:
-    name: str
-    datatype: str
-    shape: list
-    data: object  # numpy array (read-only view of the native tensor) or list[bytes]
+class InferRequest:
+    """A request as a transport parsed it, as :meth:`DataPlane.infer` needs it (one subclass per
+    request form)."""
+
+    def prepare(self, handle: ModelHandle) -> None:
+        """Decoding that needs the resolved model (e.g. JSON values typed by its inputs). Its errors
+        are failures of the request."""
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        """Input name -> shape. Asked for (after prepare) only when the model has shape/batch "auto"."""
+        raise NotImplementedError
+
+    def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
+        """Starts inference on ``handle`` (one of its ``submit_*``); the result arrives on ``fut``."""
+        raise NotImplementedError
 
 
 def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
@@ -34,6 +45,35 @@ def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
 
     req = pb.ModelInferRequest.FromString(data)
     return {t.name: list(t.shape) for t in req.inputs}
+
+
+class KServeBytesRequest(InferRequest):
+    """KServe gRPC ModelInfer: the native parse of the request bytes (tensors stay in the bytes)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.parsed = _native.parse_kserve_request(data)
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return kserve_input_shapes(self.data)
+
+    def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
+        handle.submit_kserve(self.parsed, fut, route)
+
+
+class TensorsRequest(InferRequest):
+    """REST: inputs already decoded to [(name, datatype, shape, buffer|list[bytes])]."""
+
+    def __init__(self, inputs: list, outputs: list | None = None, received_ns: int = 0) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.received_ns = received_ns
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return {i[0]: list(i[2]) for i in self.inputs}
+
+    def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
+        handle.submit_tensors(self.inputs, self.outputs, fut, route, self.received_ns)
 
 
 class DataPlane:
@@ -48,6 +88,18 @@ class DataPlane:
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
         return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+
+    # -- lookups (no waiting: metadata and status answer with the state as it is) -----------------
+    def resolve(self, name: str, version: str | int | None) -> ModelHandle:
+        """The AVAILABLE handle for (name, version); ''/0/None = default. NotFound / Unavailable otherwise."""
+        return self.registry.resolve(name, version)
+
+    def has_model(self, name: str) -> bool:
+        return name in self.registry.models
+
+    def model_versions(self, name: str) -> dict[int, ModelHandle]:
+        """Every version known for ``name`` (retired ones included); NotFound for an unknown name."""
+        return self.registry.get_model(name).versions
 
     def model_ready(self, name: str, version: str | None) -> bool:
         _, h = self.registry.lookup_version(name, version)
@@ -109,43 +161,53 @@ class DataPlane:
         return [h for h in m.versions.values() if h.state == VersionState.AVAILABLE]
 
     # -- inference -------------------------------------------------------------------------
-    async def infer_kserve_bytes(self, data: bytes) -> bytes:
-        """gRPC ModelInfer: serialized request in, serialized response out; tensors never become Python objects."""
-        t0 = time.perf_counter_ns()
-        req = _native.parse_kserve_request(data)
+    async def infer(self, name: str, version: str | int | None, route: int,
+                    request: InferRequest) -> tuple[ModelHandle, Any]:
+        """The one inference entry of every API. Returns (the handle that ran it, payload).
+
+        Resolves ``version`` as the API gave it (''/0/None = default), waiting up to 10 s (OVMS) for
+        a version that is still loading; lets the request decode what needs the model; for a model
+        with shape/batch "auto", reloads the version for the request's input shapes; submits;
+        accounts the finished request. ``route``
+        (observability.metrics ROUTE_*, -1 = not counted) is the metrics route. The payload is what
+        the handle's ``submit_*`` produces (response bytes, or output tensors).
+        """
+        t0 = time.monotonic_ns()
+        handle = await self.registry.resolve_wait(name, version)
+        submitted = False
         try:
-            handle = self.registry.resolve(req.model_name, req.model_version)
-        except UnavailableError:  # still loading: wait for it (bounded)
-            handle = await self.registry.resolve_wait(req.model_name, req.model_version)
-        if handle.auto_reshape:
-            handle = await self.registry.fit_shapes(handle, kserve_input_shapes(data))
-        try:
-            payload, infer_us, wait_us = await handle.infer_kserve(req, self.metrics.route_kserve_grpc_infer)
+            request.prepare(handle)
+            if handle.auto_reshape:
+                handle = await self.registry.fit_shapes(handle, request.input_shapes())
+            fut = asyncio.get_running_loop().create_future()
+            submitted = True
+            request.submit(handle, fut, route)
+            payload, infer_us, wait_us = await fut
         except OvfastError as exc:
-            self._fail(handle, t0, exc)
+            self._account(handle, route, t0, exc, counted_natively=submitted)
             raise
-        self._success(handle, t0, infer_us, wait_us)
-        return payload
+        self._account(handle, route, t0, None, infer_us, wait_us)
+        return handle, payload
 
-    async def infer_tensors(self, handle: ModelHandle, inputs: list, outputs: list | None, route: int = -1,
-                            received_ns: int = 0) -> list:
-        """``route``/``received_ns``: see ModelHandle.infer_tensors (metrics are counted natively)."""
-        t0 = time.perf_counter_ns()
-        if handle.auto_reshape:
-            handle = await self.registry.fit_shapes(handle, {i[0]: list(i[2]) for i in inputs})
+    def reject(self, name: str, version: str | int | None, route: int, exc: BaseException) -> None:
+        """A request that failed before :meth:`infer` (its body could not be parsed): counted as a
+        failure of the model it names if that resolves (OVMS); not counted otherwise."""
         try:
-            outs, infer_us, wait_us = await handle.infer_tensors(inputs, outputs, route, received_ns)
-        except OvfastError as exc:
-            self._fail(handle, t0, exc)
-            raise
-        self._success(handle, t0, infer_us, wait_us)
-        return outs
+            handle = self.registry.resolve(name, version)
+        except OvfastError:
+            return
+        self._account(handle, route, time.monotonic_ns(), exc, counted_natively=False)
 
-    @staticmethod
-    def _success(h: ModelHandle, t0: int, infer_us: int, wait_us: int) -> None:
-        """Nothing to do: the native core counted the request (Triton statistics and Prometheus)."""
-
-    @staticmethod
-    def _fail(h: ModelHandle, t0: int, exc: BaseException | None = None) -> None:
-        """Native counts every failure from submit on; this logs it."""
+    def _account(self, h: ModelHandle, route: int, t0: int, exc: BaseException | None,
+                 infer_us: int = 0, wait_us: int = 0, counted_natively: bool = True) -> None:
+        """The one place a finished inference request is accounted. The native core counts every request
+        that reached its submit (Triton statistics and Prometheus); a failure before that is counted here,
+        into the same native counters. ``t0``: time.monotonic_ns() at receipt."""
+        if exc is None or counted_natively:
+            if exc is not None:
+                log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
+            return
+        h.record_failure(t0)
+        if route >= 0:
+            self.metrics.count(h, *ROUTES[route], ok=False)
         log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)

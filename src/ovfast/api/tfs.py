@@ -3,23 +3,22 @@
 Owns what OVMS's TFS frontend decides: model/version resolution for the TFS
 RPCs, the ``serving_default`` signature (TF dtype names, dynamic dims as -1),
 per-version status with TFS state/error-code values, and Predict over native
-PredictRequest/PredictResponse bytes. Transports only parse and serialize.
+PredictRequest/PredictResponse bytes through ``DataPlane.infer``. Transports
+only parse and serialize.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from dataclasses import dataclass
 
 from ovfast import _native
-from ovfast.api.dataplane import DataPlane
-from ovfast.errors import (
-    MODEL_NAME_MISSING, MODEL_VERSION_MISSING, InvalidArgumentError, NotFoundError, OvfastError,
-)
+from ovfast.api.dataplane import DataPlane, InferRequest
+from ovfast.api.types import TF_DT_INVALID, TF_ENUM
+from ovfast.errors import MODEL_NAME_MISSING, MODEL_VERSION_MISSING, InvalidArgumentError, NotFoundError
 from ovfast.runtime.model import ModelHandle, TensorSpec
 
-from ovfast._gen.tensorflow.core.framework import tensor_shape_pb2, types_pb2
+from ovfast._gen.tensorflow.core.framework import tensor_shape_pb2
 from ovfast._gen.tensorflow.core.protobuf import meta_graph_pb2
 from ovfast._gen.tensorflow_serving.apis import get_model_metadata_pb2 as md_pb
 from ovfast._gen.tensorflow_serving.apis import get_model_status_pb2 as st_pb
@@ -31,20 +30,9 @@ PIPELINE_NAME_MISSING = "Pipeline with requested name is not found"
 SIGNATURE = "serving_default"
 METHOD_NAME = "tensorflow/serving/predict"
 
-# KServe datatype -> TF DataType name (types.proto); values come from the generated enum.
-TF_DTYPE_NAME = {
-    "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "BF16": "DT_BFLOAT16",
-    "INT64": "DT_INT64", "INT32": "DT_INT32", "INT16": "DT_INT16", "INT8": "DT_INT8",
-    "UINT64": "DT_UINT64", "UINT32": "DT_UINT32", "UINT16": "DT_UINT16", "UINT8": "DT_UINT8",
-    "BOOL": "DT_BOOL", "BYTES": "DT_STRING",
-}
 # ModelHandle.error_code -> tensorflow.error.Code (OVMS uses only these three).
 ERROR_CODE_VALUE = {"OK": 0, "UNKNOWN": 2, "FAILED_PRECONDITION": 9}
 INT64_MAX = (1 << 63) - 1
-
-
-def tf_dtype_value(datatype: str) -> int:
-    return types_pb2.DataType.Value(TF_DTYPE_NAME.get(datatype, "DT_INVALID"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +54,24 @@ def parse_version(version: int | str | None) -> int:
     return v
 
 
+class TfsPredictBytes(InferRequest):
+    """TFS gRPC Predict: the native parse of the PredictRequest bytes (tensor_content stays in the bytes)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.parsed = _native.parse_tfs_predict_request(data)
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        # Cold path (models with shape/batch "auto" only): the generated classes read the shapes.
+        from ovfast._gen.tensorflow_serving.apis import predict_pb2
+
+        req = predict_pb2.PredictRequest.FromString(self.data)
+        return {name: [d.size for d in t.tensor_shape.dim] for name, t in req.inputs.items()}
+
+    def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
+        handle.submit_tfs(self.parsed, fut, route)
+
+
 class TfsApi:
     """The TFS operations over one :class:`DataPlane`."""
 
@@ -73,27 +79,28 @@ class TfsApi:
         self.dp = dataplane
 
     # -- Predict ---------------------------------------------------------------------------
-    def resolve(self, name: str, version: int | str | None, missing_name: str = MODEL_NAME_MISSING) -> ModelHandle:
-        if name not in self.dp.registry.models:
+    def _version(self, name: str, version: int | str | None, missing_name: str = MODEL_NAME_MISSING) -> int | None:
+        """The version to ask the data plane for (None = default); an unknown name is reported first."""
+        if not self.dp.has_model(name):
             raise NotFoundError(missing_name)
-        v = parse_version(version)
-        return self.dp.registry.resolve(name, v or None)
+        return parse_version(version) or None
+
+    def resolve(self, name: str, version: int | str | None) -> ModelHandle:
+        """The AVAILABLE handle for a TFS (name, version) (metadata: no waiting)."""
+        return self.dp.resolve(name, self._version(name, version))
+
+    async def predict(self, name: str, version: int | str | None, route: int, request: InferRequest,
+                      missing_name: str = MODEL_NAME_MISSING) -> tuple[ModelHandle, object]:
+        """TFS Predict on either transport: ``DataPlane.infer`` with the TFS name and version rules."""
+        return await self.dp.infer(name, self._version(name, version, missing_name), route, request)
 
     async def predict_bytes(self, data: bytes) -> bytes:
         """gRPC Predict: serialized PredictRequest in, serialized PredictResponse out (native both ways)."""
-        t0 = time.perf_counter_ns()
-        req = _native.parse_tfs_predict_request(data)
-        if not req.has_model_spec:
+        req = TfsPredictBytes(data)
+        if not req.parsed.has_model_spec:
             raise InvalidArgumentError(MODEL_SPEC_MISSING)
-        handle = self.resolve(req.model_name, req.model_version, PIPELINE_NAME_MISSING)
-        fut = asyncio.get_running_loop().create_future()
-        try:
-            _native.submit_tfs(handle.servable, req, handle.version_str, fut, self.dp.metrics.route_tfs_grpc_predict)
-            payload, infer_us, wait_us = await fut
-        except OvfastError as exc:
-            self.dp._fail(handle, t0, exc)
-            raise
-        self.dp._success(handle, t0, infer_us, wait_us)
+        _, payload = await self.predict(req.parsed.model_name, req.parsed.model_version,
+                                        self.dp.metrics.route_tfs_grpc_predict, req, PIPELINE_NAME_MISSING)
         # A response with no outputs and no model_spec is empty: drain() hands that back as [].
         return payload if isinstance(payload, bytes) else b""
 
@@ -116,15 +123,15 @@ class TfsApi:
     # -- status ----------------------------------------------------------------------------
     def status(self, name: str, version: int | str | None) -> list[VersionStatus]:
         """All known versions (version 0/absent), or the one asked for (NOT_FOUND if unknown)."""
-        served = self.dp.registry.get_model(name)
+        versions = self.dp.model_versions(name)
         v = parse_version(version)
         if v:
-            h = served.versions.get(v)
+            h = versions.get(v)
             if h is None:
                 raise NotFoundError(MODEL_VERSION_MISSING)
             handles = [h]
         else:
-            handles = [served.versions[k] for k in sorted(served.versions)]
+            handles = [versions[k] for k in sorted(versions)]
         return [VersionStatus(h.version, int(h.state), h.state.name, h.error_code, h.error_message)
                 for h in handles]
 
@@ -139,7 +146,7 @@ class TfsApi:
         return resp
 
     def model_names(self) -> list[str]:
-        return sorted(self.dp.registry.models)
+        return self.dp.model_names()
 
     # -- reload ----------------------------------------------------------------------------
     async def reload_config(self) -> None:
@@ -153,7 +160,7 @@ class TfsApi:
 
 
 def _tensor_info(spec: TensorSpec) -> meta_graph_pb2.TensorInfo:
-    info = meta_graph_pb2.TensorInfo(name=spec.name, dtype=tf_dtype_value(spec.datatype))
+    info = meta_graph_pb2.TensorInfo(name=spec.name, dtype=TF_ENUM.get(spec.datatype, TF_DT_INVALID))
     if spec.dynamic_rank:
         info.tensor_shape.unknown_rank = True
     else:

@@ -1,14 +1,15 @@
 """diff(old, new) -> ReloadPlan: which models a reload adds, removes or reloads, and why (pure).
 
-OVMS semantics: any change of a model's settings reloads all its versions, except a change of
-the version policy alone, which only changes which versions are served (no reload of the
-versions that stay).
+OVMS semantics: any change of a model's settings reloads all its versions (a switch between a
+fixed shape or batch size and "auto" too: it is a change of ``shape`` / ``batch_size``), except a
+change of the version policy alone, which only changes which versions are served (no reload of
+the versions that stay). The registry carries the plan out as it is (registry.apply).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ovfast.config.schema import BatchingConfig, ModelConfig
+from ovfast.config.schema import BatchingConfig, Dim, ModelConfig, ShapeSpec
 
 # Fields whose change only re-selects versions; everything else reloads every version.
 _SELECTION_ONLY = frozenset({"model_version_policy"})
@@ -43,6 +44,8 @@ class ReloadPlan:
 
 
 def _show(v: object) -> str:
+    if isinstance(v, (Dim, ShapeSpec)):
+        return str(v)
     if isinstance(v, BatchingConfig):
         return "{" + ", ".join(f"{k}: {list(x) if isinstance(x, tuple) else x}" for k, x in asdict(v).items()) + "}"
     if isinstance(v, tuple) and all(isinstance(x, tuple) and len(x) == 2 for x in v):

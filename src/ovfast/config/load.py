@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ovfast.config.schema import BatchingConfig, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig
+from ovfast.config.schema import (
+    ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
+    ShapeSetting, ShapeSpec,
+)
 from ovfast.repository.version_policy import Latest, policy_from_json
 
 log = logging.getLogger("ovfast.config")
@@ -36,7 +40,15 @@ UNSUPPORTED_MODEL_KEYS = {
     "graph_path": "MediaPipe graphs are not supported by ovfast",
     "subconfig": "MediaPipe graphs are not supported by ovfast",
 }
+# OVMS's stateful-model keys: refused until sequences are served (only "stateful": false passes).
 STATEFUL_KEYS = ("idle_sequence_cleanup", "max_sequence_number", "low_latency_transformation")
+STATEFUL_NOT_SERVED = "stateful models (sequences) are not served yet by ovfast; serve the model without 'stateful'"
+# Accepted in the file but not served yet: each entry is skipped with this reason, the models are still served.
+NOT_SERVED_LISTS = {
+    "pipeline_config_list": ("pipeline", "DAG pipelines are not served yet by ovfast; this pipeline is skipped"),
+    "custom_node_library_config_list": (
+        "library", "custom node libraries (used by DAG pipelines) are not served yet by ovfast; this library is skipped"),
+}
 TOP_KEYS = frozenset({"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
                       "custom_loader_config_list", "mediapipe_config_list", "monitoring"})
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://")
@@ -59,35 +71,43 @@ def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def parse_dims(text: str, what: str) -> str:
-    """'(1, 3,224,224)' / '[1,3,-1,1:8]' -> canonical '(1,3,-1,1:8)'."""
+def parse_dim(text: str, what: str, context: str = "") -> Dim:
+    """One dimension: ``N`` (> 0), ``-1`` (any) or ``min:max`` (0 < min <= max)."""
+    where = f" in '{context}'" if context else ""
+    if not _DIM_RE.match(text):
+        raise ConfigError(f"{what}: bad dimension '{text}'{where} (use N, -1 or min:max)")
+    if ":" in text:
+        lo, hi = (int(x) for x in text.split(":"))
+        if lo <= 0 or hi <= 0 or lo > hi:
+            raise ConfigError(f"{what}: bad range '{text}'{where} (need 0 < min <= max)")
+        return Dim(lo, hi)
+    n = int(text)
+    if n == -1:
+        return ANY_DIM
+    if n == 0:
+        raise ConfigError(f"{what}: dimension 0{where} (use a positive size or -1)")
+    return Dim(n, n)
+
+
+def parse_dims(text: str, what: str) -> ShapeSpec:
+    """'(1, 3,224,224)' / '[1,3,-1,1:8]' -> ShapeSpec."""
     s = text.replace(" ", "")
     if len(s) < 2 or s[0] not in "([" or s[-1] not in ")]" or (s[0] == "(") != (s[-1] == ")"):
         raise ConfigError(f"{what}: '{text}' is not a shape; expected 'auto' or a tuple such as (1,3,224,224)")
     body = s[1:-1]
-    dims = body.split(",") if body else []
-    for d in dims:
-        if not _DIM_RE.match(d):
-            raise ConfigError(f"{what}: bad dimension '{d}' in '{text}' (use N, -1 or min:max)")
-        if ":" in d:
-            lo, hi = (int(x) for x in d.split(":"))
-            if lo <= 0 or hi <= 0 or lo > hi:
-                raise ConfigError(f"{what}: bad range '{d}' in '{text}' (need 0 < min <= max)")
-        elif int(d) == 0:
-            raise ConfigError(f"{what}: dimension 0 in '{text}' (use a positive size or -1)")
-    return "(" + ",".join(dims) + ")"
+    return ShapeSpec(tuple(parse_dim(d, what, text) for d in (body.split(",") if body else [])))
 
 
-def parse_shape(value: Any) -> tuple[tuple[str, str], ...]:
+def parse_shape(value: Any) -> tuple[tuple[str, ShapeSetting], ...]:
     """OVMS ``shape``: "auto" | "(1,3,224,224)" | [1,3,224,224] | {"input": "(..)" | "auto" | [..]}."""
-    def one(v: Any, what: str) -> str:
+    def one(v: Any, what: str) -> ShapeSetting:
         if isinstance(v, list):
             if not all(_is_int(x) for x in v):
                 raise ConfigError(f"{what}: a shape array must hold integers, got {v!r}")
             v = "(" + ",".join(str(x) for x in v) + ")"
         if not isinstance(v, str):
             raise ConfigError(f"{what}: must be 'auto', a tuple string or an integer array, got {v!r}")
-        return "auto" if v.strip() == "auto" else parse_dims(v, what)
+        return AUTO if v.strip() == AUTO else parse_dims(v, what)
 
     if value is None or value == "" or value == {}:
         return ()
@@ -101,28 +121,40 @@ def parse_shape(value: Any) -> tuple[tuple[str, str], ...]:
     return (("", one(value, "shape")),)
 
 
-def parse_batch_size(value: Any) -> str:
-    """OVMS ``batch_size``: N | "N" | "auto" | "-1" | "lo:hi" -> canonical string ("" = model's own)."""
+def parse_batch_size(value: Any) -> BatchSetting:
+    """OVMS ``batch_size``: N | "N" | "auto" | "-1" | "lo:hi" -> Dim | AUTO | None (the model's own)."""
     if value is None:
-        return ""
+        return None
     if _is_int(value):
         if value < -1:
             raise ConfigError(f"batch_size: {value} is not allowed (use N > 0, -1, 'auto' or 'min:max')")
-        return "" if value == 0 else str(value)
+        value = str(value)
     if not isinstance(value, str):
         raise ConfigError(f"batch_size: must be a number or a string, got {value!r}")
     s = value.strip()
     if s in ("", "0"):
-        return ""
-    if s == "auto":
-        return "auto"
+        return None
+    if s == AUTO:
+        return AUTO
     if not _DIM_RE.match(s):
         raise ConfigError(f"batch_size: '{value}' is not valid (use N, -1, 'auto' or 'min:max')")
-    if ":" in s:
-        lo, hi = (int(x) for x in s.split(":"))
-        if lo <= 0 or lo > hi:
-            raise ConfigError(f"batch_size: bad range '{value}' (need 0 < min <= max)")
-    return s
+    return parse_dim(s, "batch_size")
+
+
+def parse_floats(text: str | None, what: str) -> tuple[float, ...]:
+    """CLI ``--mean`` / ``--scale``: "127.5" or "[123.7,116.3,103.5]" -> floats (() when not given)."""
+    if text is None or not text.strip():
+        return ()
+    try:
+        values = tuple(float(x) for x in text.strip().strip("[]").split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a number or a list of numbers such as [123.7,116.3,103.5], "
+                          f"got '{text}'") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{what} must be finite numbers, got '{text}'")
+    if what == "scale" and 0.0 in values:
+        raise ConfigError(f"scale values divide the input and must not be 0, got '{text}'")
+    return values
 
 
 def _parse_layout_text(text: Any, what: str) -> str:
@@ -220,37 +252,33 @@ def parse_dynamic_batching(value: Any) -> BatchingConfig | None:
     return BatchingConfig(size, delay, tuple(sorted(preferred)))
 
 
-def _batch_dim_problem(dim: str, what: str, max_batch: int) -> str | None:
-    """Why the batch dimension ``dim`` ("N", "-1" or "lo:hi") cannot hold ``max_batch`` rows; None if it can."""
-    if dim == "-1":
+def _batch_dim_problem(dim: Dim, what: str, max_batch: int) -> str | None:
+    """Why the batch dimension ``dim`` cannot hold ``max_batch`` rows; None if it can."""
+    if dim.max == -1:
         return None
-    if ":" in dim:
-        hi = int(dim.split(":")[1])
-        if hi < max_batch:
-            return f"{what} allows at most {hi} rows, fewer than max_batch_size {max_batch}"
+    if not dim.fixed:
+        if dim.max < max_batch:
+            return f"{what} allows at most {dim.max} rows, fewer than max_batch_size {max_batch}"
         return None
-    return (f"{what} fixes the batch dimension at {dim}; batching needs one that can vary "
+    return (f"{what} fixes the batch dimension at {dim.min}; batching needs one that can vary "
             f"(-1, or a range such as \"1:{max_batch}\")")
 
 
-def check_batching(b: BatchingConfig, batch_size: str, shape: tuple[tuple[str, str], ...]) -> None:
+def check_batching(b: BatchingConfig, batch_size: BatchSetting, shape: tuple[tuple[str, ShapeSetting], ...]) -> None:
     """Refuses ``dynamic_batching`` on settings whose batch dimension (dim 0 of every input) cannot vary
     up to ``max_batch_size``. What the settings leave open (the model's own shapes) is checked at load."""
     n = b.max_batch_size
-    if batch_size == "auto" or any(v == "auto" for _, v in shape):
-        which = "batch_size" if batch_size == "auto" else "shape"
+    if batch_size == AUTO or any(v == AUTO for _, v in shape):
+        which = "batch_size" if batch_size == AUTO else "shape"
         raise ConfigError(f"dynamic_batching cannot be combined with {which} \"auto\" (which reloads the model "
                           f"for each new request shape); use -1 or a range such as \"1:{n}\"")
-    problem = _batch_dim_problem(batch_size, f"batch_size \"{batch_size}\"", n) if batch_size else None
-    for name, text in shape:
+    problem = _batch_dim_problem(batch_size, f"batch_size \"{batch_size}\"", n) if isinstance(batch_size, Dim) else None
+    for name, spec in shape:
         if problem:
             break
-        label = f"shape {text}" if not name else f"shape {text} of input '{name}'"
-        dims = text[1:-1].split(",") if text != "()" else []
-        if not dims:
-            problem = f"{label} has no batch dimension"
-        else:
-            problem = _batch_dim_problem(dims[0], label, n)
+        assert isinstance(spec, ShapeSpec)
+        label = f"shape {spec}" if not name else f"shape {spec} of input '{name}'"
+        problem = _batch_dim_problem(spec.dims[0], label, n) if spec.dims else f"{label} has no batch dimension"
     if problem:
         raise ConfigError(f"dynamic_batching: {problem}")
 
@@ -283,23 +311,18 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         policy = policy_from_json(c["model_version_policy"]) if "model_version_policy" in c else Latest(1)
     except ValueError as exc:
         raise ConfigError(f"model_version_policy: {exc}") from None
-    stateful = _bool(c, "stateful", False)
-    if stateful:
-        # Refused rather than served as a stateless model: sequence handling is not built yet.
-        raise ConfigError("'stateful': stateful (sequence) models are not supported by ovfast yet")
-    if not stateful:
-        given = [k for k in STATEFUL_KEYS if k in c]
-        if given:
-            raise ConfigError(f"{given} are only allowed for stateful models (set \"stateful\": true)")
-    max_seq = c.get("max_sequence_number", 500)
-    if not _is_int(max_seq) or not 0 <= max_seq <= 0xFFFFFFFF:
-        raise ConfigError(f"'max_sequence_number' must be an integer in 0..4294967295, got {max_seq!r}")
+    if _bool(c, "stateful", False):
+        # Refused rather than served as a stateless model.
+        raise ConfigError(f"'stateful': {STATEFUL_NOT_SERVED}")
+    given = [k for k in STATEFUL_KEYS if k in c]
+    if given:
+        raise ConfigError(f"{given} are only allowed for stateful models, which are not served yet by ovfast")
     shape = parse_shape(c.get("shape"))
     batch = parse_batch_size(c.get("batch_size"))
-    if shape and batch:
+    if shape and batch is not None:
         log.warning("Model %s: both shape and batch size have been defined. Batch size parameter will be ignored",
                     name)
-        batch = ""
+        batch = None
     batching = parse_dynamic_batching(c.get("dynamic_batching"))
     if batching is not None:
         check_batching(batching, batch, shape)
@@ -307,10 +330,7 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         name=name, base_path=base, target_device=device.strip(),
         plugin_config=parse_plugin_config(c.get("plugin_config")), nireq=nireq, batch_size=batch,
         shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
-        allow_cache=_bool(c, "allow_cache", False), stateful=stateful,
-        idle_sequence_cleanup=_bool(c, "idle_sequence_cleanup", True), max_sequence_number=max_seq,
-        low_latency_transformation=_bool(c, "low_latency_transformation", False),
-        color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
+        allow_cache=_bool(c, "allow_cache", False), color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
     )
 
 
@@ -361,20 +381,12 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
     for key in ("custom_loader_config_list", "mediapipe_config_list"):
         if _array(doc, key):
             raise ConfigError(f"'{key}' is not supported by ovfast")
-    pipelines = _array(doc, "pipeline_config_list")
-    libraries = _array(doc, "custom_node_library_config_list")
-    for i, p in enumerate(pipelines):
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
-            raise ConfigError(f"pipeline_config_list[{i}]: must be an object with a string 'name'")
-    for i, lib in enumerate(libraries):
-        if not isinstance(lib, dict) or set(lib) != {"name", "base_path"}:
-            raise ConfigError(f"custom_node_library_config_list[{i}]: must be {{\"name\": ..., \"base_path\": ...}}")
     monitoring = parse_monitoring(doc["monitoring"]) if "monitoring" in doc else None
 
     models: list[ModelConfig] = []
-    errors: list[str] = []
+    errors = _not_served_entries(doc)
     invalid: list[str] = []
-    names = {p["name"] for p in pipelines}
+    names: set[str] = set()
     for i, entry in enumerate(entries):
         label = f"model_config_list[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"config"}:
@@ -396,8 +408,18 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         names.add(m.name)
         models.append(m)
     return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
-                            monitoring=monitoring,
-                            pipelines=tuple(pipelines), custom_node_libraries=tuple(libraries), digest=digest)
+                            monitoring=monitoring, digest=digest)
+
+
+def _not_served_entries(doc: dict) -> list[str]:
+    """One skip reason per entry of the lists ovfast accepts but does not serve yet (pipelines, custom nodes)."""
+    errors = []
+    for key, (kind, why) in NOT_SERVED_LISTS.items():
+        for i, entry in enumerate(_array(doc, key)):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            label = f"{key}[{i}]" + (f" ({kind} '{name}')" if isinstance(name, str) else "")
+            errors.append(f"{label}: {why}")
+    return errors
 
 
 def read_config_bytes(path: str | os.PathLike) -> bytes:

@@ -1,10 +1,53 @@
-"""Frozen configuration models. Built only by config/load.py; nothing mutates them."""
+"""Frozen configuration models. Built only by config/load.py; nothing mutates them.
+
+Every knob is held as the typed value it means (dimensions as integers and ranges, mean/scale
+as floats); the text forms of config.json and the flags are parsed once, in config/load.py.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, Union
 
 from ovfast.repository.version_policy import Latest, VersionPolicy
+
+AUTO: Final = "auto"  # shape / batch_size "auto": the model is reloaded for each new request shape
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension: ``min == max`` is fixed, ``max == -1`` is unbounded (``Dim(0, -1)`` = any size)."""
+
+    min: int
+    max: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.min == self.max
+
+    def __str__(self) -> str:
+        """The config text: ``N``, ``-1`` or ``min:max``."""
+        if self.fixed:
+            return str(self.min)
+        if self.min == 0 and self.max == -1:
+            return "-1"
+        return f"{self.min}:{self.max}"
+
+
+ANY_DIM: Final = Dim(0, -1)
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """A shape setting: one :class:`Dim` per dimension."""
+
+    dims: tuple[Dim, ...]
+
+    def __str__(self) -> str:
+        return "(" + ",".join(str(d) for d in self.dims) + ")"
+
+
+ShapeSetting = Union[ShapeSpec, Literal["auto"]]
+BatchSetting = Union[Dim, Literal["auto"], None]  # None: the model's own batch dimension
 
 
 @dataclass(frozen=True)
@@ -23,9 +66,9 @@ class BatchingConfig:
 class ModelConfig:
     """One ``model_config_list`` entry, validated.
 
-    ``shape`` and ``layout`` are ((input name, text), ...) with "" naming the only input
-    (the anonymous form ``"shape": "(1,3,224,224)"``). Shape texts are "auto" or a
-    tuple string such as "(1,3,-1,1:8)"; ``batch_size`` is "", "auto", "N", "-1" or "lo:hi".
+    ``shape`` and ``layout`` are ((input name, value), ...) with "" naming the only input
+    (the anonymous form ``"shape": "(1,3,224,224)"``); a shape is a :class:`ShapeSpec` or
+    ``AUTO``. ``layout`` texts are validated (``"NHWC:NCHW"``, ``"N..."``).
     """
 
     name: str
@@ -33,20 +76,16 @@ class ModelConfig:
     target_device: str = "CPU"
     plugin_config: tuple[tuple[str, Any], ...] = ()
     nireq: int = 0
-    batch_size: str = ""
-    shape: tuple[tuple[str, str], ...] = ()
+    batch_size: BatchSetting = None
+    shape: tuple[tuple[str, ShapeSetting], ...] = ()
     layout: tuple[tuple[str, str], ...] = ()
     model_version_policy: VersionPolicy = Latest(1)
     allow_cache: bool = False
-    stateful: bool = False
-    idle_sequence_cleanup: bool = True
-    max_sequence_number: int = 500
-    low_latency_transformation: bool = False
     # ovfast extensions (docs/config.md)
     color_format: str | None = None  # channel order of decoded JPEG/PNG inputs: "BGR" (default) or "RGB"
     echo: bool = False  # transport-floor mode (no inference); CLI --echo only
-    mean: str | None = None  # CLI --mean, e.g. "[123.7,116.3,103.5]" (needs a layout)
-    scale: str | None = None  # CLI --scale
+    mean: tuple[float, ...] = ()  # CLI --mean, e.g. "[123.7,116.3,103.5]"; () = none
+    scale: tuple[float, ...] = ()  # CLI --scale; every value non-zero
     dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
 
     @property
@@ -55,12 +94,12 @@ class ModelConfig:
 
     @property
     def auto_batch(self) -> bool:
-        return self.batch_size == "auto" and not self.shape
+        return self.batch_size == AUTO and not self.shape
 
     @property
     def auto_shape_inputs(self) -> tuple[str, ...]:
         """Inputs whose shape follows the request ("" = the only input)."""
-        return tuple(k for k, v in self.shape if v == "auto")
+        return tuple(k for k, v in self.shape if v == AUTO)
 
 
 @dataclass(frozen=True)
@@ -76,17 +115,13 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class RepositoryConfig:
-    """A parsed config.json: the valid models, and why the others were skipped.
-
-    ``pipelines`` / ``custom_node_libraries`` are kept as raw JSON objects for the DAG code.
-    """
+    """A parsed config.json: the valid models, and why the other entries were skipped (invalid
+    models; pipelines and custom node libraries, which are not served yet)."""
 
     models: tuple[ModelConfig, ...] = ()
     errors: tuple[str, ...] = ()
     invalid_names: tuple[str, ...] = ()  # names of the skipped entries, where they had one
     monitoring: MonitoringConfig | None = None
-    pipelines: tuple[Any, ...] = ()
-    custom_node_libraries: tuple[Any, ...] = ()
     digest: str = ""  # MD5 of the file content (change detection, as OVMS)
 
 

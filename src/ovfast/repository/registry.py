@@ -7,6 +7,9 @@ Contracts:
   dict assignment on the loop), then unloading the old one; the old handle's drain() lets
   requests in flight finish on it.
 - The default version is the highest AVAILABLE one.
+- What a reload plan (config/diff.py) decides is what happens: a model whose settings changed gets a
+  new ``generation`` and every version built for an older one is reloaded; a change of the version
+  selection alone loads and retires versions but reloads none of those that stay.
 """
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ import time
 
 from ovfast import _native
 from ovfast.config.diff import ReloadPlan
-from ovfast.config.schema import ModelConfig
+from ovfast.config.schema import ANY_DIM, Dim, ModelConfig, ShapeSpec
 from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
     MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, list_versions
 from ovfast.runtime.completions import CompletionDispatcher
-from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState
+from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState, load_options
 
 log = logging.getLogger("ovfast.registry")
 
@@ -42,6 +45,9 @@ class ServedModel:
         self.retired = False  # removed from the config; versions stay listed as END
         self.lock = asyncio.Lock()
         self.scan_error: str | None = None
+        # Moves on when a reload plan changes this model's settings; versions built for an older
+        # generation are reloaded by the next sync.
+        self.generation = 0
 
     def refresh_default(self) -> None:
         avail = [v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE]
@@ -55,53 +61,14 @@ class ServedModel:
         return any(h.state < VersionState.AVAILABLE and h.error_code == "OK" for h in self.versions.values())
 
 
-DEFAULT_PERFORMANCE_HINT = "LATENCY"
-
-
-def load_options(cfg: ModelConfig) -> LoadOptions:
-    shapes = {k: v for k, v in cfg.shape if v != "auto"}
-    plugin = cfg.plugin_config_dict
-    if (cfg.auto_batch or cfg.auto_shape_inputs) and not cfg.allow_cache:
-        # OVMS: "auto" models bypass the --cache_dir model cache unless allow_cache is set
-        # (every request shape would leave a blob behind).
-        plugin.setdefault("CACHE_DIR", "")
-    if "PERFORMANCE_HINT" not in plugin and "NUM_STREAMS" not in plugin:
-        # Default (as OVMS): the LATENCY hint. Measured with bench/ (ResNet-50, 2 cores): one client
-        # p50 54.7 ms vs 95.5 ms with THROUGHPUT; at 8 clients 18.8 vs 20.3 infer/s.
-        plugin["PERFORMANCE_HINT"] = DEFAULT_PERFORMANCE_HINT
-    b = cfg.dynamic_batching
-    batching = {} if b is None else {"max_batch_size": b.max_batch_size, "max_queue_delay_us": b.max_queue_delay_us,
-                                     "preferred_batch_sizes": b.preferred_batch_sizes}
-    return LoadOptions(device=cfg.target_device, plugin_config=plugin, nireq=cfg.nireq,
-                       shapes=shapes, batch_size="" if cfg.batch_size == "auto" else cfg.batch_size,
-                       echo=cfg.echo, **image_options(cfg), **batching)
-
-
-def image_options(cfg: ModelConfig) -> dict:
-    """layout / color_format / mean / scale -> LoadOptions fields (ValueError on malformed values)."""
-    return {"layouts": dict(cfg.layout or ()), "color_format": (cfg.color_format or "").upper(),
-            "mean": _floats(cfg.mean, "mean"), "scale": _floats(cfg.scale, "scale")}
-
-
-def _floats(text: str | None, what: str) -> tuple[float, ...]:
-    if not text:
-        return ()
-    try:
-        return tuple(float(x) for x in text.strip().strip("[]").split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"{what} must be a number or a list of numbers such as [123.7,116.3,103.5]") from None
-
-
-def _load_reason(old: ModelHandle | None, path: str, options: LoadOptions) -> str:
+def _load_reason(old: ModelHandle | None) -> str:
     if old is None:
         return "new version"
     if old.state == VersionState.END:
         return "version selected again"
     if old.state != VersionState.AVAILABLE:
         return f"retrying a failed load: {old.error_message}"
-    if old.source[0] != path:
-        return f"model file changed from {old.source[0]}"
-    return "model configuration changed"
+    return "the model's configuration changed"
 
 
 def _needs_reshape(h: ModelHandle, cfg: ModelConfig, shapes: dict[str, list[int]]) -> bool:
@@ -119,8 +86,9 @@ def _needs_reshape(h: ModelHandle, cfg: ModelConfig, shapes: dict[str, list[int]
     return False
 
 
-def _dims(shape: list[int]) -> str:
-    return "(" + ",".join(str(int(d)) for d in shape) + ")"
+def _fixed(shape: list[int] | tuple[int, ...]) -> ShapeSpec:
+    """A request's (or a compiled model's, -1 = dynamic) shape as a shape setting."""
+    return ShapeSpec(tuple(ANY_DIM if d == -1 else Dim(int(d), int(d)) for d in shape))
 
 
 class ModelRegistry:
@@ -171,7 +139,7 @@ class ModelRegistry:
         try:
             return self.resolve(name, version)
         except UnavailableError:
-            pass
+            log.debug("Waiting for model %s version %s to load", name, version or "(default)")
         deadline = time.monotonic() + WAIT_FOR_LOADED_S
         while True:
             await asyncio.sleep(WAIT_STEP_S)
@@ -203,7 +171,7 @@ class ModelRegistry:
 
     # -- applying configs -------------------------------------------------------------------
     async def apply(self, plan: ReloadPlan) -> bool:
-        """Applies a reload plan (see config/diff.py), then re-scans the versions of every model.
+        """Carries out a reload plan (see config/diff.py), then re-scans the versions of every model.
         Returns True if any version was loaded or unloaded."""
         for line in plan.describe():
             log.info("Config reload: %s", line)
@@ -218,11 +186,14 @@ class ModelRegistry:
             served = self.models.get(cfg.name)
             if served is None:
                 self.models[cfg.name] = ServedModel(cfg)
-            else:  # a retired model comes back
+            else:  # a retired model comes back (its versions, all END, are loaded again)
                 served.config = cfg
                 served.retired = False
-        for cfg, _ in plan.changed:
-            self.models[cfg.name].config = cfg
+        for cfg, change in plan.changed:
+            served = self.models[cfg.name]
+            served.config = cfg
+            if change.reload_versions:
+                served.generation += 1
         changed |= await self.sync_all()
         return changed
 
@@ -233,15 +204,9 @@ class ModelRegistry:
                 changed |= await self.sync_versions(served)
         return changed
 
-    async def add_model(self, cfg: ModelConfig) -> ServedModel:
-        served = ServedModel(cfg)
-        self.models[cfg.name] = served
-        await self.sync_versions(served)
-        return served
-
     async def sync_versions(self, served: ServedModel) -> bool:
-        """Makes the served versions match the version folders, the policy and the config.
-        Returns True if anything was loaded or unloaded."""
+        """Makes the served versions match the version folders and the policy, and reloads the versions
+        built for an older generation of the config. Returns True if anything was loaded or unloaded."""
         async with served.lock:
             return await self._sync_locked(served)
 
@@ -272,14 +237,13 @@ class ModelRegistry:
                     h.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
                     served.versions[v] = h
                 continue
-            if old is not None and old.state == VersionState.AVAILABLE and old.source == (path, options):
+            if old is not None and old.state == VersionState.AVAILABLE and old.generation == served.generation:
                 continue
             if old is not None and old.state < VersionState.AVAILABLE and old.error_code == "OK":
                 continue  # being loaded right now (should not happen under the lock)
-            new = self._new_handle(cfg, v, path, options)
+            new = self._new_handle(served, v, path, options)
             replacing = old is not None and old.state == VersionState.AVAILABLE
-            log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path,
-                     _load_reason(old, path, options))
+            log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path, _load_reason(old))
             if not replacing:
                 served.versions[v] = new  # requests for it wait while it loads
             try:
@@ -303,9 +267,11 @@ class ModelRegistry:
         served.refresh_default()
         return changed
 
-    def _new_handle(self, cfg: ModelConfig, version: int, path: str, options: LoadOptions) -> ModelHandle:
+    def _new_handle(self, served: ServedModel, version: int, path: str, options: LoadOptions) -> ModelHandle:
+        cfg = served.config
         h = ModelHandle(cfg.name, version, path, options, self.completions, self.core)
         h.auto_reshape = bool(cfg.auto_shape_inputs) or cfg.auto_batch
+        h.generation = served.generation
         return h
 
     async def _retire(self, served: ServedModel, versions: list[int]) -> bool:
@@ -348,20 +314,17 @@ class ModelRegistry:
             batch = base.batch_size
             if cfg.auto_shape_inputs:
                 for i, spec in enumerate(cur.inputs):
-                    auto = spec.name in cfg.auto_shape_inputs or ("" in cfg.auto_shape_inputs and i == 0)
-                    if auto and spec.name in shapes:
-                        new_shapes[spec.name] = _dims(shapes[spec.name])
-                    elif auto:
-                        new_shapes[spec.name] = _dims(list(spec.shape))
+                    if spec.name in cfg.auto_shape_inputs or ("" in cfg.auto_shape_inputs and i == 0):
+                        new_shapes[spec.name] = _fixed(shapes.get(spec.name, spec.shape))
             else:
                 first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
                 if first:
-                    batch = str(first[0])
-            opts = dataclasses.replace(base, shapes=new_shapes, batch_size=batch)
+                    batch = Dim(int(first[0]), int(first[0]))
+            opts = dataclasses.replace(base, shapes=tuple(new_shapes.items()), batch_size=batch)
             log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
-                     h.name, h.version, {k: _dims(v) for k, v in shapes.items()})
+                     h.name, h.version, {k: str(_fixed(v)) for k, v in shapes.items()})
             new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)
-            new.source = cur.source
+            new.generation = cur.generation
             new.auto_reshape = True
             try:
                 await asyncio.get_running_loop().run_in_executor(None, new.load)
@@ -384,8 +347,7 @@ class ModelRegistry:
         """Shutdown: every dynamic batcher starts what it holds without waiting out its queue delay."""
         for served in self.models.values():
             for h in served.versions.values():
-                if h.servable is not None:
-                    h.servable.flush()
+                h.flush()
 
     async def unload_all(self) -> None:
         for served in self.models.values():

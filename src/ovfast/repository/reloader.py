@@ -49,7 +49,7 @@ class ConfigReloader:
     def _entry_errors(repo: RepositoryConfig) -> str | None:
         if not repo.errors:
             return None
-        return "Invalid model configuration(s) skipped: " + " | ".join(repo.errors)
+        return "Configuration entries skipped: " + " | ".join(repo.errors)
 
     async def start(self) -> None:
         """Loads the models of the start-up config."""
@@ -119,7 +119,7 @@ class ConfigReloader:
                 return False, False
         self.digest = digest
         for e in repo.errors:
-            log.error("Config reload: invalid model configuration skipped: %s", e)
+            log.error("Config reload: configuration entry skipped: %s", e)
         new = [replace(m, echo=True) for m in repo.models] if self.echo else list(repo.models)
         new_names = {m.name for m in new}
         running = {m.name: m for m in self.models}

@@ -1,13 +1,19 @@
-"""Served models: a ModelHandle per (model, version) owning a native Servable."""
+"""Served models: a ModelHandle per (model, version) owning a native Servable.
+
+This module is the only one that touches ``_native.Servable``: it turns a model's typed
+settings into the servable (:func:`_native_options`) and submits requests to it.
+"""
 from __future__ import annotations
 
 import asyncio
 import enum
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from ovfast import _native
+from ovfast.config.schema import Dim, ModelConfig, ShapeSpec
 from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError
 from ovfast.runtime.completions import CompletionDispatcher
 
@@ -35,13 +41,16 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class LoadOptions:
+    """What one version is compiled with: a model's typed settings, "auto" already resolved
+    (``shapes`` holds fixed settings only; the registry fills in a request's shape for "auto")."""
+
     device: str = "CPU"
-    plugin_config: dict = field(default_factory=dict)
+    plugin_config: tuple[tuple[str, Any], ...] = ()
     nireq: int = 0
-    shapes: dict = field(default_factory=dict)
-    batch_size: str = ""
+    shapes: tuple[tuple[str, ShapeSpec], ...] = ()  # input name ("" = the only input) -> shape
+    batch_size: Dim | None = None
     echo: bool = False
-    layouts: dict = field(default_factory=dict)  # name ("" = only input) -> "NHWC:NCHW"
+    layouts: tuple[tuple[str, str], ...] = ()  # name ("" = the only input) -> "NHWC:NCHW"
     color_format: str = ""  # decoded JPEG/PNG channel order; "" = BGR
     mean: tuple[float, ...] = ()
     scale: tuple[float, ...] = ()
@@ -58,6 +67,56 @@ class LoadOptions:
         if self.preferred_batch_sizes:
             text += ", preferred_batch_sizes " + ",".join(str(n) for n in self.preferred_batch_sizes)
         return text
+
+
+DEFAULT_PERFORMANCE_HINT = "LATENCY"
+
+
+def load_options(cfg: ModelConfig) -> LoadOptions:
+    """A model's settings as compile options (OVMS defaults applied; "auto" entries left out)."""
+    plugin = cfg.plugin_config_dict
+    if (cfg.auto_batch or cfg.auto_shape_inputs) and not cfg.allow_cache:
+        # OVMS: "auto" models bypass the --cache_dir model cache unless allow_cache is set
+        # (every request shape would leave a blob behind).
+        plugin.setdefault("CACHE_DIR", "")
+    if "PERFORMANCE_HINT" not in plugin and "NUM_STREAMS" not in plugin:
+        # Default (as OVMS): the LATENCY hint. Measured with bench/ (ResNet-50, 2 cores): one client
+        # p50 54.7 ms vs 95.5 ms with THROUGHPUT; at 8 clients 18.8 vs 20.3 infer/s.
+        plugin["PERFORMANCE_HINT"] = DEFAULT_PERFORMANCE_HINT
+    b = cfg.dynamic_batching
+    batching = {} if b is None else {"max_batch_size": b.max_batch_size, "max_queue_delay_us": b.max_queue_delay_us,
+                                     "preferred_batch_sizes": b.preferred_batch_sizes}
+    return LoadOptions(
+        device=cfg.target_device, plugin_config=tuple(sorted(plugin.items())), nireq=cfg.nireq,
+        shapes=tuple((k, v) for k, v in cfg.shape if isinstance(v, ShapeSpec)),
+        batch_size=cfg.batch_size if isinstance(cfg.batch_size, Dim) else None, echo=cfg.echo,
+        layouts=cfg.layout, color_format=cfg.color_format or "", mean=cfg.mean, scale=cfg.scale, **batching)
+
+
+def _plugin_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "YES" if v else "NO"
+    return str(v)
+
+
+def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
+    """LoadOptions -> the one struct every knob crosses to native with (the one place that knows it)."""
+    n = _native.ModelOptions()
+    n.model_path = path
+    n.device = o.device
+    n.plugin_config = {str(k): _plugin_value(v) for k, v in o.plugin_config}
+    n.nireq = int(o.nireq)
+    n.shapes = {name: [(d.min, d.max) for d in spec.dims] for name, spec in o.shapes}
+    n.batch_size = None if o.batch_size is None else (o.batch_size.min, o.batch_size.max)
+    n.layouts = dict(o.layouts)
+    n.color_format = o.color_format
+    n.mean = list(o.mean)
+    n.scale = list(o.scale)
+    n.max_batch_size = int(o.max_batch_size)
+    n.max_queue_delay_us = int(o.max_queue_delay_us)
+    n.preferred_batch_sizes = list(o.preferred_batch_sizes)
+    n.echo = bool(o.echo)
+    return n
 
 
 _STAT_KEYS = ("success_count", "success_ns", "fail_count", "fail_ns", "queue_ns", "compute_ns", "inference_count",
@@ -83,10 +142,10 @@ class ModelHandle:
         self.inputs: tuple[TensorSpec, ...] = ()
         self.outputs: tuple[TensorSpec, ...] = ()
         self.load_seconds = 0.0
-        # What this handle was built from (path + options derived from the config): a reload
-        # replaces the handle when this differs from what the current config asks for. An
-        # "auto" reshape changes ``options`` but not ``source``.
-        self.source: tuple = (path, options)
+        # The model's config generation this handle was built for (registry.ServedModel.generation):
+        # a reload plan that changes the model's settings moves the generation on, and the registry
+        # reloads every version built for an older one. An "auto" reshape keeps the generation.
+        self.generation = 0
         self.auto_reshape = False
 
     def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
@@ -149,64 +208,29 @@ class ModelHandle:
                                    else MODEL_VERSION_NOT_LOADED_YET)
         return s
 
-    async def infer_kserve(self, request: _native.KServeRequest, route: int = -1) -> tuple[bytes, int, int]:
-        """Runs a parsed KServe request; returns (serialized ModelInferResponse, infer_us, wait_us).
+    # -- submitting: the result arrives on ``fut`` as (payload, infer_us, wait_us) ---------------
+    # ``route`` (observability.metrics ROUTE_*, -1 = not counted) makes the native side count the
+    # request. Each raises UnavailableError when this version is not AVAILABLE (any more), and the
+    # native validation errors as they are.
 
-        ``route`` (observability.metrics ROUTE_*) makes the native side count the request."""
-        fut = asyncio.get_running_loop().create_future()
+    def submit_kserve(self, request: _native.KServeRequest, fut: asyncio.Future, route: int = -1) -> None:
+        """A parsed KServe request; payload: the serialized ModelInferResponse."""
         self._live_servable().submit_kserve(request, self.version_str, fut, route)
-        return await fut
 
-    async def infer_tensors(self, inputs: list, outputs: list | None, route: int = -1,
-                            received_ns: int = 0) -> tuple[list, int, int]:
-        """inputs: [(name, datatype, shape, buffer|list[bytes])]; returns ([(name, datatype, shape, array)], infer_us, wait_us).
+    def submit_tfs(self, request: _native.TfsPredictRequest, fut: asyncio.Future, route: int = -1) -> None:
+        """A parsed TFS PredictRequest; payload: the serialized PredictResponse."""
+        _native.submit_tfs(self._live_servable(), request, self.version_str, fut, route)
 
-        ``route`` makes the native side count the request; ``received_ns`` (time.monotonic_ns() at
-        receipt) starts its request-time clock."""
-        fut = asyncio.get_running_loop().create_future()
+    def submit_tensors(self, inputs: list, outputs: list | None, fut: asyncio.Future, route: int = -1,
+                       received_ns: int = 0) -> None:
+        """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
+        ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock."""
         self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
-        return await fut
 
-
-def _plugin_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "YES" if v else "NO"
-    return str(v)
-
-
-def _dim(text: str) -> tuple[int, int]:
-    text = text.strip()
-    if text in ("-1", "?"):
-        return (0, -1)
-    lo, sep, hi = text.partition(":")
-    if sep:
-        return (int(lo), int(hi))
-    return (int(text), int(text))
-
-
-def _shape(text: str) -> list[tuple[int, int]]:
-    body = text.strip().strip("()[]").replace(" ", "")
-    return [_dim(d) for d in body.split(",")] if body else []
-
-
-def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
-    """The one struct every knob crosses to native with."""
-    n = _native.ModelOptions()
-    n.model_path = path
-    n.device = o.device
-    n.plugin_config = {str(k): _plugin_value(v) for k, v in o.plugin_config.items()}
-    n.nireq = int(o.nireq)
-    n.shapes = {k: _shape(v) for k, v in o.shapes.items()}
-    n.batch_size = _dim(o.batch_size) if o.batch_size else None
-    n.layouts = dict(o.layouts)
-    n.color_format = o.color_format
-    n.mean = list(o.mean)
-    n.scale = list(o.scale)
-    n.max_batch_size = int(o.max_batch_size)
-    n.max_queue_delay_us = int(o.max_queue_delay_us)
-    n.preferred_batch_sizes = list(o.preferred_batch_sizes)
-    n.echo = bool(o.echo)
-    return n
+    def flush(self) -> None:
+        """Shutdown: a dynamic batcher starts what it holds without waiting out its queue delay."""
+        if self.servable is not None:
+            self.servable.flush()
 
 
 def _spec(t: tuple) -> TensorSpec:

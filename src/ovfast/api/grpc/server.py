@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable
 import grpc
 from google.protobuf import json_format
 
-from ovfast.api.dataplane import PLATFORM, DataPlane
+from ovfast.api.dataplane import PLATFORM, DataPlane, KServeBytesRequest
+from ovfast.api.types import TRITON_NAME
 from ovfast.errors import OvfastError, mapping_for
 from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
@@ -22,12 +23,9 @@ log = logging.getLogger("ovfast.grpc")
 SERVICE = "inference.GRPCInferenceService"
 GRPC_MAX_MESSAGE = 1 << 30  # 1 GiB, as OVMS
 
-_TRITON_TYPES = {
-    "BOOL": mc.TYPE_BOOL, "UINT8": mc.TYPE_UINT8, "UINT16": mc.TYPE_UINT16, "UINT32": mc.TYPE_UINT32,
-    "UINT64": mc.TYPE_UINT64, "INT8": mc.TYPE_INT8, "INT16": mc.TYPE_INT16, "INT32": mc.TYPE_INT32,
-    "INT64": mc.TYPE_INT64, "FP16": mc.TYPE_FP16, "FP32": mc.TYPE_FP32, "FP64": mc.TYPE_FP64,
-    "BYTES": mc.TYPE_STRING, "BF16": mc.TYPE_BF16,
-}
+
+def _triton_type(datatype: str) -> int:
+    return mc.DataType.Value(TRITON_NAME[datatype])
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -56,8 +54,12 @@ class KServeService:
         dp = self.dp
 
         async def model_infer(data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            """Serialized request in, serialized response out; tensors never become Python objects."""
             try:
-                return await dp.infer_kserve_bytes(data)
+                req = KServeBytesRequest(data)
+                _, payload = await dp.infer(req.parsed.model_name, req.parsed.model_version,
+                                            dp.metrics.route_kserve_grpc_infer, req)
+                return payload
             except Exception as exc:  # noqa: BLE001
                 await abort_with(context, exc)
 
@@ -78,19 +80,19 @@ class KServeService:
 
         async def model_metadata(req, ctx):
             md = dp.model_metadata(req.name, req.version)
-            dp.metrics.count(dp.registry.resolve(req.name, req.version), KSERVE, GRPC, "ModelMetadata", True)
+            dp.metrics.count(dp.resolve(req.name, req.version), KSERVE, GRPC, "ModelMetadata", True)
             return pb.ModelMetadataResponse(
                 name=md["name"], versions=md["versions"], platform=md["platform"],
                 inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in md["inputs"]],
                 outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in md["outputs"]])
 
         async def model_config(req, ctx):
-            h = dp.registry.resolve(req.name, req.version)
+            h = dp.resolve(req.name, req.version)
             cfg = mc.ModelConfig(
                 name=req.name, platform=PLATFORM.lower(), backend="openvino", max_batch_size=0,
-                input=[mc.ModelInput(name=t.name, data_type=_TRITON_TYPES[t.datatype], dims=list(t.shape))
+                input=[mc.ModelInput(name=t.name, data_type=_triton_type(t.datatype), dims=list(t.shape))
                        for t in h.inputs],
-                output=[mc.ModelOutput(name=t.name, data_type=_TRITON_TYPES[t.datatype], dims=list(t.shape))
+                output=[mc.ModelOutput(name=t.name, data_type=_triton_type(t.datatype), dims=list(t.shape))
                         for t in h.outputs])
             if h.options.max_batch_size:
                 # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)

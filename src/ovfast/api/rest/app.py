@@ -7,8 +7,9 @@ import time
 import orjson
 from aiohttp import web
 
-from ovfast.api.dataplane import DataPlane
+from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
+from ovfast.api.types import TRITON_NAME
 from ovfast.errors import OvfastError, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
@@ -80,7 +81,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
     async def model_metadata(request):
         name, version = request.match_info["name"], request.match_info.get("version")
         md = dp.model_metadata(name, version)
-        dp.metrics.count(dp.registry.resolve(name, version), KSERVE, REST, "ModelMetadata", True)
+        dp.metrics.count(dp.resolve(name, version), KSERVE, REST, "ModelMetadata", True)
         return json_response(md)
 
     async def model_ready(request):
@@ -91,11 +92,10 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
 
     async def model_config(request):
         # Triton's model-configuration extension (what perf_analyzer asks for before it sends load)
-        h = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
+        h = dp.resolve(request.match_info["name"], request.match_info.get("version"))
 
         def io(t):
-            return {"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else "TYPE_" + t.datatype,
-                    "dims": list(t.shape)}
+            return {"name": t.name, "data_type": TRITON_NAME[t.datatype], "dims": list(t.shape)}
 
         body = {"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
                 "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]}
@@ -123,23 +123,14 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
     async def infer(request: web.Request):
         received_ns = time.monotonic_ns()
         name, version = request.match_info["name"], request.match_info.get("version")
+        route = dp.metrics.route_kserve_rest_infer
         body = await request.read()
         try:
             doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
         except Exception as exc:
-            # OVMS counts a body that cannot be parsed as a failed request of the resolved model
-            # (a model that does not resolve is not counted).
-            try:
-                h = dp.registry.resolve(name, version)
-            except OvfastError:
-                raise exc from None
-            dp.metrics.count(h, KSERVE, REST, "ModelInfer", False)
-            log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
+            dp.reject(name, version, route, exc)
             raise
-        # Resolved after the body is read: the handle is used in the same loop step, so a reload
-        # cannot retire it in between.
-        handle = await dp.registry.resolve_wait(name, version)
-        outs = await dp.infer_tensors(handle, inputs, names, dp.metrics.route_kserve_rest_infer, received_ns)
+        handle, outs = await dp.infer(name, version, route, TensorsRequest(inputs, names, received_ns))
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
                                               default_binary)
         if hlen is None:

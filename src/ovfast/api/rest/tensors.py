@@ -11,16 +11,9 @@ import math
 import numpy as np
 import orjson
 
+from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import InvalidArgumentError
 
-NUMPY_TYPES = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
-}
-ELEMENT_SIZE = {"BOOL": 1, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8, "INT8": 1, "INT16": 2,
-                "INT32": 4, "INT64": 8, "FP16": 2, "BF16": 2, "FP32": 4, "FP64": 8}
-_ALLOWED_KINDS = {"b": "b", "u": "iu", "i": "iu", "f": "iuf"}
 HEADER = "Inference-Header-Content-Length"
 
 
@@ -46,7 +39,7 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
         items: list = []
         _flatten_strings(data, items, params.get("content_type") == "base64", name)
         return (name, "BYTES", shape, items)
-    np_type = NUMPY_TYPES.get(datatype)
+    np_type = NUMPY_DTYPE.get(datatype)
     if np_type is None:
         if datatype == "BF16":
             raise InvalidArgumentError(f"BF16 data cannot be sent as JSON; use the binary data extension; input name: {name}")
@@ -56,7 +49,7 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
     except (ValueError, TypeError):
         raise InvalidArgumentError(f"Could not parse input content. Not valid ndarray detected; input name: {name}") from None
     kind = np.dtype(np_type).kind
-    if arr.size and arr.dtype.kind not in _ALLOWED_KINDS[kind]:
+    if arr.size and arr.dtype.kind not in JSON_KINDS_ACCEPTED[kind]:
         raise InvalidArgumentError(
             f"Could not parse input content. Values do not match datatype {datatype}; input name: {name}")
     if kind in "iu" and arr.size:

@@ -3,13 +3,12 @@
 Routes are matched with OVMS's own regexes (spec/ovms.md 3.3) inside one
 catch-all handler, since aiohttp's path templates cannot express ``:predict``.
 Request JSON is converted once into typed numpy buffers (or a list of bytes
-for strings / ``{"b64": ...}`` values) and run through ``DataPlane.infer_tensors``;
+for strings / ``{"b64": ...}`` values) and run through ``DataPlane.infer``;
 responses follow TF Serving's row (``predictions``) / column (``outputs``) rules.
 """
 from __future__ import annotations
 
 import base64
-import logging
 import re
 import time
 from urllib.parse import unquote
@@ -19,17 +18,15 @@ import orjson
 from aiohttp import web
 from google.protobuf import json_format
 
-from ovfast.api.dataplane import DataPlane
+from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
-from ovfast.api.rest.tensors import NUMPY_TYPES
 from ovfast.api.tfs import TfsApi
+from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
 from ovfast.observability.metrics import REST, TFS
-from ovfast.runtime.model import TensorSpec
+from ovfast.runtime.model import ModelHandle, TensorSpec
 
 from ovfast._gen._pool import POOL
-
-log = logging.getLogger("ovfast.rest.tfs")
 
 PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?:(classify|regress|predict)")
 STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/(\w+)))?(?:/(metadata))?")
@@ -41,8 +38,6 @@ NO_FORMAT = "Invalid JSON structure. Could not detect row or column format"
 NOT_NDARRAY = "Could not parse instance content. Not valid ndarray detected"
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
 _INT_KINDS = "iu"
-# JSON number kinds numpy may produce -> what each target kind accepts
-_ACCEPTS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 
 
 def _pretty(obj, status: int = 200) -> web.Response:
@@ -127,8 +122,8 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
     if datatype == "BF16":
         bits = np.ascontiguousarray(arr, np.float32).view(np.uint32) >> 16
         return (name, datatype, list(arr.shape), bits.astype(np.uint16))
-    np_type = np.dtype(NUMPY_TYPES[datatype])
-    if arr.size and kind not in _ACCEPTS[np_type.kind]:
+    np_type = NUMPY_DTYPE[datatype]
+    if arr.size and kind not in JSON_KINDS_ACCEPTED[np_type.kind]:
         # Integral floats may feed integer inputs (JSON has one number type).
         if not (kind == "f" and np_type.kind in _INT_KINDS and np.all(np.isfinite(arr)) and np.all(arr == np.trunc(arr))):
             raise InvalidArgumentError(f"{NOT_NDARRAY}; values do not match {datatype}; input name: {name}")
@@ -174,6 +169,22 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
             name, spec = _only_input(specs)
             inputs.append(to_input(name, cols, spec))
     return inputs, has_rows
+
+
+class TfsJsonRequest(TensorsRequest):
+    """A TFS REST predict body; decoded once the model is known (its inputs type the JSON values)."""
+
+    def __init__(self, body: bytes, received_ns: int) -> None:
+        super().__init__([], None, received_ns)
+        self.body = body
+        self.row_format = False
+
+    def prepare(self, handle: ModelHandle) -> None:
+        try:
+            doc = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
+        self.inputs, self.row_format = parse_predict_body(doc, handle.inputs)
 
 
 def _only_input(specs):
@@ -254,22 +265,12 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
     api = TfsApi(dp)
 
     async def predict(request: web.Request, name: str, version: str | None) -> web.Response:
+        # The body is decoded after the model resolves (OVMS counts a body that cannot be parsed as a
+        # failed request of that model).
         received_ns = time.monotonic_ns()
-        handle = api.resolve(name, version)
-        body = await request.read()
-        try:
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
-            inputs, row_format = parse_predict_body(doc, handle.inputs)
-        except Exception as exc:
-            # OVMS counts a body that cannot be parsed as a failed request of the resolved model.
-            dp.metrics.count(handle, TFS, REST, "Predict", False)
-            log.debug("Inference failed for model %s version %d: %s", handle.name, handle.version, exc)
-            raise
-        outs = await dp.infer_tensors(handle, inputs, None, dp.metrics.route_tfs_rest_predict, received_ns)
-        return web.Response(body=encode_predict_response(outs, row_format), content_type="application/json")
+        req = TfsJsonRequest(await request.read(), received_ns)
+        _, outs = await api.predict(name, version, dp.metrics.route_tfs_rest_predict, req)
+        return web.Response(body=encode_predict_response(outs, req.row_format), content_type="application/json")
 
     async def models(request: web.Request) -> web.Response:
         path = request.rel_url.raw_path
