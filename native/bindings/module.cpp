@@ -182,7 +182,8 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init<ov::Core&, std::string, std::string, py::dict, int, std::shared_ptr<CompletionQueue>,
                     std::map<std::string, std::string>, std::string, bool, std::map<std::string, std::string>,
                     std::string, std::vector<float>, std::vector<float>, int, int64_t, std::vector<int>,
-                    std::shared_ptr<ManualClock>>(),
+                    std::shared_ptr<ManualClock>, std::map<std::string, std::string>,
+                    std::map<std::string, std::string>>(),
            py::arg("core"), py::arg("model_path"), py::kw_only(), py::arg("device") = "CPU", py::arg("plugin_config") = py::dict(),
            py::arg("nireq") = 0, py::arg("queue"), py::arg("shapes") = std::map<std::string, std::string>(),
            py::arg("batch_size") = "", py::arg("echo") = false,
@@ -190,9 +191,12 @@ PYBIND11_MODULE(_native, m) {
            py::arg("mean") = std::vector<float>(), py::arg("scale") = std::vector<float>(),
            py::arg("max_batch_size") = 0, py::arg("max_queue_delay_us") = 0,
            py::arg("preferred_batch_sizes") = std::vector<int>(), py::arg("clock") = nullptr,
+           py::arg("input_names") = std::map<std::string, std::string>(),
+           py::arg("output_names") = std::map<std::string, std::string>(),
            "Reads and compiles the model (blocking; releases the GIL). max_batch_size > 0 turns on dynamic "
            "batching (max_queue_delay_us, preferred_batch_sizes; `clock`: a ManualClock for tests, else the "
-           "steady clock).")
+           "steady clock). input_names / output_names rename the model's tensors (model name -> public "
+           "name, from mapping_config.json) before anything else.")
       .def_property_readonly("inputs", [](PyServable& s) { return tensor_infos(s.impl().inputs()); })
       .def_property_readonly("outputs", [](PyServable& s) { return tensor_infos(s.impl().outputs()); })
       .def_property_readonly("nireq", [](PyServable& s) { return s.impl().nireq(); })

@@ -147,7 +147,8 @@ class PyServable {
              std::string batch_size, bool echo, std::map<std::string, std::string> layouts = {},
              std::string color_format = "", std::vector<float> mean = {}, std::vector<float> scale = {},
              int max_batch_size = 0, int64_t max_queue_delay_us = 0, std::vector<int> preferred_batch_sizes = {},
-             std::shared_ptr<ManualClock> clock = nullptr) {
+             std::shared_ptr<ManualClock> clock = nullptr, std::map<std::string, std::string> input_names = {},
+             std::map<std::string, std::string> output_names = {}) {
     if (max_batch_size < 0) throw py::value_error("max_batch_size must be >= 0");
     if (max_queue_delay_us < 0) throw py::value_error("max_queue_delay_us must be >= 0");
     ServableOptions o;
@@ -167,6 +168,8 @@ class PyServable {
     o.shapes = std::move(shapes);
     o.batch_size = std::move(batch_size);
     o.echo = echo;
+    o.input_names = std::move(input_names);
+    o.output_names = std::move(output_names);
     Status st;
     {
       py::gil_scoped_release release;

@@ -1,8 +1,10 @@
 #include "ovfast/servable.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <set>
 
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -96,6 +98,30 @@ std::string port_name(const ov::Output<const ov::Node>& port, size_t index, cons
   return std::string(kind) + "_" + std::to_string(index);
 }
 
+// Renames the model's input (or output) tensors: from -> to. Every `from` must name a
+// tensor of the model; the names afterwards must be distinct.
+Status rename_tensors(const std::shared_ptr<ov::Model>& model, const std::map<std::string, std::string>& names,
+                      bool inputs) {
+  const char* kind = inputs ? "input" : "output";
+  std::vector<ov::Output<ov::Node>> ports = inputs ? model->inputs() : model->outputs();
+  // NOTE: find every port first, then rename, so that a swap (a -> b, b -> a) renames the right ports.
+  std::vector<std::pair<ov::Output<ov::Node>, std::string>> todo;
+  for (const auto& [from, to] : names) {
+    auto it = std::find_if(ports.begin(), ports.end(), [&](const auto& p) { return p.get_names().count(from) > 0; });
+    if (it == ports.end())
+      return invalid_argument(std::string("mapping_config.json maps ") + kind + " '" + from +
+                              "' which the model does not have");
+    todo.emplace_back(*it, to);
+  }
+  for (auto& [port, to] : todo) port.get_tensor().set_names({to});
+  std::set<std::string> seen;
+  for (const auto& p : ports)
+    if (!p.get_names().empty() && !seen.insert(p.get_any_name()).second)
+      return invalid_argument(std::string("mapping_config.json gives two ") + kind + "s the name '" +
+                              p.get_any_name() + "'");
+  return Status::ok();
+}
+
 bool checked_count(const Shape& shape, size_t* out) {
   size_t n = 1;
   for (int64_t d : shape) {
@@ -130,8 +156,13 @@ Status Servable::create(ov::Core& core, const ServableOptions& opts, std::shared
     // NOTE: with nothing to change in the model, compile straight from the file: with CACHE_DIR
     // set, OpenVINO then finds the cached blob by file and skips reading and hashing the model.
     const bool from_file = opts.shapes.empty() && opts.batch_size.empty() && !opts.echo && opts.layouts.empty() &&
-                           opts.mean.empty() && opts.scale.empty();
+                           opts.mean.empty() && opts.scale.empty() && opts.input_names.empty() &&
+                           opts.output_names.empty();
     std::shared_ptr<ov::Model> model = from_file ? nullptr : core.read_model(opts.model_path);
+    if (model) {
+      OVF_RETURN_IF_ERROR(rename_tensors(model, opts.input_names, true));
+      OVF_RETURN_IF_ERROR(rename_tensors(model, opts.output_names, false));
+    }
     // Reshape: an explicit shape wins over batch_size (as in OVMS).
     if (from_file) {
       // nothing to reshape

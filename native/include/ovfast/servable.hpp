@@ -46,6 +46,10 @@ struct ServableOptions {
   std::map<std::string, std::string> layouts;
   std::string color_format;           // "" / "BGR" (OVMS default) or "RGB": decoded channel order
   std::vector<float> mean, scale;     // per-channel, applied in-model; need a layout with C
+  // mapping_config.json: tensor name in the model -> the name clients use. The
+  // model's tensors are renamed before anything else (shapes and layouts name the
+  // public names, as in OVMS), so every API sees only the public names.
+  std::map<std::string, std::string> input_names, output_names;
   // Dynamic batching (batching.hpp); needs every input's dim 0 to hold max_batch_size rows.
   BatchingOptions batching;
   std::shared_ptr<Clock> clock;       // the batcher's clock; null = steady_clock()
