@@ -443,10 +443,14 @@ Status Servable::validate(InferJob& job) const {
     ordered.push_back(std::move(*in));
   }
   job.inputs.swap(ordered);
-  for (const std::string& name : job.requested_outputs) {
+  for (size_t k = 0; k < job.requested_outputs.size(); ++k) {
+    const std::string& name = job.requested_outputs[k];
     bool found = false;
     for (const auto& o : outputs_) if (o.name == name) { found = true; break; }
     if (!found) return invalid_argument("Invalid output name - the model has no output named: " + name);
+    for (size_t j = 0; j < k; ++j)
+      if (job.requested_outputs[j] == name)
+        return invalid_argument("Invalid output name - output requested more than once: " + name);
   }
   return Status::ok();
 }
