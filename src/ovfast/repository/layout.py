@@ -54,3 +54,12 @@ def find_model_file(version_dir: str | os.PathLike) -> Path:
     if by_ext.get(".tflite"):
         return by_ext[".tflite"][0]
     raise FileNotFoundError(f"Could not find file for model in path: {d}")
+
+
+def version_stamp(version_dir: str | os.PathLike) -> tuple:
+    """What the folder's files are now (name, size, mtime): changes when a file is replaced.
+    () when the folder cannot be read."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(version_dir)))
+    except OSError:
+        return ()

@@ -22,7 +22,7 @@ from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
     MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
-from ovfast.repository.layout import find_model_file, list_versions
+from ovfast.repository.layout import find_model_file, list_versions, version_stamp
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState
 
@@ -30,7 +30,22 @@ log = logging.getLogger("ovfast.registry")
 
 WAIT_FOR_LOADED_S = 10.0  # OVMS DEFAULT_WAIT_FOR_MODEL_LOADED_TIMEOUT_MS
 WAIT_STEP_S = 0.05
+# A version whose load failed is retried 1 s, 2 s, 4 s ... later (doubling, at most 60 s apart);
+# a change of what it is loaded from (config, model file) retries at once.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 RESHAPE_ERROR = "Model could not be reshaped with requested shape"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRetry:
+    """Back-off of a version whose load failed: attempts made in a row from ``source`` (path, options
+    and the folder's files) and the time.monotonic() before which it is not tried again."""
+
+    source: tuple
+    attempts: int
+    delay_s: float
+    next_at: float
 
 
 class ServedModel:
@@ -42,6 +57,18 @@ class ServedModel:
         self.retired = False  # removed from the config; versions stay listed as END
         self.lock = asyncio.Lock()
         self.scan_error: str | None = None
+        self.retries: dict[int, LoadRetry] = {}  # version -> back-off after failed loads
+
+    def retry_due(self, version: int, source: tuple) -> bool:
+        r = self.retries.get(version)
+        return r is None or r.source != source or time.monotonic() >= r.next_at
+
+    def load_failed(self, version: int, source: tuple) -> LoadRetry:
+        r = self.retries.get(version)
+        attempts = r.attempts + 1 if r is not None and r.source == source else 1
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1))
+        self.retries[version] = r = LoadRetry(source, attempts, delay, time.monotonic() + delay)
+        return r
 
     def refresh_default(self) -> None:
         avail = [v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE]
@@ -98,7 +125,7 @@ def _load_reason(old: ModelHandle | None, path: str, options: LoadOptions) -> st
     if old.state == VersionState.END:
         return "version selected again"
     if old.state != VersionState.AVAILABLE:
-        return f"retrying a failed load: {old.error_message}"
+        return "retrying a failed load"
     if old.source[0] != path:
         return f"model file changed from {old.source[0]}"
     return "model configuration changed"
@@ -262,8 +289,9 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
             old = served.versions.get(v)
+            vdir = f"{cfg.base_path}/{v}"
             try:
-                path = str(find_model_file(f"{cfg.base_path}/{v}"))
+                path = str(find_model_file(vdir))
             except (FileNotFoundError, OSError) as exc:
                 if old is None or old.error_message != str(exc):
                     log.error("Model %s version %d: %s", cfg.name, v, exc)
@@ -276,6 +304,8 @@ class ModelRegistry:
                 continue
             if old is not None and old.state < VersionState.AVAILABLE and old.error_code == "OK":
                 continue  # being loaded right now (should not happen under the lock)
+            if v in served.retries and not served.retry_due(v, (path, options, version_stamp(vdir))):
+                continue  # failed before with these settings and files: backing off
             new = self._new_handle(cfg, v, path, options)
             replacing = old is not None and old.state == VersionState.AVAILABLE
             log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path,
@@ -285,11 +315,12 @@ class ModelRegistry:
             try:
                 await loop.run_in_executor(None, new.load)
             except Exception:  # noqa: BLE001 - logged and recorded on the handle by load()
-                if replacing:
-                    log.error("Model %s version %d: the new configuration failed to load; the previous one "
-                              "keeps serving and the load is retried on the next cycle", cfg.name, v)
+                r = served.load_failed(v, (path, options, version_stamp(vdir)))
+                log.info("Model %s version %d: load attempt %d failed%s; next attempt in %g s", cfg.name, v,
+                         r.attempts, "; the previous configuration keeps serving" if replacing else "", r.delay_s)
                 served.refresh_default()
                 continue
+            served.retries.pop(v, None)
             changed = True
             served.versions[v] = new
             served.refresh_default()

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from ovfast import _native
-from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError
+from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, one_line
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.model")
@@ -123,8 +123,9 @@ class ModelHandle:
                 max_queue_delay_us=int(self.options.max_queue_delay_us),
                 preferred_batch_sizes=list(self.options.preferred_batch_sizes))
         except Exception as exc:
-            self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
-            log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
+            message = one_line(str(exc))  # OpenVINO's errors span lines; the log and status get one
+            self.set_state(VersionState.LOADING, "UNKNOWN", message)
+            log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, message)
             raise
         self.load_seconds = time.perf_counter() - t0
         self.inputs = tuple(_spec(t) for t in self.servable.inputs)
