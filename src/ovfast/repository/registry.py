@@ -22,7 +22,7 @@ from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
     MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
-from ovfast.repository.layout import find_model_file, list_versions, version_stamp
+from ovfast.repository.layout import find_model_file, list_versions, read_mapping, version_stamp
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState
 
@@ -58,6 +58,7 @@ class ServedModel:
         self.lock = asyncio.Lock()
         self.scan_error: str | None = None
         self.retries: dict[int, LoadRetry] = {}  # version -> back-off after failed loads
+        self.folder_errors: dict[int, str] = {}  # version -> why its folder cannot be loaded (last logged)
 
     def retry_due(self, version: int, source: tuple) -> bool:
         r = self.retries.get(version)
@@ -284,7 +285,7 @@ class ModelRegistry:
             return False
         served.scan_error = None
         wanted = set(cfg.model_version_policy.select(available))
-        options = load_options(cfg)
+        base_options = load_options(cfg)
         changed = False
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
@@ -292,14 +293,18 @@ class ModelRegistry:
             vdir = f"{cfg.base_path}/{v}"
             try:
                 path = str(find_model_file(vdir))
-            except (FileNotFoundError, OSError) as exc:
-                if old is None or old.error_message != str(exc):
+                mapping = read_mapping(vdir)
+            except (OSError, ValueError) as exc:
+                if served.folder_errors.get(v) != str(exc):  # logged when it changes, not every cycle
+                    served.folder_errors[v] = str(exc)
                     log.error("Model %s version %d: %s", cfg.name, v, exc)
                 if old is None or old.state == VersionState.END:
-                    h = ModelHandle(cfg.name, v, "", options, self.completions, self.core)
+                    h = ModelHandle(cfg.name, v, "", base_options, self.completions, self.core)
                     h.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
                     served.versions[v] = h
                 continue
+            served.folder_errors.pop(v, None)
+            options = dataclasses.replace(base_options, mapping_inputs=mapping.inputs, mapping_outputs=mapping.outputs)
             if old is not None and old.state == VersionState.AVAILABLE and old.source == (path, options):
                 continue
             if old is not None and old.state < VersionState.AVAILABLE and old.error_code == "OK":
@@ -388,7 +393,9 @@ class ModelRegistry:
                 first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
                 if first:
                     batch = str(first[0])
-            opts = dataclasses.replace(base, shapes=new_shapes, batch_size=batch)
+            opts = dataclasses.replace(base, shapes=new_shapes, batch_size=batch,
+                                       mapping_inputs=cur.options.mapping_inputs,
+                                       mapping_outputs=cur.options.mapping_outputs)
             log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
                      h.name, h.version, {k: _dims(v) for k, v in shapes.items()})
             new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)

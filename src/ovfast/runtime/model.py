@@ -64,6 +64,9 @@ class LoadOptions:
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
+    # mapping_config.json of the version folder: (model tensor name, public name) pairs
+    mapping_inputs: tuple[tuple[str, str], ...] = ()
+    mapping_outputs: tuple[tuple[str, str], ...] = ()
 
     def describe_batching(self) -> str:
         """'' when batching is off, else the settings for the load log line."""
@@ -121,7 +124,8 @@ class ModelHandle:
                 mean=list(self.options.mean), scale=list(self.options.scale),
                 max_batch_size=int(self.options.max_batch_size),
                 max_queue_delay_us=int(self.options.max_queue_delay_us),
-                preferred_batch_sizes=list(self.options.preferred_batch_sizes))
+                preferred_batch_sizes=list(self.options.preferred_batch_sizes),
+                input_names=dict(self.options.mapping_inputs), output_names=dict(self.options.mapping_outputs))
         except Exception as exc:
             message = one_line(str(exc))  # OpenVINO's errors span lines; the log and status get one
             self.set_state(VersionState.LOADING, "UNKNOWN", message)
