@@ -9,8 +9,10 @@ import logging
 from typing import Any, Awaitable, Callable
 
 import grpc
+from google.protobuf import json_format
 
-from ovfast.api.dataplane import PLATFORM, DataPlane
+from ovfast.api.dataplane import DataPlane
+from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import OvfastError, mapping_for
 from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
@@ -20,13 +22,6 @@ log = logging.getLogger("ovfast.grpc")
 
 SERVICE = "inference.GRPCInferenceService"
 GRPC_MAX_MESSAGE = 1 << 30  # 1 GiB, as OVMS
-
-_TRITON_TYPES = {
-    "BOOL": mc.TYPE_BOOL, "UINT8": mc.TYPE_UINT8, "UINT16": mc.TYPE_UINT16, "UINT32": mc.TYPE_UINT32,
-    "UINT64": mc.TYPE_UINT64, "INT8": mc.TYPE_INT8, "INT16": mc.TYPE_INT16, "INT32": mc.TYPE_INT32,
-    "INT64": mc.TYPE_INT64, "FP16": mc.TYPE_FP16, "FP32": mc.TYPE_FP32, "FP64": mc.TYPE_FP64,
-    "BYTES": mc.TYPE_STRING, "BF16": mc.TYPE_BF16,
-}
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -85,18 +80,7 @@ class KServeService:
 
         async def model_config(req, ctx):
             h = dp.registry.resolve(req.name, req.version)
-            cfg = mc.ModelConfig(
-                name=req.name, platform=PLATFORM.lower(), backend="openvino", max_batch_size=0,
-                input=[mc.ModelInput(name=t.name, data_type=_TRITON_TYPES[t.datatype], dims=list(t.shape))
-                       for t in h.inputs],
-                output=[mc.ModelOutput(name=t.name, data_type=_TRITON_TYPES[t.datatype], dims=list(t.shape))
-                        for t in h.outputs])
-            if h.options.max_batch_size:
-                # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
-                cfg.dynamic_batching.SetInParent()
-                cfg.dynamic_batching.preferred_batch_size.extend(h.options.preferred_batch_sizes)
-                cfg.dynamic_batching.max_queue_delay_microseconds = h.options.max_queue_delay_us
-            return pb.ModelConfigResponse(config=cfg)
+            return pb.ModelConfigResponse(config=json_format.ParseDict(triton_model_config(h), mc.ModelConfig()))
 
         async def model_statistics(req, ctx):
             out = []

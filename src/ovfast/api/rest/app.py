@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
+from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import OvfastError, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
@@ -91,19 +92,8 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
 
     async def model_config(request):
         # Triton's model-configuration extension (what perf_analyzer asks for before it sends load)
-        h = dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))
-
-        def io(t):
-            return {"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else "TYPE_" + t.datatype,
-                    "dims": list(t.shape)}
-
-        body = {"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
-                "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]}
-        if h.options.max_batch_size:
-            # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
-            body["dynamic_batching"] = {"preferred_batch_size": list(h.options.preferred_batch_sizes),
-                                        "max_queue_delay_microseconds": h.options.max_queue_delay_us}
-        return json_response(body)
+        return json_response(triton_model_config(
+            dp.registry.resolve(request.match_info["name"], request.match_info.get("version"))))
 
     async def model_statistics(request):
         # Triton's statistics extension, JSON form (perf_analyzer reads it around each window)
