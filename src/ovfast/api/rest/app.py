@@ -10,7 +10,7 @@ from aiohttp import web
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
 from ovfast.api.triton_config import model_config as triton_model_config
-from ovfast.errors import OvfastError, mapping_for
+from ovfast.errors import InvalidArgumentError, OvfastError, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
@@ -21,6 +21,21 @@ _JSON = "application/json"
 
 def json_response(obj, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type=_JSON)
+
+
+async def read_json_object(request: web.Request, what: str) -> dict:
+    """The body of a POST whose JSON is optional: {} when empty, else it must be a JSON object
+    (InvalidArgumentError -> 400 naming ``what`` otherwise)."""
+    body = await request.read()
+    if not body.strip():
+        return {}
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"Invalid {what} request body: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(f"Invalid {what} request body: expected a JSON object, got {type(doc).__name__}")
+    return doc
 
 
 def error_response(exc: BaseException) -> web.Response:
@@ -101,7 +116,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
             return {"count": count, "ns": ns}
 
         out = []
-        for h in dp.handles_for_stats(request.match_info["name"], request.match_info.get("version")):
+        for h in dp.handles_for_stats(request.match_info.get("name", ""), request.match_info.get("version")):
             s = h.stats
             inferences, executions = h.triton_counts()
             out.append({"name": h.name, "version": h.version_str, "last_inference": s.last_inference_ms,
@@ -114,13 +129,10 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
         return json_response({"model_stats": out})
 
     async def repository_index(request):
-        ready_only = False
-        body = await request.read()
-        if body:
-            try:
-                ready_only = bool(orjson.loads(body).get("ready", False))
-            except (orjson.JSONDecodeError, AttributeError):
-                ready_only = False
+        ready_only = (await read_json_object(request, "repository index")).get("ready", False)
+        if not isinstance(ready_only, bool):
+            raise InvalidArgumentError(f"Invalid repository index request body: 'ready' must be true or false, "
+                                       f"got {ready_only!r}")
         return json_response(dp.repository_index(ready_only))
 
     async def infer(request: web.Request):
@@ -155,6 +167,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
     r.add_get("/v2", server_metadata)
     r.add_get("/v2/models", list_models)
     r.add_post("/v2/repository/index", repository_index)
+    r.add_get("/v2/models/stats", model_statistics)  # every model (before {name} captures "stats")
     r.add_get("/v2/models/{name}", model_metadata)
     r.add_get("/v2/models/{name}/versions/{version}", model_metadata)
     r.add_get("/v2/models/{name}/ready", model_ready)
