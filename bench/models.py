@@ -198,9 +198,12 @@ def _effnet_module():
 
 
 def build_effnet(base: Path) -> dict:
-    """The f32 NCHW variant of tests/effnet.py (input ``input`` [?,3,224,224], the real ImageNet weights)."""
+    """The f32 NCHW variant of tests/effnet.py (the real ImageNet weights), its batch fixed at 1 as resnet50's:
+    input ``input`` [1,3,224,224] (perf_analyzer cannot drive a dynamic dimension without shapes)."""
     mod = _effnet_module()
-    _save(mod.build_model(mod.read_legacy_state_dict(mod.weights_file())), base)
+    model = mod.build_model(mod.read_legacy_state_dict(mod.weights_file()))
+    model.reshape([1, 3, mod.IMAGE_SIZE, mod.IMAGE_SIZE])
+    _save(model, base)
     return {}
 
 

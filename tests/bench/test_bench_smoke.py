@@ -141,7 +141,7 @@ def test_mlp_cache_follows_dims(tmp_path):
 
 def test_effnet_builds_through_bench(tmp_path):
     """``--model effnet``: bench builds EfficientNet-Lite0 with tests/effnet.py (f32 NCHW, real weights; the
-    package comes with the test extra) and drives it like resnet50: one f32 input of [1,3,224,224]."""
+    package comes with the test extra) and drives it like resnet50: one static f32 input of [1,3,224,224]."""
     sys.path.insert(0, str(REPO))
     try:
         import numpy as np
@@ -151,6 +151,8 @@ def test_effnet_builds_through_bench(tmp_path):
 
         m = get_model("effnet", tmp_path)
         assert (m.input_name, m.input_shape, m.datatype) == ("input", (1, 3, 224, 224), "FP32")
+        # static: perf_analyzer cannot drive a dynamic dimension without being given shapes
+        assert ov.Core().read_model(str(m.xml)).inputs[0].get_partial_shape().is_static
         compiled = ov.Core().compile_model(str(m.xml), "CPU")
         out = compiled(m.sample())[compiled.outputs[0]]
         assert out.shape == (1, 1000) and np.isfinite(out).all()
