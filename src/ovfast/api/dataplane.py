@@ -18,7 +18,8 @@ from ovfast.runtime.model import ModelHandle, VersionState
 
 SERVER_NAME = "ovfast"
 log = logging.getLogger("ovfast.dataplane")
-EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_configuration")
+# Triton extensions served (the repository index is, but not load/unload, so not "model_repository")
+EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration")
 PLATFORM = "OpenVINO"
 
 

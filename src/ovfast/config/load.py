@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from ovfast.config.plugin import parse_plugin_config
 from ovfast.config.schema import (
     ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
     ShapeSetting, ShapeSpec,
@@ -178,17 +179,6 @@ def parse_layout(value: Any) -> tuple[tuple[str, str], ...]:
     return (("", _parse_layout_text(value, "layout")),)
 
 
-def parse_plugin_config(value: Any) -> tuple[tuple[str, Any], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        raise ConfigError(f"plugin_config: must be an object, got {value!r}")
-    for k, v in value.items():
-        if not isinstance(v, (str, bool, int, float)):
-            raise ConfigError(f"plugin_config: value of '{k}' must be a string, number or bool, got {v!r}")
-    return tuple(sorted(value.items()))
-
-
 def parse_base_path(base: Any, config_dir: Path | None) -> str:
     if not isinstance(base, str) or not base:
         raise ConfigError("'base_path' must be a non-empty string")
@@ -326,9 +316,15 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
     batching = parse_dynamic_batching(c.get("dynamic_batching"))
     if batching is not None:
         check_batching(batching, batch, shape)
+    try:
+        plugin, notes = parse_plugin_config(c.get("plugin_config"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for note in notes:  # once per parse of the config: at start-up and when the file changes
+        log.warning("Model %s: plugin_config %s", name, note)
     return ModelConfig(
         name=name, base_path=base, target_device=device.strip(),
-        plugin_config=parse_plugin_config(c.get("plugin_config")), nireq=nireq, batch_size=batch,
+        plugin_config=plugin, nireq=nireq, batch_size=batch,
         shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
         allow_cache=_bool(c, "allow_cache", False), color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
     )

@@ -1,8 +1,11 @@
-"""Pure functions over a model's base path: which versions exist, which file to load."""
+"""Pure functions over a model's base path: which versions exist, which file to load, how its
+tensors are renamed (mapping_config.json)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("ovfast.repository")
@@ -54,3 +57,57 @@ def find_model_file(version_dir: str | os.PathLike) -> Path:
     if by_ext.get(".tflite"):
         return by_ext[".tflite"][0]
     raise FileNotFoundError(f"Could not find file for model in path: {d}")
+
+
+MAPPING_FILE = "mapping_config.json"
+_MAPPING_KEYS = ("inputs", "outputs")
+
+
+@dataclass(frozen=True)
+class TensorMapping:
+    """A version folder's ``mapping_config.json``: (model tensor name, public name) pairs, sorted."""
+
+    inputs: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[tuple[str, str], ...] = ()
+
+
+def read_mapping(version_dir: str | os.PathLike) -> TensorMapping:
+    """The folder's tensor renames; none when it has no ``mapping_config.json``.
+
+    Format (OVMS): ``{"inputs": {"<model name>": "<public name>"}, "outputs": {...}}``, both optional,
+    no other keys. Raises ValueError, naming the file, when it is unreadable, not JSON, of another
+    shape, or gives two inputs (or two outputs) one public name.
+    """
+    path = Path(version_dir) / MAPPING_FILE
+    if not path.is_file():
+        return TensorMapping()
+    where = f"{path} (mapping_config.json)"
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or set(doc) - set(_MAPPING_KEYS):
+        raise ValueError(f'{where}: must be an object with only "inputs" and "outputs", '
+                         f'e.g. {{"inputs": {{"model_name": "public_name"}}}}')
+    pairs = []
+    for key in _MAPPING_KEYS:
+        m = doc.get(key, {})
+        if not isinstance(m, dict) or not all(isinstance(v, str) and v for v in m.values()):
+            raise ValueError(f'{where}: "{key}" must map tensor names to non-empty strings, got {m!r}')
+        public = list(m.values())
+        repeated = sorted({n for n in public if public.count(n) > 1})
+        if repeated:
+            raise ValueError(f'{where}: "{key}" gives several tensors the name(s) {repeated}')
+        pairs.append(tuple(sorted(m.items())))
+    return TensorMapping(*pairs)
+
+
+def version_stamp(version_dir: str | os.PathLike) -> tuple:
+    """What the folder's files are now (name, size, mtime): changes when a file is replaced.
+    () when the folder cannot be read."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(version_dir)))
+    except OSError:
+        return ()

@@ -25,7 +25,7 @@ from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
     MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
-from ovfast.repository.layout import find_model_file, list_versions
+from ovfast.repository.layout import find_model_file, list_versions, read_mapping, version_stamp
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState, load_options
 
@@ -33,7 +33,22 @@ log = logging.getLogger("ovfast.registry")
 
 WAIT_FOR_LOADED_S = 10.0  # OVMS DEFAULT_WAIT_FOR_MODEL_LOADED_TIMEOUT_MS
 WAIT_STEP_S = 0.05
+# A version whose load failed is retried 1 s, 2 s, 4 s ... later (doubling, at most 60 s apart);
+# a change of what it is loaded from (config, model file) retries at once.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 RESHAPE_ERROR = "Model could not be reshaped with requested shape"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRetry:
+    """Back-off of a version whose load failed: attempts made in a row from ``source`` (path, options
+    and the folder's files) and the time.monotonic() before which it is not tried again."""
+
+    source: tuple
+    attempts: int
+    delay_s: float
+    next_at: float
 
 
 class ServedModel:
@@ -48,6 +63,19 @@ class ServedModel:
         # Moves on when a reload plan changes this model's settings; versions built for an older
         # generation are reloaded by the next sync.
         self.generation = 0
+        self.retries: dict[int, LoadRetry] = {}  # version -> back-off after failed loads
+        self.folder_errors: dict[int, str] = {}  # version -> why its folder cannot be loaded (last logged)
+
+    def retry_due(self, version: int, source: tuple) -> bool:
+        r = self.retries.get(version)
+        return r is None or r.source != source or time.monotonic() >= r.next_at
+
+    def load_failed(self, version: int, source: tuple) -> LoadRetry:
+        r = self.retries.get(version)
+        attempts = r.attempts + 1 if r is not None and r.source == source else 1
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1))
+        self.retries[version] = r = LoadRetry(source, attempts, delay, time.monotonic() + delay)
+        return r
 
     def refresh_default(self) -> None:
         avail = [v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE]
@@ -67,7 +95,7 @@ def _load_reason(old: ModelHandle | None) -> str:
     if old.state == VersionState.END:
         return "version selected again"
     if old.state != VersionState.AVAILABLE:
-        return f"retrying a failed load: {old.error_message}"
+        return "retrying a failed load"
     return "the model's configuration changed"
 
 
@@ -222,25 +250,33 @@ class ModelRegistry:
             return False
         served.scan_error = None
         wanted = set(cfg.model_version_policy.select(available))
-        options = load_options(cfg)
+        base_options = load_options(cfg)
         changed = False
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
             old = served.versions.get(v)
+            vdir = f"{cfg.base_path}/{v}"
             try:
-                path = str(find_model_file(f"{cfg.base_path}/{v}"))
-            except (FileNotFoundError, OSError) as exc:
-                if old is None or old.error_message != str(exc):
+                path = str(find_model_file(vdir))
+                mapping = read_mapping(vdir)
+            except (OSError, ValueError) as exc:
+                if served.folder_errors.get(v) != str(exc):  # logged when it changes, not every cycle
+                    served.folder_errors[v] = str(exc)
                     log.error("Model %s version %d: %s", cfg.name, v, exc)
                 if old is None or old.state == VersionState.END:
-                    h = ModelHandle(cfg.name, v, "", options, self.completions, self.core)
+                    h = ModelHandle(cfg.name, v, "", base_options, self.completions, self.core)
                     h.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
                     served.versions[v] = h
                 continue
-            if old is not None and old.state == VersionState.AVAILABLE and old.generation == served.generation:
+            served.folder_errors.pop(v, None)
+            options = dataclasses.replace(base_options, mapping_inputs=mapping.inputs, mapping_outputs=mapping.outputs)
+            if (old is not None and old.state == VersionState.AVAILABLE and old.generation == served.generation
+                    and (old.options.mapping_inputs, old.options.mapping_outputs) == (mapping.inputs, mapping.outputs)):
                 continue
             if old is not None and old.state < VersionState.AVAILABLE and old.error_code == "OK":
                 continue  # being loaded right now (should not happen under the lock)
+            if v in served.retries and not served.retry_due(v, (path, options, version_stamp(vdir))):
+                continue  # failed before with these settings and files: backing off
             new = self._new_handle(served, v, path, options)
             replacing = old is not None and old.state == VersionState.AVAILABLE
             log.info("Model %s version %d: loading from %s (%s)", cfg.name, v, path, _load_reason(old))
@@ -249,11 +285,12 @@ class ModelRegistry:
             try:
                 await loop.run_in_executor(None, new.load)
             except Exception:  # noqa: BLE001 - logged and recorded on the handle by load()
-                if replacing:
-                    log.error("Model %s version %d: the new configuration failed to load; the previous one "
-                              "keeps serving and the load is retried on the next cycle", cfg.name, v)
+                r = served.load_failed(v, (path, options, version_stamp(vdir)))
+                log.info("Model %s version %d: load attempt %d failed%s; next attempt in %g s", cfg.name, v,
+                         r.attempts, "; the previous configuration keeps serving" if replacing else "", r.delay_s)
                 served.refresh_default()
                 continue
+            served.retries.pop(v, None)
             changed = True
             served.versions[v] = new
             served.refresh_default()
@@ -320,7 +357,9 @@ class ModelRegistry:
                 first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
                 if first:
                     batch = Dim(int(first[0]), int(first[0]))
-            opts = dataclasses.replace(base, shapes=tuple(new_shapes.items()), batch_size=batch)
+            opts = dataclasses.replace(base, shapes=tuple(new_shapes.items()), batch_size=batch,
+                                       mapping_inputs=cur.options.mapping_inputs,
+                                       mapping_outputs=cur.options.mapping_outputs)
             log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
                      h.name, h.version, {k: str(_fixed(v)) for k, v in shapes.items()})
             new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)

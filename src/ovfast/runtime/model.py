@@ -14,7 +14,7 @@ from typing import Any
 
 from ovfast import _native
 from ovfast.config.schema import Dim, ModelConfig, ShapeSpec
-from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError
+from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, one_line
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.model")
@@ -58,6 +58,9 @@ class LoadOptions:
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
+    # mapping_config.json of the version folder: (model tensor name, public name) pairs
+    mapping_inputs: tuple[tuple[str, str], ...] = ()
+    mapping_outputs: tuple[tuple[str, str], ...] = ()
 
     def describe_batching(self) -> str:
         """'' when batching is off, else the settings for the load log line."""
@@ -115,6 +118,8 @@ def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
     n.max_batch_size = int(o.max_batch_size)
     n.max_queue_delay_us = int(o.max_queue_delay_us)
     n.preferred_batch_sizes = list(o.preferred_batch_sizes)
+    n.input_names = dict(o.mapping_inputs)
+    n.output_names = dict(o.mapping_outputs)
     n.echo = bool(o.echo)
     return n
 
@@ -163,8 +168,9 @@ class ModelHandle:
             self.servable = _native.Servable(self._core, _native_options(self.path, self.options),
                                              self._completions.queue)
         except Exception as exc:
-            self.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
-            log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, exc)
+            message = one_line(str(exc))  # OpenVINO's errors span lines; the log and status get one
+            self.set_state(VersionState.LOADING, "UNKNOWN", message)
+            log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, message)
             raise
         self.load_seconds = time.perf_counter() - t0
         self.inputs = tuple(_spec(t) for t in self.servable.inputs)

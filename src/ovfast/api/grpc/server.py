@@ -11,8 +11,8 @@ from typing import Any, Awaitable, Callable
 import grpc
 from google.protobuf import json_format
 
-from ovfast.api.dataplane import PLATFORM, DataPlane, KServeBytesRequest
-from ovfast.api.types import TRITON_NAME
+from ovfast.api.dataplane import DataPlane, KServeBytesRequest
+from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import OvfastError, mapping_for
 from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
@@ -22,10 +22,6 @@ log = logging.getLogger("ovfast.grpc")
 
 SERVICE = "inference.GRPCInferenceService"
 GRPC_MAX_MESSAGE = 1 << 30  # 1 GiB, as OVMS
-
-
-def _triton_type(datatype: str) -> int:
-    return mc.DataType.Value(TRITON_NAME[datatype])
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -88,18 +84,7 @@ class KServeService:
 
         async def model_config(req, ctx):
             h = dp.resolve(req.name, req.version)
-            cfg = mc.ModelConfig(
-                name=req.name, platform=PLATFORM.lower(), backend="openvino", max_batch_size=0,
-                input=[mc.ModelInput(name=t.name, data_type=_triton_type(t.datatype), dims=list(t.shape))
-                       for t in h.inputs],
-                output=[mc.ModelOutput(name=t.name, data_type=_triton_type(t.datatype), dims=list(t.shape))
-                        for t in h.outputs])
-            if h.options.max_batch_size:
-                # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
-                cfg.dynamic_batching.SetInParent()
-                cfg.dynamic_batching.preferred_batch_size.extend(h.options.preferred_batch_sizes)
-                cfg.dynamic_batching.max_queue_delay_microseconds = h.options.max_queue_delay_us
-            return pb.ModelConfigResponse(config=cfg)
+            return pb.ModelConfigResponse(config=json_format.ParseDict(triton_model_config(h), mc.ModelConfig()))
 
         async def model_statistics(req, ctx):
             out = [json_format.ParseDict(st, pb.ModelStatistics())

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
-from ovfast.api.types import TRITON_NAME
-from ovfast.errors import OvfastError, mapping_for
+from ovfast.api.triton_config import model_config as triton_model_config
+from ovfast.errors import InvalidArgumentError, OvfastError, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
@@ -21,6 +21,21 @@ _JSON = "application/json"
 
 def json_response(obj, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type=_JSON)
+
+
+async def read_json_object(request: web.Request, what: str) -> dict:
+    """The body of a POST whose JSON is optional: {} when empty, else it must be a JSON object
+    (InvalidArgumentError -> 400 naming ``what`` otherwise)."""
+    body = await request.read()
+    if not body.strip():
+        return {}
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"Invalid {what} request body: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(f"Invalid {what} request body: expected a JSON object, got {type(doc).__name__}")
+    return doc
 
 
 def error_response(exc: BaseException) -> web.Response:
@@ -92,32 +107,19 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
 
     async def model_config(request):
         # Triton's model-configuration extension (what perf_analyzer asks for before it sends load)
-        h = dp.resolve(request.match_info["name"], request.match_info.get("version"))
-
-        def io(t):
-            return {"name": t.name, "data_type": TRITON_NAME[t.datatype], "dims": list(t.shape)}
-
-        body = {"name": h.name, "platform": "openvino", "backend": "openvino", "max_batch_size": 0,
-                "input": [io(t) for t in h.inputs], "output": [io(t) for t in h.outputs]}
-        if h.options.max_batch_size:
-            # max_batch_size stays 0 (the dims keep the batch dimension, as perf_analyzer expects)
-            body["dynamic_batching"] = {"preferred_batch_size": list(h.options.preferred_batch_sizes),
-                                        "max_queue_delay_microseconds": h.options.max_queue_delay_us}
-        return json_response(body)
+        return json_response(triton_model_config(
+            dp.resolve(request.match_info["name"], request.match_info.get("version"))))
 
     async def model_statistics(request):
         # Triton's statistics extension, JSON form (perf_analyzer reads it around each window)
-        out = dp.model_statistics(request.match_info["name"], request.match_info.get("version"))
+        out = dp.model_statistics(request.match_info.get("name", ""), request.match_info.get("version"))
         return json_response({"model_stats": out})
 
     async def repository_index(request):
-        ready_only = False
-        body = await request.read()
-        if body:
-            try:
-                ready_only = bool(orjson.loads(body).get("ready", False))
-            except (orjson.JSONDecodeError, AttributeError):
-                ready_only = False
+        ready_only = (await read_json_object(request, "repository index")).get("ready", False)
+        if not isinstance(ready_only, bool):
+            raise InvalidArgumentError(f"Invalid repository index request body: 'ready' must be true or false, "
+                                       f"got {ready_only!r}")
         return json_response(dp.repository_index(ready_only))
 
     async def infer(request: web.Request):
@@ -143,6 +145,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
     r.add_get("/v2", server_metadata)
     r.add_get("/v2/models", list_models)
     r.add_post("/v2/repository/index", repository_index)
+    r.add_get("/v2/models/stats", model_statistics)  # every model (before {name} captures "stats")
     r.add_get("/v2/models/{name}", model_metadata)
     r.add_get("/v2/models/{name}/versions/{version}", model_metadata)
     r.add_get("/v2/models/{name}/ready", model_ready)

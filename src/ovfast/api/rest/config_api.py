@@ -4,6 +4,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from ovfast.api.rest.app import read_json_object
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.model import ModelHandle
@@ -34,6 +35,7 @@ def config_routes(registry: ModelRegistry, reloader: ConfigReloader) -> list:
         return _json(config_status(registry), 200)
 
     async def reload(request: web.Request) -> web.Response:
+        await read_json_object(request, "config reload")  # OVMS sends none; garbage is refused, not ignored
         result = await reloader.cycle()
         if result.error:
             return _json({"error": f"{RELOAD_FAILED} - {result.error}"}, 412)

@@ -89,6 +89,8 @@ def parse_infer_body(body: bytes, header_length: str | None):
         raise InvalidArgumentError(f"Invalid JSON in request body: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidArgumentError("Invalid request body: expected a JSON object")
+    if not isinstance(doc.get("id", ""), str):
+        raise InvalidArgumentError("Invalid request body: 'id' must be a string")
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list):
         raise InvalidArgumentError("Invalid request body: 'inputs' must be an array")
@@ -140,7 +142,9 @@ def parse_infer_body(body: bytes, header_length: str | None):
                 raise InvalidArgumentError("Invalid request body: each output needs a string 'name'")
             names.append(o["name"])
             p = o.get("parameters") or {}
-            if isinstance(p, dict) and "binary_data" in p:
+            if not isinstance(p, dict):
+                raise InvalidArgumentError(f"Invalid parameters of output {o['name']}: expected an object")
+            if "binary_data" in p:
                 flags[o["name"]] = bool(p["binary_data"])
         if not names:
             names = None

@@ -35,6 +35,7 @@ INVALID_URL = "Invalid request URL"
 UNSUPPORTED_METHOD = "Unsupported method"
 REST_NOT_FOUND = "Requested REST resource not found"
 NO_FORMAT = "Invalid JSON structure. Could not detect row or column format"
+NOT_AN_OBJECT = "Request body should be JSON object"
 NOT_NDARRAY = "Could not parse instance content. Not valid ndarray detected"
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
 _INT_KINDS = "iu"
@@ -137,7 +138,7 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
 def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
     """A TFS predict JSON document -> (native input tuples, row_format)."""
     if not isinstance(doc, dict):
-        raise InvalidArgumentError(NO_FORMAT)
+        raise InvalidArgumentError(NOT_AN_OBJECT)
     has_rows, has_cols = "instances" in doc, "inputs" in doc
     if has_rows == has_cols:
         raise InvalidArgumentError(NO_FORMAT)
