@@ -12,7 +12,7 @@
 #include <openvino/runtime/core.hpp>
 
 #include "ovfast/completion.hpp"
-#include "ovfast/kserve_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
 #include "ovfast/servable.hpp"
 #include "py_common.hpp"
 #include "register_metrics.hpp"

@@ -15,7 +15,7 @@
 
 #include "ovfast/clock.hpp"
 #include "ovfast/completion.hpp"
-#include "ovfast/kserve_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
 #include "ovfast/exec/result_sink.hpp"
 #include "ovfast/servable.hpp"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ovfast/image_decode.hpp"
+#include "ovfast/codec/image.hpp"
 #include "py_common.hpp"
 
 namespace ovfast::bindings {

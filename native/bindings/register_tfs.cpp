@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "ovfast/tfs_codec.hpp"
+#include "ovfast/codec/tfs.hpp"
 
 namespace py = pybind11;
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the JPEG/PNG decoder (native/src/image_decode.cpp).
+// libFuzzer target for the JPEG/PNG decoder (native/src/codec/image.cpp).
 // Build: cmake -DOVFAST_BUILD_FUZZERS=ON with clang, or see tests/native/test_image_fuzz.py.
 // The contract under test: any bytes either decode or yield INVALID_ARGUMENT;
 // nothing crashes, exits, leaks or reads out of bounds (ASan/UBSan).
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ovfast/image_decode.hpp"
+#include "ovfast/codec/image.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ovfast;

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ovfast/kserve_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ovfast::InferJob job;

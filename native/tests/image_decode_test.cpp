@@ -1,4 +1,4 @@
-// JPEG/PNG decoding (ovfast/image_decode.hpp). Inputs are encoded here with
+// JPEG/PNG decoding (ovfast/codec/image.hpp). Inputs are encoded here with
 // libpng/libjpeg from known pixels; broken inputs must come back as
 // INVALID_ARGUMENT (the libraries' longjmp error paths), never a crash.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "ovfast/image_decode.hpp"
+#include "ovfast/codec/image.hpp"
 
 namespace ovfast {
 namespace {

@@ -1,5 +1,5 @@
 // KServe v2 ModelInferRequest parsing and ModelInferResponse encoding
-// (ovfast/kserve_codec.hpp). Requests are built by hand with the test's own
+// (ovfast/codec/kserve.hpp). Requests are built by hand with the test's own
 // wire writer; responses are read back with the test's own decoder.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "codec_helpers.hpp"
-#include "ovfast/kserve_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
 
 namespace ovfast {
 namespace {

@@ -1,4 +1,4 @@
-// Test-only protobuf wire helpers, written independently of ovfast/wire.hpp so
+// Test-only protobuf wire helpers, written independently of ovfast/codec/wire.hpp so
 // that the codec tests never check the codecs with the code under test.
 //
 // Msg builds serialized messages field by field (including deliberately

@@ -1,5 +1,5 @@
 // TensorFlow-Serving PredictRequest parsing and PredictResponse encoding
-// (ovfast/tfs_codec.hpp), with requests built and responses read by the
+// (ovfast/codec/tfs.hpp), with requests built and responses read by the
 // test's own wire helpers.
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "codec_helpers.hpp"
-#include "ovfast/tfs_codec.hpp"
+#include "ovfast/codec/tfs.hpp"
 
 namespace ovfast {
 namespace {

@@ -1,4 +1,4 @@
-// ovfast/wire.hpp: the bounds-checked protobuf reader, the scalar walker that
+// ovfast/codec/wire.hpp: the bounds-checked protobuf reader, the scalar walker that
 // accepts packed and unpacked repeated fields, UTF-8 validation, and the
 // writer (checked against the independent test decoder).
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ovfast/wire.hpp"
+#include "ovfast/codec/wire.hpp"
 #include "proto_builder.hpp"
 
 namespace ovfast {

@@ -1,6 +1,9 @@
 // Dynamic batching: which queued requests go into the next inference, and
 // how their rows are gathered into one batch tensor and scattered back.
 //
+// Threading: pure functions over the caller's data; the caller (DynamicBatcher)
+// holds the lock that guards its queue. Ownership: nothing is kept.
+//
 // Policy (Triton's dynamic batcher, see docs/config.md "dynamic_batching"):
 // the batch grows from the oldest queued request, in arrival order, with the
 // requests whose non-batch dimensions match it, up to max_batch_size rows.

@@ -5,6 +5,10 @@
 // advance(), and advance() returns only once each of them has looked at the
 // new time again, so a test observes the batcher's decision for an instant
 // without sleeping.
+//
+// Threading: read() from any thread; a Waiter belongs to the thread that
+// waits on it and is guarded by the mutex it was subscribed with. Clocks are
+// shared (shared_ptr) by every batcher that uses them.
 #pragma once
 #include <condition_variable>
 #include <cstdint>

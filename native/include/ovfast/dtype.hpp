@@ -1,4 +1,6 @@
 // One table: KServe datatype name <-> ov::element::Type <-> element size.
+// Immutable and constexpr: any thread, no locking. Python reads it through
+// _native.datatypes() (src/ovfast/api/types.py); no other table exists.
 #pragma once
 #include <cstddef>
 #include <string_view>

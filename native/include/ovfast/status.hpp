@@ -1,6 +1,6 @@
 // Status: the error currency of the native core. Core functions return a
 // Status; only native/bindings turns it into a Python exception, and only
-// src/ovfast/errors.py maps codes to gRPC/HTTP statuses.
+// src/ovfast/errors.py maps codes to gRPC/HTTP statuses. A plain value type.
 #pragma once
 #include <string>
 #include <utility>

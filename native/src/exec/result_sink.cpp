@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "ovfast/kserve_codec.hpp"
-#include "ovfast/tfs_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
+#include "ovfast/codec/tfs.hpp"
 
 namespace ovfast {
 namespace {

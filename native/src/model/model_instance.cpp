@@ -4,7 +4,7 @@
 #include <limits>
 #include <set>
 
-#include "ovfast/image_decode.hpp"
+#include "ovfast/codec/image.hpp"
 #include "ovfast/model/preprocess.hpp"
 
 namespace ovfast {

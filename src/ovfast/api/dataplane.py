@@ -40,23 +40,14 @@ class InferRequest:
         raise NotImplementedError
 
 
-def kserve_input_shapes(data: bytes) -> dict[str, list[int]]:
-    """Input shapes of a serialized ModelInferRequest (cold path: only models with shape/batch "auto")."""
-    from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
-
-    req = pb.ModelInferRequest.FromString(data)
-    return {t.name: list(t.shape) for t in req.inputs}
-
-
 class KServeBytesRequest(InferRequest):
     """KServe gRPC ModelInfer: the native parse of the request bytes (tensors stay in the bytes)."""
 
     def __init__(self, data: bytes) -> None:
-        self.data = data
         self.parsed = _native.parse_kserve_request(data)
 
     def input_shapes(self) -> dict[str, list[int]]:
-        return kserve_input_shapes(self.data)
+        return self.parsed.input_shapes  # from the native parse: no second protobuf parse
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
         handle.submit_kserve(self.parsed, fut, route)

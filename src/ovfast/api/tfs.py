@@ -58,15 +58,10 @@ class TfsPredictBytes(InferRequest):
     """TFS gRPC Predict: the native parse of the PredictRequest bytes (tensor_content stays in the bytes)."""
 
     def __init__(self, data: bytes) -> None:
-        self.data = data
         self.parsed = _native.parse_tfs_predict_request(data)
 
     def input_shapes(self) -> dict[str, list[int]]:
-        # Cold path (models with shape/batch "auto" only): the generated classes read the shapes.
-        from ovfast._gen.tensorflow_serving.apis import predict_pb2
-
-        req = predict_pb2.PredictRequest.FromString(self.data)
-        return {name: [d.size for d in t.tensor_shape.dim] for name, t in req.inputs.items()}
+        return self.parsed.input_shapes  # from the native parse: no second protobuf parse
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
         handle.submit_tfs(self.parsed, fut, route)

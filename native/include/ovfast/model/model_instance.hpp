@@ -38,7 +38,7 @@ struct ModelOptions {
   int nireq = 0;                                       // 0 = ov::optimal_number_of_infer_requests
   std::map<std::string, ShapeSpec> shapes;             // input name ("" = the only input) -> shape
   std::optional<DimRange> batch_size;                  // dim 0 of every input; `shapes` wins over it
-  // Image inputs (image_decode.hpp). layouts: input/output name ("" = the only input) ->
+  // Image inputs (codec/image.hpp). layouts: input/output name ("" = the only input) ->
   // "NHWC:NCHW" (what clients send : what the model has) or "NHWC" (declares the layout).
   std::map<std::string, std::string> layouts;
   std::string color_format;                            // "" / "BGR" (OVMS default) or "RGB"

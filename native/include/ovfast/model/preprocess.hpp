@@ -1,6 +1,7 @@
 // Load-time model preparation for image inputs: OVMS `layout` ("NHWC:NCHW"),
 // `mean`/`scale`, built into the model with ov::preprocess::PrePostProcessor
 // so OpenVINO fuses the transpose and arithmetic into the compiled graph.
+// Runs at load, on the loading thread, over a model that thread owns.
 #pragma once
 #include <map>
 #include <memory>

@@ -1,4 +1,5 @@
 // TensorFlow-Serving PredictRequest / PredictResponse wire codec.
+// Pure functions, any thread, no locking.
 //
 // Only the fields the OVMS TFS frontend acts on are interpreted; everything
 // else is skipped. Parsing never copies `tensor_content`: the resulting

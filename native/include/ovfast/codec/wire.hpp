@@ -2,7 +2,8 @@
 // fixed32/64, length-delimited). The reader never copies; every view it
 // returns points into the buffer it was given, which the caller must keep
 // alive. The reader is bounds-checked on every step; malformed input yields
-// ok() == false, never undefined behaviour.
+// ok() == false, never undefined behaviour. A reader or writer belongs to one
+// thread; there is no shared state.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -1,9 +1,9 @@
-#include "ovfast/tfs_codec.hpp"
+#include "ovfast/codec/tfs.hpp"
 
 #include <cstdlib>
 #include <cstring>
 
-#include "ovfast/wire.hpp"
+#include "ovfast/codec/wire.hpp"
 
 namespace ovfast {
 namespace {

@@ -1,4 +1,6 @@
 // KServe v2 ModelInferRequest / ModelInferResponse wire codec.
+// Pure functions, any thread, no locking. Parsed inputs view the caller's
+// buffer (the caller keeps it alive until the job completes).
 #pragma once
 #include <string>
 #include <string_view>

@@ -1,8 +1,8 @@
-#include "ovfast/kserve_codec.hpp"
+#include "ovfast/codec/kserve.hpp"
 
 #include <cstring>
 
-#include "ovfast/wire.hpp"
+#include "ovfast/codec/wire.hpp"
 
 namespace ovfast {
 namespace {
