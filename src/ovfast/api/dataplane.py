@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError
+from ovfast.errors import OvfastError, UnavailableError
 from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
@@ -165,7 +165,10 @@ class DataPlane:
         the handle's ``submit_*`` produces (response bytes, or output tensors).
         """
         t0 = time.monotonic_ns()
-        handle = await self.registry.resolve_wait(name, version)
+        try:
+            handle = self.registry.resolve(name, version)  # the common case, without a coroutine
+        except UnavailableError:
+            handle = await self.registry.resolve_wait(name, version)
         submitted = False
         try:
             request.prepare(handle)
