@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace ovfast {
 namespace {
@@ -57,22 +59,22 @@ BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& 
     take.push_back(i);
     prefix_rows.push_back(rows);
   }
+  // The largest prefix (in arrival order) whose rows are a preferred size, if any.
   const auto& pref = opts.preferred_batch_sizes;
-  const bool at_preferred = std::find(pref.begin(), pref.end(), rows) != pref.end();
+  size_t cut = take.size();
+  bool preferred = false;
+  for (size_t k = prefix_rows.size(); k-- > 0 && !preferred;)
+    if (std::find(pref.begin(), pref.end(), prefix_rows[k]) != pref.end()) {
+      cut = k + 1;
+      preferred = true;
+    }
   const uint64_t deadline = head.enqueue_ns + opts.max_queue_delay_us * 1000;
   const bool due = flush || opts.max_queue_delay_us == 0 || now_ns >= deadline;
-  if (rows >= max_rows || at_preferred || due) {
+  // NOTE: as in Triton, a preferred size goes as soon as the queue holds it, even when
+  // more rows are collected (a full batch too): the rest waits for the next batch.
+  if (preferred || rows >= max_rows || due) {
     plan.dispatch = true;
-    if (!(rows >= max_rows || at_preferred) && !pref.empty()) {
-      // Due: cut at the largest preferred size some prefix reaches, if any.
-      for (size_t k = prefix_rows.size(); k-- > 0;) {
-        if (std::find(pref.begin(), pref.end(), prefix_rows[k]) != pref.end()) {
-          take.resize(k + 1);
-          rows = prefix_rows[k];
-          break;
-        }
-      }
-    }
+    take.resize(cut);
     plan.take = std::move(take);
     return plan;
   }
@@ -102,7 +104,11 @@ void gather_input(const std::vector<QueuedJob*>& jobs, size_t index, ov::Tensor&
 
 ov::Tensor slice_rows(const ov::Tensor& batch, int64_t row0, int64_t rows) {
   ov::Shape shape = batch.get_shape();
-  const size_t total = shape.empty() ? 0 : shape[0];
+  if (shape.empty()) throw std::invalid_argument("slice_rows: a scalar tensor has no rows");
+  const size_t total = shape[0];
+  if (row0 < 0 || rows < 0 || static_cast<uint64_t>(row0) + static_cast<uint64_t>(rows) > total)
+    throw std::invalid_argument("slice_rows: rows [" + std::to_string(row0) + ", " + std::to_string(row0 + rows) +
+                                ") of a batch of " + std::to_string(total));
   const size_t per_row = total ? batch.get_size() / total : 0;
   shape[0] = static_cast<size_t>(rows);
   if (batch.get_element_type() == ov::element::string) {

@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -141,24 +142,20 @@ TEST(PlanBatch, PreferredSizeGoesAtOnce) {
   EXPECT_FALSE(p.dispatch);
 }
 
-TEST(PlanBatch, OnTheDeadlineTheLargestPreferredPrefixIsTaken) {
+TEST(PlanBatch, WithoutAPreferredPrefixItWaitsThenEverythingGoes) {
   const BatchingOptions opts = options(8, /*delay_us=*/100, {2, 4});
   const uint64_t due = kT0 + 100 * kUs;
-  std::deque<QueuedJob> q = rows_queue({1, 1, 1, 1, 1});
-  // 5 rows: not preferred, so it waits; on the deadline it cuts at 4 rows
+  std::deque<QueuedJob> q = rows_queue({3});
   EXPECT_FALSE(plan_batch(q, opts, due - 1, false).dispatch);
   BatchPlan p = plan_batch(q, opts, due, false);
   EXPECT_TRUE(p.dispatch);
-  EXPECT_EQ(p.take, (Take{0, 1, 2, 3}));
+  EXPECT_EQ(p.take, Take{0});
 
-  q = rows_queue({1, 1, 1});
-  p = plan_batch(q, opts, due, false);
-  EXPECT_EQ(p.take, (Take{0, 1}));
-
-  q = rows_queue({3});  // no prefix is preferred: everything collected goes
+  q = rows_queue({1, 2, 2});  // prefixes of 1, 3 and 5 rows: none preferred
+  EXPECT_FALSE(plan_batch(q, opts, due - 1, false).dispatch);
   p = plan_batch(q, opts, due, false);
   EXPECT_TRUE(p.dispatch);
-  EXPECT_EQ(p.take, Take{0});
+  EXPECT_EQ(p.take, (Take{0, 1, 2}));
 }
 
 TEST(PlanBatch, FlushAlsoCutsAtAPreferredSize) {
@@ -178,16 +175,43 @@ TEST(PlanBatch, AnUnbatchableRequestRunsAheadOfAWaitingBatch) {
   EXPECT_EQ(p.take, Take{1}) << "the first request that gains nothing by waiting";
 }
 
-// FOUND (not fixed here; native/src is being rewritten): batching.hpp says a batch
-// goes "at once when it reaches max_batch_size or a preferred size", and Triton's
-// batcher sends the largest preferred size as soon as the queue holds more rows than
-// the largest preferred size. plan_batch only checks the size of everything it
-// collected: three 1-row requests queued while no infer request was free, with
-// preferred {2} and max 8, wait for the full queue delay although a batch of 2 could
-// go now.
-TEST(PlanBatch, DISABLED_QueueBeyondTheLargestPreferredSizeSendsAPreferredBatchAtOnce) {
+// batching.hpp says a batch goes at once when it reaches a preferred size, and Triton's
+// batcher sends the largest preferred size as soon as the queue holds it. plan_batch
+// used to check only the size of everything it collected: three 1-row requests queued
+// while no infer request was free, with preferred {2} and max 8, waited for the full
+// queue delay although a batch of 2 could go.
+TEST(PlanBatch, QueueBeyondTheLargestPreferredSizeSendsAPreferredBatchAtOnce) {
   std::deque<QueuedJob> q = rows_queue({1, 1, 1});
   BatchPlan p = plan_batch(q, options(8, kBig, {2}), kT0, false);
+  EXPECT_TRUE(p.dispatch);
+  EXPECT_EQ(p.take, (Take{0, 1}));
+}
+
+TEST(PlanBatch, TheLargestPreferredPrefixGoesAtOnce) {
+  const BatchingOptions opts = options(8, kBig, {2, 4});
+  std::deque<QueuedJob> q = rows_queue({1, 1, 1, 1, 1});
+  BatchPlan p = plan_batch(q, opts, kT0, false);
+  EXPECT_TRUE(p.dispatch);
+  EXPECT_EQ(p.take, (Take{0, 1, 2, 3})) << "4 rows, not 2 and not all 5";
+
+  q = rows_queue({1, 1, 1});  // beyond 2 though short of 4: the 2 go, the third waits
+  p = plan_batch(q, opts, kT0, false);
+  EXPECT_TRUE(p.dispatch);
+  EXPECT_EQ(p.take, (Take{0, 1}));
+
+  q = rows_queue({1, 2, 1, 1});  // 1, 3, 4 (preferred), 5
+  p = plan_batch(q, opts, kT0, false);
+  EXPECT_TRUE(p.dispatch);
+  EXPECT_EQ(p.take, (Take{0, 1, 2}));
+}
+
+TEST(PlanBatch, AFullBatchIsCutAtAPreferredSizeToo) {
+  std::deque<QueuedJob> q = rows_queue({1, 1, 1, 1});
+  BatchPlan p = plan_batch(q, options(4, kBig, {2}), kT0, false);
+  EXPECT_TRUE(p.dispatch);
+  EXPECT_EQ(p.take, (Take{0, 1}));
+  q = rows_queue({3, 1});  // full, and no prefix is preferred: all of it
+  p = plan_batch(q, options(4, kBig, {2}), kT0, false);
   EXPECT_TRUE(p.dispatch);
   EXPECT_EQ(p.take, (Take{0, 1}));
 }
@@ -232,6 +256,19 @@ TEST(SliceRows, NumericSliceIsAViewOfTheBatch) {
   EXPECT_EQ(s.data<int32_t>(), b + 3) << "no copy";
   EXPECT_EQ(std::vector<int32_t>(s.data<int32_t>(), s.data<int32_t>() + 6), (std::vector<int32_t>{3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(slice_rows(batch, 4, 0).get_size(), 0u);
+}
+
+TEST(SliceRows, RefusesAScalarAndRowsOutsideTheBatch) {
+  ov::Tensor scalar(ov::element::f32, ov::Shape{});
+  EXPECT_THROW(slice_rows(scalar, 0, 1), std::invalid_argument);
+  EXPECT_THROW(slice_rows(scalar, 0, 0), std::invalid_argument);
+  ov::Tensor batch(ov::element::f32, ov::Shape{4, 3});
+  EXPECT_THROW(slice_rows(batch, 3, 2), std::invalid_argument);
+  EXPECT_THROW(slice_rows(batch, -1, 1), std::invalid_argument);
+  EXPECT_THROW(slice_rows(batch, 0, -1), std::invalid_argument);
+  ov::Tensor strings(ov::element::string, ov::Shape{2});
+  EXPECT_THROW(slice_rows(strings, 1, 2), std::invalid_argument);
+  EXPECT_EQ(slice_rows(strings, 1, 1).get_shape(), ov::Shape{1});
 }
 
 TEST(SliceRows, StringSliceIsACopy) {

@@ -9,6 +9,8 @@
 # ($PYTHON, default python3) with the openvino wheel, whose CMake package and
 # libraries the tests build and run against. Exits non-zero if anything fails
 # or no test ran; the other flavours still run, so one log shows everything.
+# The sanitizer runtime options (tsan.supp included) are set on the CTest tests
+# in native/tests/CMakeLists.txt, so a bare ctest in a build dir runs the same.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"

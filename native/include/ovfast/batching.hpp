@@ -7,10 +7,12 @@
 // Policy (Triton's dynamic batcher, see docs/config.md "dynamic_batching"):
 // the batch grows from the oldest queued request, in arrival order, with the
 // requests whose non-batch dimensions match it, up to max_batch_size rows.
-// It is dispatched at once when it reaches max_batch_size or a preferred
-// size, or when max_queue_delay_us is 0; otherwise when the oldest request
-// has waited max_queue_delay_us. On that deadline a preferred size is
-// taken if one can be formed, else everything collected. A request that
+// It is dispatched at once when a prefix of it (in arrival order) reaches a
+// preferred size, or when it reaches max_batch_size, or when
+// max_queue_delay_us is 0; otherwise when the oldest request has waited
+// max_queue_delay_us. Whenever it goes, it is cut at the largest prefix of a
+// preferred size if there is one (as Triton does: the rest waits for the next
+// batch), else everything collected goes. A request that
 // cannot share a batch (its inputs disagree on dim 0, it has no rows, or
 // it has at least max_batch_size rows) runs alone, as soon as an infer
 // request is free, ahead of a batch that is still waiting.
@@ -58,6 +60,7 @@ BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& 
 void gather_input(const std::vector<QueuedJob*>& jobs, size_t index, ov::Tensor& dst);
 
 // A view of rows [row0, row0 + rows) of a batch output; strings are copied.
+// `batch` has rank >= 1 and those rows; otherwise throws std::invalid_argument.
 ov::Tensor slice_rows(const ov::Tensor& batch, int64_t row0, int64_t rows);
 
 }  // namespace ovfast
