@@ -32,6 +32,7 @@ Status EchoScheduler::submit(std::unique_ptr<InferJob>& job) {
   metrics_.job_done(job->metrics_route, job->received_ns, true, false, 0, 0, 1);
   metrics_.execution_done();
   job->sink->deliver(*job, Status::ok(), outs, {});
+  job.reset();  // the contract: taken on OK
   return Status::ok();
 }
 

@@ -95,9 +95,10 @@ void PoolScheduler::start(Launch launch) {
     }
     bind_inputs(run);
     run.lease->request().start_async();
-  } catch (const std::exception& e) {
+  } catch (...) {
     // A failed start completes like a failed inference, so the request goes back to the pool.
-    on_done(slot, std::make_exception_ptr(e));
+    // NOTE: current_exception keeps the thrown type (and its message); make_exception_ptr(e) would slice it.
+    on_done(slot, std::current_exception());
   }
 }
 
