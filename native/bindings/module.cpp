@@ -61,20 +61,30 @@ py::list drain(CompletionQueue& q) {
   for (Completion& c : items) {
     py::object context = py::reinterpret_steal<py::object>(static_cast<PyObject*>(c.context));
     py::object keep = py::reinterpret_steal<py::object>(static_cast<PyObject*>(c.keepalive));
-    py::object payload;
-    if (!c.status.is_ok()) {
+    int code = static_cast<int>(c.status.code());
+    py::object message = lenient_str(c.status.message());
+    py::object payload = py::none();
+    // NOTE: whatever goes wrong converting one result fails that request alone; the others
+    // taken in this drain still reach their callers.
+    try {
+      if (!c.status.is_ok()) {
+        payload = py::none();
+      } else if (!c.outputs.empty() || c.payload.empty()) {
+        py::list outs;
+        for (const auto& o : c.outputs)
+          outs.append(py::make_tuple(o.name, std::string(datatype_info(o.dtype).kserve_name),
+                                     std::vector<int64_t>(o.shape.begin(), o.shape.end()), tensor_to_python(o)));
+        payload = std::move(outs);
+      } else {
+        payload = py::bytes(c.payload);
+      }
+    } catch (const std::exception& e) {
+      PyErr_Clear();
+      code = static_cast<int>(StatusCode::INTERNAL);
+      message = lenient_str(std::string("Internal server error - cannot hand the result over: ") + e.what());
       payload = py::none();
-    } else if (!c.outputs.empty() || c.payload.empty()) {
-      py::list outs;
-      for (const auto& o : c.outputs)
-        outs.append(py::make_tuple(o.name, std::string(datatype_info(o.dtype).kserve_name),
-                                   std::vector<int64_t>(o.shape.begin(), o.shape.end()), tensor_to_python(o)));
-      payload = std::move(outs);
-    } else {
-      payload = py::bytes(c.payload);
     }
-    out.append(py::make_tuple(context, static_cast<int>(c.status.code()), lenient_str(c.status.message()), payload,
-                              c.infer_us, c.wait_us));
+    out.append(py::make_tuple(context, code, message, payload, c.infer_us, c.wait_us));
     keep = py::object();  // releases the request's pinned buffers (GIL held)
   }
   return out;

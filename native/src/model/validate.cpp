@@ -1,4 +1,5 @@
 // ModelInstance::validate: a request against the model's signature.
+#include <algorithm>
 #include <limits>
 
 #include "ovfast/model/model_instance.hpp"
@@ -30,7 +31,21 @@ Status check_shape(const InputTensor& in, const TensorInfo& info, const std::str
   return Status::ok();
 }
 
+// What a shape claims a tensor could hold, zero dimensions counted as one: no real tensor
+// comes near this, and no size computed from a shape under it can overflow.
+constexpr uint64_t kMaxClaimedBytes = uint64_t{1} << 31;
+
 Status check_contents(const InputTensor& in, const std::string& suffix) {
+  // NOTE: [0, 2^62] holds no element, yet every size derived from it downstream (outputs,
+  // strides, numpy) overflows; refused here before anything is computed from it.
+  uint64_t claimed = std::max<size_t>(datatype_size(in.dtype), 1);
+  for (int64_t d : in.shape) {
+    if (d <= 0) continue;
+    if (claimed > kMaxClaimedBytes / static_cast<uint64_t>(d))
+      return invalid_argument("Invalid input shape - " + shape_to_string(in.shape) + " claims more than " +
+                              std::to_string(kMaxClaimedBytes) + " bytes" + suffix);
+    claimed *= static_cast<uint64_t>(d);
+  }
   size_t count;
   if (!checked_count(in.shape, &count))
     return invalid_argument("Invalid input shape - too many elements in " + shape_to_string(in.shape) + suffix);

@@ -7,9 +7,12 @@ No OpenVINO thread ever takes the GIL.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ovfast import _native
 from ovfast.errors import error_from_code
+
+log = logging.getLogger("ovfast.completions")
 
 
 class CompletionDispatcher:
@@ -29,9 +32,13 @@ class CompletionDispatcher:
 
     def _on_ready(self) -> None:
         for fut, code, message, payload, infer_us, wait_us in self.queue.drain():
-            if fut.done():  # the caller went away (cancelled RPC)
-                continue
-            if code == 0:
-                fut.set_result((payload, infer_us, wait_us))
-            else:
-                fut.set_exception(error_from_code(code, message))
+            # NOTE: one result that cannot be delivered must not cost the others of this drain.
+            try:
+                if fut.done():  # the caller went away (cancelled RPC)
+                    continue
+                if code == 0:
+                    fut.set_result((payload, infer_us, wait_us))
+                else:
+                    fut.set_exception(error_from_code(code, message))
+            except Exception:  # noqa: BLE001 - logged; the loop goes on with the next result
+                log.exception("Cannot deliver an inference result")

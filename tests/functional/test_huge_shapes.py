@@ -1,0 +1,41 @@
+"""A request whose shape claims more elements than any tensor can hold is refused at validation with
+INVALID_ARGUMENT / 400 on both KServe transports (issue 14, point 1): with no data at all, ``[0, 2^62]``
+used to pass validation (zero elements) and then break the completion path for others."""
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from kserve_util import (
+    assert_grpc_serving, assert_rest_serving, grpc_error, grpc_input, make_infer_request, output_array, rest,
+)
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+SHAPES = [[0, 2**62], [2**62, 0], [2**40, 2**40], [1, 2**62], [0, 2**63 - 1]]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+def test_shape_too_big_to_hold_is_invalid_on_grpc(grpc_stub, shape):
+    t, _ = grpc_input("x", "FP32", shape)
+    code, msg = grpc_error(grpc_stub.ModelInfer, make_infer_request("dynamic", [(t, b"")]))
+    assert code == INVALID, (code, msg)
+    assert "Invalid input shape" in msg and "input name: x" in msg, msg
+    assert_grpc_serving(grpc_stub, 1.0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+def test_shape_too_big_to_hold_is_invalid_on_rest(main_server, shape):
+    body = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP32", "data": []}]}
+    r = rest(main_server.http_url, "POST", "/v2/models/dynamic/infer", body)
+    assert r.status == 400, (r.status, r.body)
+    assert "Invalid input shape" in r.error(), r.body
+    assert_rest_serving(main_server.http_url, 1.0)
+
+
+def test_an_empty_tensor_of_a_real_size_still_runs(grpc_stub):
+    # zero rows of a sane width is a valid (empty) request, and answers an empty output
+    t, raw = grpc_input("x", "FP32", [0, 4], np.zeros((0, 4), np.float32))
+    resp = grpc_stub.ModelInfer(make_infer_request("dynamic", [(t, raw)]))
+    assert output_array(resp, "y").shape == (0, 4)
