@@ -51,6 +51,13 @@ class LoadRetry:
     next_at: float
 
 
+def version_number(text: str) -> int:
+    """A version as an API spells it: ASCII decimal digits only ("+2", " 2" and "\u0662" are not version 2)."""
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidArgumentError(MODEL_VERSION_INVALID_FORMAT)
+    return int(text)
+
+
 class ServedModel:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -149,10 +156,7 @@ class ModelRegistry:
                 raise NotFoundError(MODEL_VERSION_MISSING)
             return h
         if isinstance(version, str):
-            try:
-                version = int(version)
-            except ValueError:
-                raise InvalidArgumentError(MODEL_VERSION_INVALID_FORMAT) from None
+            version = version_number(version)
         h = m.versions.get(version)
         if h is None:
             raise NotFoundError(MODEL_VERSION_MISSING)
@@ -184,11 +188,7 @@ class ModelRegistry:
         m = self.get_model(name)
         if not version:
             return m, m.default
-        try:
-            v = int(version)
-        except ValueError:
-            raise InvalidArgumentError(MODEL_VERSION_INVALID_FORMAT) from None
-        h = m.versions.get(v)
+        h = m.versions.get(version_number(version) if isinstance(version, str) else int(version))
         if h is None:
             raise NotFoundError(MODEL_VERSION_MISSING)
         return m, h

@@ -64,9 +64,14 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
     return (name, datatype, shape, arr, True)
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def _check_shape(name, shape) -> list:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InvalidArgumentError(f"Invalid shape for input {name}: expected a list of integers")
+    if not all(INT64_MIN <= d <= INT64_MAX for d in shape):
+        raise InvalidArgumentError(f"Invalid input shape - a dimension is out of the int64 range; input name: {name}")
     return shape
 
 

@@ -1,7 +1,11 @@
-"""A request whose shape claims more elements than any tensor can hold is refused at validation with
+"""Client mistakes in shapes and versions are INVALID_ARGUMENT / 400, never a 500 or a wrong model (issue 14).
+
+A request whose shape claims more elements than any tensor can hold is refused at validation with
 INVALID_ARGUMENT / 400 on both KServe transports (issue 14, point 1): with no data at all, ``[0, 2^62]``
 used to pass validation (zero elements) and then break the completion path for others."""
 from __future__ import annotations
+
+import urllib.parse
 
 import grpc
 import numpy as np
@@ -39,3 +43,22 @@ def test_an_empty_tensor_of_a_real_size_still_runs(grpc_stub):
     t, raw = grpc_input("x", "FP32", [0, 4], np.zeros((0, 4), np.float32))
     resp = grpc_stub.ModelInfer(make_infer_request("dynamic", [(t, raw)]))
     assert output_array(resp, "y").shape == (0, 4)
+
+
+def test_a_dimension_beyond_int64_is_invalid_on_rest(main_server):
+    body = {"inputs": [{"name": "x", "shape": [1, 2**63], "datatype": "FP32", "data": []}]}
+    r = rest(main_server.http_url, "POST", "/v2/models/dynamic/infer", body)
+    assert r.status == 400, (r.status, r.body)  # was 500 "Unable to cast Python instance"
+    assert "int64" in r.error()
+
+
+@pytest.mark.parametrize("version", ["+1", " 1", "\u0661", "1.0"])
+def test_a_version_is_ascii_digits_only(main_server, grpc_stub, version):
+    quoted = urllib.parse.quote(version)
+    r = rest(main_server.http_url, "GET", f"/v2/models/dynamic/versions/{quoted}/ready")
+    assert r.status == 400, (version, r.status, r.body)
+    t, raw = grpc_input("x", "FP32", [1, 4], np.zeros((1, 4), np.float32))
+    code, msg = grpc_error(grpc_stub.ModelInfer, make_infer_request("dynamic", [(t, raw)], version=version))
+    assert code == INVALID, (version, code, msg)
+    # decimal digits, leading zeros included, still name the version
+    assert rest(main_server.http_url, "GET", "/v2/models/dynamic/versions/01/ready").status == 200
