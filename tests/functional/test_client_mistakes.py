@@ -62,3 +62,21 @@ def test_a_version_is_ascii_digits_only(main_server, grpc_stub, version):
     assert code == INVALID, (version, code, msg)
     # decimal digits, leading zeros included, still name the version
     assert rest(main_server.http_url, "GET", "/v2/models/dynamic/versions/01/ready").status == 200
+
+
+def _nested(leaf: str, depth: int) -> str:
+    """JSON text of ``leaf`` inside ``depth`` lists (built as text: the json module itself recurses)."""
+    return "[" * depth + leaf + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 70])
+def test_data_nested_deeper_than_any_rank_is_invalid(main_server, depth):
+    # KServe REST BYTES (was 500 "maximum recursion depth exceeded")
+    body = '{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ' + _nested('"a"', depth) + "}]}"
+    r = rest(main_server.http_url, "POST", "/v2/models/dynamic/infer", body, {"Content-Type": "application/json"})
+    assert r.status == 400, (r.status, r.body[:200])
+    # TFS REST b64
+    body = '{"instances": ' + _nested('{"b64": "YQ=="}', depth) + "}"
+    r = rest(main_server.http_url, "POST", "/v1/models/dynamic:predict", body, {"Content-Type": "application/json"})
+    assert r.status == 400, (r.status, r.body[:200])
+    assert_rest_serving(main_server.http_url, 1.0)

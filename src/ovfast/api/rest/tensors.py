@@ -17,10 +17,20 @@ from ovfast.errors import InvalidArgumentError
 HEADER = "Inference-Header-Content-Length"
 
 
-def _flatten_strings(data, out: list, b64: bool, name: str) -> None:
+# Deeper JSON nesting than any tensor rank is a client mistake (and would exhaust Python's stack).
+MAX_NESTING = 64
+
+
+def nested_too_deep(name: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"Invalid input content - data nested deeper than {MAX_NESTING} levels; input name: {name}")
+
+
+def _flatten_strings(data, out: list, b64: bool, name: str, depth: int = 0) -> None:
     if isinstance(data, list):
+        if depth >= MAX_NESTING:
+            raise nested_too_deep(name)
         for d in data:
-            _flatten_strings(d, out, b64, name)
+            _flatten_strings(d, out, b64, name, depth + 1)
     elif isinstance(data, str):
         if b64:
             try:

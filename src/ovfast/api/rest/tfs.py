@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
+from ovfast.api.rest.tensors import MAX_NESTING, nested_too_deep
 from ovfast.api.tfs import TfsApi
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
@@ -63,6 +64,8 @@ def _strings(name: str, value) -> tuple[list, list[int]]:
 
     def walk(v, depth: int) -> None:
         if isinstance(v, list):
+            if depth >= MAX_NESTING:
+                raise nested_too_deep(name)
             if len(shape) == depth:
                 shape.append(len(v))
             elif len(shape) < depth or shape[depth] != len(v):
