@@ -60,6 +60,19 @@ def mapping_for(exc: BaseException) -> ErrorMapping:
     return ERROR_TABLE[9]
 
 
+# Error messages quote client strings (names, shapes): bounded, so a 1 MB name cannot make the answer
+# itself fail (gRPC status metadata has a hard size limit).
+MAX_CLIENT_MESSAGE = 1024
+
+
+def client_message(exc: BaseException) -> str:
+    """The message a client gets for ``exc``: its text, cut to MAX_CLIENT_MESSAGE characters."""
+    text = str(exc)
+    if len(text) <= MAX_CLIENT_MESSAGE:
+        return text
+    return text[:MAX_CLIENT_MESSAGE] + f"... ({len(text) - MAX_CLIENT_MESSAGE} more characters)"
+
+
 def error_from_code(code: int, message: str) -> OvfastError:
     m = ERROR_TABLE.get(code, ERROR_TABLE[10])
     return m.exception(message)

@@ -80,3 +80,18 @@ def test_data_nested_deeper_than_any_rank_is_invalid(main_server, depth):
     r = rest(main_server.http_url, "POST", "/v1/models/dynamic:predict", body, {"Content-Type": "application/json"})
     assert r.status == 400, (r.status, r.body[:200])
     assert_rest_serving(main_server.http_url, 1.0)
+
+
+def test_a_huge_client_string_is_quoted_only_in_part(main_server, grpc_stub):
+    # a 1 MB output name used to come back as RESOURCE_EXHAUSTED "metadata size exceeds hard limit"
+    name = "o" * (1 << 20)
+    t, raw = grpc_input("x", "FP32", [1, 4], np.zeros((1, 4), np.float32))
+    code, msg = grpc_error(grpc_stub.ModelInfer, make_infer_request("dynamic", [(t, raw)], outputs=[name]))
+    assert code == INVALID, (code, msg[:200])
+    assert "Invalid output name" in msg and len(msg) < 2048
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, 0]}],
+            "outputs": [{"name": name}]}
+    r = rest(main_server.http_url, "POST", "/v2/models/dynamic/infer", body)
+    assert r.status == 400, (r.status, r.body[:200])
+    assert "Invalid output name" in r.error() and len(r.error()) < 2048
+    assert_grpc_serving(grpc_stub, 1.0)

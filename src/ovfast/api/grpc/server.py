@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from ovfast.api.dataplane import DataPlane, KServeBytesRequest
 from ovfast.api.triton_config import model_config as triton_model_config
-from ovfast.errors import OvfastError, mapping_for
+from ovfast.errors import OvfastError, client_message, mapping_for
 from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 from ovfast._gen.kserve import model_config_pb2 as mc
@@ -28,7 +28,7 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> N
     m = mapping_for(exc)
     if not isinstance(exc, OvfastError):
         log.exception("Unexpected error in gRPC handler", exc_info=exc)
-    await context.abort(m.grpc_status, str(exc))
+    await context.abort(m.grpc_status, client_message(exc))
 
 
 def _typed(fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], req_cls: Any) -> grpc.RpcMethodHandler:

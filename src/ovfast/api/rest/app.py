@@ -10,7 +10,7 @@ from aiohttp import web
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
 from ovfast.api.triton_config import model_config as triton_model_config
-from ovfast.errors import InvalidArgumentError, OvfastError, mapping_for
+from ovfast.errors import InvalidArgumentError, OvfastError, client_message, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
@@ -42,7 +42,7 @@ def error_response(exc: BaseException) -> web.Response:
     m = mapping_for(exc)
     if not isinstance(exc, OvfastError):
         log.exception("Unexpected error in REST handler", exc_info=exc)
-    return json_response({"error": str(exc)}, m.http_status)
+    return json_response({"error": client_message(exc)}, m.http_status)
 
 
 @web.middleware
