@@ -420,3 +420,20 @@ def test_cors_flags(ovfast_server, model_repo):
     assert r.headers["access-control-allow-headers"] == "Content-Type"
     assert r.headers["access-control-allow-credentials"] == "true"
     assert "no effect" not in srv.log()
+
+
+def test_cors_with_credentials_never_allows_any_origin(ovfast_server, model_repo):
+    # browsers refuse "*" with credentials: the request's origin is reflected instead (issue 14)
+    srv = ovfast_server("--model_name", "add", "--model_path", str(model_repo.paths["add"]), "--allow_credentials")
+    r = rest(srv.http_url, "GET", "/v2/health/ready", headers={"Origin": "http://x.test"})
+    assert r.headers["access-control-allow-origin"] == "http://x.test"
+    assert r.headers["access-control-allow-credentials"] == "true" and "Origin" in r.headers["vary"]
+    r = rest(srv.http_url, "GET", "/v2/health/ready")
+    assert "access-control-allow-origin" not in r.headers
+    # a list of origins answers the one that asked, and nothing to another
+    srv2 = ovfast_server("--model_name", "add", "--model_path", str(model_repo.paths["add"]),
+                         "--allowed_origins", "http://a.test,http://b.test")
+    r = rest(srv2.http_url, "OPTIONS", "/v2/models/add/infer", headers={"Origin": "http://b.test"})
+    assert r.status == 200 and r.headers["access-control-allow-origin"] == "http://b.test"
+    r = rest(srv2.http_url, "GET", "/v2/health/ready", headers={"Origin": "http://evil.test"})
+    assert "access-control-allow-origin" not in r.headers

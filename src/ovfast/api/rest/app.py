@@ -59,11 +59,24 @@ async def errors_middleware(request: web.Request, handler):
 
 def cors_middleware(origins: str = "*", methods: str = "*", headers: str = "*", credentials: bool = False):
     """OVMS's CORS behaviour: every response carries the allowed origins/methods/headers, and an OPTIONS
-    preflight to any path answers 200."""
-    cors = {"Access-Control-Allow-Origin": origins, "Access-Control-Allow-Methods": methods,
-            "Access-Control-Allow-Headers": headers}
+    preflight to any path answers 200. The allowed origin sent back is one origin: "*" only without
+    credentials (browsers refuse "*" with credentials, so then the request's Origin is reflected), the one
+    configured origin, or the request's Origin when it is in a configured list."""
+    allowed = [o.strip() for o in origins.split(",") if o.strip()] or ["*"]
+    cors = {"Access-Control-Allow-Methods": methods, "Access-Control-Allow-Headers": headers}
     if credentials:
         cors["Access-Control-Allow-Credentials"] = "true"
+    fixed = None  # the one value every response carries, when it does not depend on the request
+    if "*" in allowed and not credentials:
+        fixed = "*"
+    elif "*" not in allowed and len(allowed) == 1:
+        fixed = allowed[0]
+
+    def allow_origin(request: web.Request) -> str | None:
+        if fixed is not None:
+            return fixed
+        origin = request.headers.get("Origin")
+        return origin if origin and ("*" in allowed or origin in allowed) else None
 
     @web.middleware
     async def middleware(request: web.Request, handler):
@@ -72,6 +85,11 @@ def cors_middleware(origins: str = "*", methods: str = "*", headers: str = "*", 
         else:
             resp = await handler(request)
         resp.headers.update(cors)
+        origin = allow_origin(request)
+        if origin is not None:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+        if fixed is None:
+            resp.headers["Vary"] = "Origin"
         return resp
 
     return middleware
