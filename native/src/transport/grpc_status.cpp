@@ -1,0 +1,50 @@
+#include "ovfast/transport/grpc_status.hpp"
+
+#include "ovfast/codec/wire.hpp"
+
+namespace ovfast {
+
+int grpc_status_code(StatusCode code) {
+  // grpc::StatusCode values (grpcpp/support/status_code_enum.h), written out
+  // so that the core needs no gRPC header.
+  switch (code) {
+    case StatusCode::OK: return 0;
+    case StatusCode::CANCELLED: return 1;
+    case StatusCode::UNKNOWN: return 2;
+    case StatusCode::INVALID_ARGUMENT: return 3;
+    case StatusCode::DEADLINE_EXCEEDED: return 4;
+    case StatusCode::NOT_FOUND: return 5;
+    case StatusCode::ALREADY_EXISTS: return 6;
+    case StatusCode::RESOURCE_EXHAUSTED: return 8;
+    case StatusCode::FAILED_PRECONDITION: return 9;
+    case StatusCode::UNSUPPORTED: return 12;  // UNIMPLEMENTED
+    case StatusCode::INTERNAL: return 13;
+    case StatusCode::UNAVAILABLE: return 14;
+  }
+  return 2;
+}
+
+std::string printable_message(std::string_view message) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto* p = reinterpret_cast<const uint8_t*>(message.data());
+  const auto* end = p + message.size();
+  std::string out;
+  out.reserve(message.size());
+  while (p < end) {
+    size_t n = wire::utf8_sequence_size(p, end);
+    if (n > 0) {
+      out.append(reinterpret_cast<const char*>(p), n);
+      p += n;
+      continue;
+    }
+    // NOTE: one byte at a time, as Python: the bytes it folds into one error
+    // are continuation bytes, which never start a sequence here either.
+    out += "\\x";
+    out += kHex[*p >> 4];
+    out += kHex[*p & 0xF];
+    ++p;
+  }
+  return out;
+}
+
+}  // namespace ovfast
