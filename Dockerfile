@@ -1,13 +1,13 @@
 # Multi-stage: build the wheel (compiler + headers), install it into a slim runtime image.
 FROM python:3.11-slim-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends g++ libjpeg62-turbo-dev libpng-dev \
+RUN apt-get update && apt-get install -y --no-install-recommends g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN pip wheel --no-deps -w /wheels .
 
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo libpng16-16 \
+RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo libpng16-16 libgrpc++1.51 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home ovfast
 COPY --from=build /wheels /wheels

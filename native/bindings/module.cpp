@@ -24,6 +24,7 @@ using namespace ovfast::bindings;
 namespace ovfast::bindings {
 std::array<PyObject*, 12> g_errors{};
 void register_tfs(py::module_& m);
+void register_transport(py::module_& m);
 py::class_<PyServable> register_model(py::module_& m);
 }
 
@@ -199,4 +200,5 @@ PYBIND11_MODULE(_native, m) {
   register_image(m);
   register_metrics(m, servable);
   register_tfs(m);
+  register_transport(m);
 }

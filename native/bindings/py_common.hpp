@@ -149,11 +149,13 @@ class PyServable {
   PyServable(ov::Core& core, const ModelOptions& options, std::shared_ptr<CompletionQueue> queue,
              std::shared_ptr<ManualClock> clock) {
     Status st;
+    std::unique_ptr<Servable> made;
     {
       py::gil_scoped_release release;
-      st = Servable::create(core, options, std::move(clock), &impl_);
+      st = Servable::create(core, options, std::move(clock), &made);
     }
     throw_if_error(st);
+    impl_ = std::move(made);
     sinks_[static_cast<int>(SinkKind::KSERVE)] = make_kserve_sink(queue);
     sinks_[static_cast<int>(SinkKind::TFS)] = make_tfs_sink(queue);
     sinks_[static_cast<int>(SinkKind::TENSORS)] = make_tensor_sink(queue);
@@ -226,9 +228,12 @@ class PyServable {
   }
 
   Servable& impl() { return *impl_; }
+  // Shared with the native route table: a version stays alive while the
+  // gRPC front-end holds it for a request, even after Python let go of it.
+  const std::shared_ptr<Servable>& shared() const { return impl_; }
 
  private:
-  std::unique_ptr<Servable> impl_;
+  std::shared_ptr<Servable> impl_;
   std::array<std::shared_ptr<ResultSink>, 3> sinks_;
 };
 

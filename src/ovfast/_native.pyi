@@ -304,6 +304,71 @@ class TfsPredictRequest:
     @property
     def signature_name(self) -> str:
         ...
+class RouteTable:
+    """
+    Which servable the native gRPC front-end runs (model, version) on; published by Python.
+    """
+    def __init__(self) -> None:
+        ...
+    def find(self, name: str, version: typing.SupportsInt | typing.SupportsIndex) -> int | None:
+        """
+        The version a native request for (name, version) runs on (0 = default); None: forwarded to Python.
+        """
+    def publish(self, name: str, needs_control_plane: bool, default_version: typing.SupportsInt | typing.SupportsIndex, versions: list) -> None:
+        """
+        Replaces the model's routes: versions = [(version, Servable)], AVAILABLE ones; default_version 0 = none. Raises InvalidArgumentError for an inconsistent route. Releases the GIL.
+        """
+    def remove(self, name: str) -> None:
+        """
+        Drops the model's routes. Releases the GIL.
+        """
+    @property
+    def size(self) -> int:
+        ...
+class ForwardQueue:
+    """
+    Calls the native gRPC front-end hands to the Python handlers, and their answers.
+    """
+    def __init__(self) -> None:
+        ...
+    def close(self, code: typing.SupportsInt | typing.SupportsIndex, message: str) -> None:
+        """
+        Refuses new calls and answers the pending ones with this status. Releases the GIL.
+        """
+    def drain(self) -> tuple:
+        """
+        Takes everything queued: ([(call_id, method path, request bytes)], [(model, version, message)] of the requests the native front-end failed).
+        """
+    def fileno(self) -> int:
+        ...
+    def respond(self, call_id: typing.SupportsInt | typing.SupportsIndex, code: typing.SupportsInt | typing.SupportsIndex, message: str, response: bytes) -> bool:
+        """
+        Answers a call: gRPC status code (0 = OK, with `response`), message. False when it is no longer pending. Releases the GIL.
+        """
+    @property
+    def forwarded(self) -> int:
+        ...
+    @property
+    def pending(self) -> int:
+        ...
+class GrpcServer:
+    """
+    The gRPC port (grpc++ callback API).
+    """
+    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}) -> None:
+        ...
+    def shutdown(self, grace_s: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        """
+        Stops accepting, lets calls finish for up to grace_s, then cancels the rest; returns when every call is finished. Blocking (forwarded calls still need the event loop: run it in an executor). Releases the GIL.
+        """
+    def start(self) -> list[int]:
+        """
+        Binds and serves; returns the port bound for each address. Raises UnavailableError when an address cannot be bound. Releases the GIL.
+        """
+    def stats(self) -> dict:
+        """
+        {native_calls, forwarded_calls, joined_messages, joined_bytes} since start.
+        """
 def _raise_status(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: str) -> None:
     """
     Raises the exception registered for `code` (used by the error-table test).
@@ -324,6 +389,10 @@ def encode_tfs_response(model_name: str, version: str, outputs: list) -> bytes:
     """
     Serializes a PredictResponse (used by tests; the server encodes in Servable completions).
     """
+def grpc_status_code(code: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    The gRPC status code the native front-end sends for a native status code.
+    """
 def openvino_runtime_version() -> str:
     """
     The version of the OpenVINO runtime library actually loaded.
@@ -335,6 +404,10 @@ def parse_kserve_request(buffer: typing.Any) -> KServeRequest:
 def parse_tfs_predict_request(buffer: typing.Any) -> TfsPredictRequest:
     """
     Parses serialized tensorflow.serving.PredictRequest bytes; tensor_content is viewed, not copied. Raises InvalidArgumentError on malformed data. Releases the GIL while parsing.
+    """
+def printable_message(message: bytes) -> str:
+    """
+    A status message as the native front-end sends it (invalid UTF-8 as \\xNN).
     """
 def submit_tfs(servable: Servable, request: typing.Any, version: str, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1) -> None:
     """

@@ -1,4 +1,5 @@
-"""The server process: one asyncio loop running gRPC and REST over one data plane."""
+"""The server process: one asyncio loop running the control plane and REST over one data plane,
+beside the native gRPC front-end."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,8 @@ from aiohttp import web
 from ovfast import _native
 from ovfast.errors import OvfastError
 from ovfast.api.dataplane import DataPlane
-from ovfast.api.grpc.server import KServeService, build_grpc_server
+from ovfast.api.grpc.frontend import GrpcFrontend, grpc_addresses
+from ovfast.api.grpc.server import KServeService
 from ovfast.api.grpc.tfs import TfsService
 from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
@@ -41,7 +43,7 @@ class Server:
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
         self._stop = asyncio.Event()
-        self._grpc = None
+        self._grpc: GrpcFrontend | None = None
         self._rest_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -50,9 +52,21 @@ class Server:
         cfg = self.config
         if cfg.port:
             handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
-            self._grpc, bound = build_grpc_server(handlers, cfg.grpc_bind_address,
-                                                  cfg.port, cfg.extra.get("grpc_channel_arguments"))
-            await self._grpc.start()
+            metrics = self.dataplane.metrics
+            # the native front-end reports the requests it fails only when they would be logged
+            on_failure = self.dataplane.log_failure if self.dataplane.logs_failures() else None
+            addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port)
+            self._grpc = GrpcFrontend(handlers, self.registry.routes, addresses,
+                                      kserve_route=metrics.route_kserve_grpc_infer,
+                                      tfs_route=metrics.route_tfs_grpc_predict,
+                                      memory_quota=cfg.grpc_memory_quota or 0,
+                                      channel_args=cfg.extra.get("grpc_channel_arguments"),
+                                      on_failure=on_failure)
+            try:
+                bound = self._grpc.start(loop)
+            except OSError:
+                self._grpc = None
+                raise
             log.info("Started gRPC server on %s", ", ".join(bound))
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...

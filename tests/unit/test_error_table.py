@@ -1,5 +1,6 @@
 """The one error table: every native code maps to one exception, one gRPC status and one HTTP status,
-and both transports use it (walked through a real grpc.aio server and the REST error path)."""
+and both transports use it (walked through the native gRPC server — its own answers and the Python
+handlers' — and the REST error path)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,8 @@ import orjson
 import pytest
 
 from ovfast import _native
-from ovfast.api.grpc.server import _typed
+from ovfast.api.grpc.frontend import GrpcFrontend
+from ovfast.api.grpc.server import typed
 from ovfast.api.rest.app import error_response
 from ovfast.errors import ERROR_TABLE, OvfastError, error_from_code, mapping_for
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
@@ -51,35 +53,43 @@ def test_unexpected_exceptions_are_internal():
     assert mapping_for(RuntimeError("x")).code == 9
 
 
+def test_native_grpc_codes_are_the_table():
+    """The native front-end answers some errors itself (grpc_status.hpp): with the table's codes."""
+    for row in ROWS:
+        assert _native.grpc_status_code(row.code) == row.grpc_status.value[0]
+
+
+@pytest.mark.parametrize("raw", [b"plain", b"caf\xc3\xa9", b"a\xffb", b"\xe2\x82A", b"\xc0\xaf", b"\xed\xa0\x80",
+                                 b"\xf4\x90\x80\x80", b"\xf0\x9f\x99"])
+def test_native_messages_are_written_as_python_writes_them(raw):
+    assert _native.printable_message(raw) == raw.decode("utf-8", "backslashreplace")
+
+
 def test_grpc_status_for_every_row():
-    """A real grpc.aio server whose handler raises each error; a real client sees the mapped status."""
+    """The native gRPC server forwards to a handler that raises each error; a real client sees the mapped status."""
 
     async def main():
-        async def fail(request, context):
+        async def fail(request):
             raise error_from_code(int(request.name), f"code {request.name}")
 
-        handler = _typed(fail, pb.ModelReadyRequest)
-
-        class Router(grpc.GenericRpcHandler):
-            def service(self, details):
-                return handler
-
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers([Router()])
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
+        method = "/inference.GRPCInferenceService/ModelReady"
+        frontend = GrpcFrontend({method: typed(fail, pb.ModelReadyRequest)}, _native.RouteTable(), ["127.0.0.1:0"])
+        (address,) = frontend.start(asyncio.get_running_loop())
         seen = {}
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            call = ch.unary_unary("/inference.GRPCInferenceService/ModelReady",
-                                  request_serializer=pb.ModelReadyRequest.SerializeToString,
+        async with grpc.aio.insecure_channel(address) as ch:
+            call = ch.unary_unary(method, request_serializer=pb.ModelReadyRequest.SerializeToString,
                                   response_deserializer=pb.ModelReadyResponse.FromString)
             for row in ROWS:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await call(pb.ModelReadyRequest(name=str(row.code)))
                 seen[row.code] = (info.value.code(), info.value.details())
-        await server.stop(None)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await ch.unary_unary(method)(b"\xff\xff")  # not a ModelReadyRequest
+            seen["undecodable"] = (info.value.code(), info.value.details())
+        await frontend.stop(1)
         return seen
 
     seen = asyncio.run(main())
     for row in ROWS:
         assert seen[row.code] == (row.grpc_status, f"code {row.code}")
+    assert seen["undecodable"] == (grpc.StatusCode.INTERNAL, "Exception deserializing request!")

@@ -5,14 +5,14 @@
 #include <mutex>
 #include <vector>
 
+#include "ovfast/event_fd.hpp"
 #include "ovfast/request.hpp"
 
 namespace ovfast {
 
 class CompletionQueue {
  public:
-  CompletionQueue();
-  ~CompletionQueue();
+  CompletionQueue() = default;
   CompletionQueue(const CompletionQueue&) = delete;
   CompletionQueue& operator=(const CompletionQueue&) = delete;
 
@@ -20,10 +20,10 @@ class CompletionQueue {
   void push(Completion&& c);
   // Resets the eventfd and takes everything queued so far. Non-blocking.
   std::vector<Completion> drain();
-  int fd() const { return fd_; }
+  int fd() const { return wakeup_.fd(); }
 
  private:
-  int fd_ = -1;
+  EventFd wakeup_;
   std::mutex mu_;
   std::vector<Completion> items_;  // guarded by mu_
 };

@@ -200,9 +200,20 @@ class DataPlane:
         into the same native counters. ``t0``: time.monotonic_ns() at receipt."""
         if exc is None or counted_natively:
             if exc is not None:
-                log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
+                self.log_failure(h.name, h.version, exc)
             return
         h.record_failure(t0)
         if route >= 0:
             self.metrics.count(h, *ROUTES[route], ok=False)
-        log.debug("Inference failed for model %s version %d: %s", h.name, h.version, exc)
+        self.log_failure(h.name, h.version, exc)
+
+    @staticmethod
+    def log_failure(name: str, version: int, error: object) -> None:
+        """The log line of a failed inference request, on every path (the native gRPC front-end
+        reports the requests it failed here too)."""
+        log.debug("Inference failed for model %s version %d: %s", name, version, error)
+
+    @staticmethod
+    def logs_failures() -> bool:
+        """Whether :meth:`log_failure` writes anything (the native front-end reports failures only then)."""
+        return log.isEnabledFor(logging.DEBUG)

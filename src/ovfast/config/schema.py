@@ -138,6 +138,7 @@ class ServerConfig:
     log_path: str | None = None
     cache_dir: str | None = None
     grpc_workers: int = 1
+    grpc_memory_quota: int | None = None  # gRPC resource quota: bytes (None = unlimited)
     rest_workers: int | None = None
     metrics_enable: bool = False
     metrics_list: tuple[str, ...] = ()

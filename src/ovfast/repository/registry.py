@@ -131,7 +131,21 @@ class ModelRegistry:
         self.models: dict[str, ServedModel] = {}
         self.completions = completions
         self.core = core
+        # What the native gRPC front-end serves without Python: kept in step with every model's
+        # versions by _refresh().
+        self.routes = _native.RouteTable()
         self._background: set[asyncio.Task] = set()
+
+    def _refresh(self, served: ServedModel) -> None:
+        """After any change of a model's versions or settings: its default version, and its routes
+        for the native gRPC front-end (the AVAILABLE versions; none for shape/batch "auto", whose
+        requests may need a reshape first). A version leaves the routes here before it drains."""
+        served.refresh_default()
+        cfg = served.config
+        versions = [(v, h.servable) for v, h in served.versions.items()
+                    if h.state == VersionState.AVAILABLE and h.servable is not None]
+        default = served.default.version if served.default is not None else 0
+        self.routes.publish(served.name, bool(cfg.auto_shape_inputs) or cfg.auto_batch, default, versions)
 
     # -- lookups (hot path: dict gets only) -------------------------------------------------
     def get_model(self, name: str) -> ServedModel:
@@ -222,6 +236,7 @@ class ModelRegistry:
             served.config = cfg
             if change.reload_versions:
                 served.generation += 1
+            self._refresh(served)
         changed |= await self.sync_all()
         return changed
 
@@ -288,12 +303,12 @@ class ModelRegistry:
                 r = served.load_failed(v, (path, options, version_stamp(vdir)))
                 log.info("Model %s version %d: load attempt %d failed%s; next attempt in %g s", cfg.name, v,
                          r.attempts, "; the previous configuration keeps serving" if replacing else "", r.delay_s)
-                served.refresh_default()
+                self._refresh(served)
                 continue
             served.retries.pop(v, None)
             changed = True
             served.versions[v] = new
-            served.refresh_default()
+            self._refresh(served)
             if replacing:
                 await self._unload(served, old)
         retire = [v for v, h in served.versions.items() if v not in wanted and h.state != VersionState.END]
@@ -301,7 +316,7 @@ class ModelRegistry:
             why = "its folder is gone" if v not in available else "the version policy no longer selects it"
             log.info("Model %s version %d: retiring because %s", cfg.name, v, why)
         changed |= await self._retire(served, retire)
-        served.refresh_default()
+        self._refresh(served)
         return changed
 
     def _new_handle(self, served: ServedModel, version: int, path: str, options: LoadOptions) -> ModelHandle:
@@ -322,13 +337,13 @@ class ModelRegistry:
                 continue
             await self._unload(served, h)
             changed = True
-        served.refresh_default()
+        self._refresh(served)
         return changed
 
     async def _unload(self, served: ServedModel, h: ModelHandle) -> None:
         """Marks ``h`` UNLOADING at once (new requests stop picking it), then drains and frees it."""
         h.set_state(VersionState.UNLOADING)
-        served.refresh_default()
+        self._refresh(served)
         await asyncio.get_running_loop().run_in_executor(None, h.unload)
 
     # -- "auto" shape / batch ---------------------------------------------------------------
@@ -370,7 +385,7 @@ class ModelRegistry:
             except Exception as exc:  # noqa: BLE001 - the previous compiled model keeps serving
                 raise FailedPreconditionError(f"{RESHAPE_ERROR} - {exc}") from None
             served.versions[cur.version] = new
-            served.refresh_default()
+            self._refresh(served)
             # The old compiled model finishes its in-flight requests in the background.
             cur.set_state(VersionState.UNLOADING)
             task = asyncio.get_running_loop().create_task(self._drain_later(cur))

@@ -126,27 +126,36 @@ bool for_each_scalar(const std::vector<Span>& spans, uint32_t field, WireType sc
   return true;
 }
 
+// Bytes in the well-formed UTF-8 sequence at [p, end) (no overlongs, no
+// surrogates, nothing above U+10FFFF: what Python's decoder accepts); 0 when
+// the bytes at p do not start one.
+inline size_t utf8_sequence_size(const uint8_t* p, const uint8_t* end) {
+  uint8_t c = *p;
+  if (c < 0x80) return 1;
+  int n; uint32_t cp;
+  if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+  else return 0;
+  if (end - p <= n) return 0;
+  for (int i = 1; i <= n; ++i) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return static_cast<size_t>(n) + 1;
+}
+
 // proto3 `string` fields must hold valid UTF-8 (overlongs and surrogates rejected).
 inline bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
-    uint8_t c = *p;
-    if (c < 0x80) { ++p; continue; }
-    int n; uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (end - p <= n) return false;
-    for (int i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    p += n + 1;
+    size_t n = utf8_sequence_size(p, end);
+    if (n == 0) return false;
+    p += n;
   }
   return true;
 }

@@ -1,0 +1,341 @@
+#include "ovfast/transport/grpc_server.hpp"
+
+#include <grpc/grpc.h>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "ovfast/codec/kserve.hpp"
+#include "ovfast/codec/tfs.hpp"
+#include "ovfast/exec/result_sink.hpp"
+#include "ovfast/transport/grpc_status.hpp"
+
+namespace ovfast {
+namespace {
+
+constexpr char kModelInfer[] = "/inference.GRPCInferenceService/ModelInfer";
+constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
+constexpr int kInternal = 13;
+constexpr int kUnavailable = 14;
+
+// What a call is, by its method path.
+enum class Kind { KSERVE, TFS, FORWARD, UNKNOWN };
+
+class Call;
+
+// Finishes the call a served job belongs to (InferJob::context) with the
+// encoded response, or with the job's error.
+class CallSink final : public ResultSink {
+ public:
+  explicit CallSink(Kind kind) : kind_(kind) {}
+  void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming& t) override;
+
+ private:
+  Kind kind_;
+};
+
+class Service final : public grpc::CallbackGenericService {
+ public:
+  explicit Service(GrpcServer::Impl* server) : server_(server) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
+
+ private:
+  GrpcServer::Impl* server_;
+};
+
+}  // namespace
+
+struct GrpcServer::Impl {
+  GrpcServerOptions opts;
+  std::shared_ptr<RouteTable> routes;
+  std::shared_ptr<ForwardQueue> forward;
+  std::unordered_set<std::string> forwarded;
+  std::shared_ptr<ResultSink> kserve_sink = std::make_shared<CallSink>(Kind::KSERVE);
+  std::shared_ptr<ResultSink> tfs_sink = std::make_shared<CallSink>(Kind::TFS);
+  Service service{this};
+  std::unique_ptr<grpc::Server> server;
+
+  std::mutex mu;
+  std::condition_variable idle_cv;
+  int64_t live_calls = 0;  // guarded by mu: reactors created and not done
+  bool stopped = false;    // guarded by mu
+
+  std::atomic<uint64_t> native_calls{0}, forwarded_calls{0}, joined_messages{0}, joined_bytes{0};
+
+  Kind kind_of(const std::string& method) const {
+    if (method == kModelInfer) return Kind::KSERVE;
+    if (method == kPredict) return Kind::TFS;
+    return forwarded.count(method) ? Kind::FORWARD : Kind::UNKNOWN;
+  }
+  void call_started() {
+    std::lock_guard<std::mutex> lock(mu);
+    ++live_calls;
+  }
+  void call_done() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (--live_calls == 0) idle_cv.notify_all();
+  }
+};
+
+namespace {
+
+// One RPC: a unary call carried by the generic (bidi) reactor — one request
+// read, then exactly one answer(): a response message, or a status.
+// Lifetime: created by gRPC, deleted in OnDone(), which gRPC calls only after
+// the answer; until then whoever holds the call (a job's context, a pending
+// forwarded call) may answer it from any thread.
+class Call final : public grpc::ServerGenericBidiReactor {
+ public:
+  Call(GrpcServer::Impl* server, const grpc::GenericCallbackServerContext* ctx)
+      : server_(server), ctx_(ctx), kind_(server->kind_of(ctx->method())) {
+    server_->call_started();
+    if (kind_ == Kind::UNKNOWN) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "Method not found!"));  // grpcio's words
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void answer(std::string&& response) {
+    grpc::Slice slice;
+    if (!response.empty()) {
+      // NOTE: the slice takes the string over; it is freed when gRPC has sent it.
+      auto* owned = new std::string(std::move(response));
+      slice = grpc::Slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+    }
+    response_ = grpc::ByteBuffer(&slice, 1);
+    StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+  void fail(int grpc_code, const std::string& message) {
+    Finish(grpc::Status(static_cast<grpc::StatusCode>(grpc_code), message));
+  }
+  // A served request that failed (refused at submit, or its job failed).
+  void fail_served(const Status& st) {
+    std::string message = printable_message(st.message());
+    if (server_->opts.report_failures) server_->forward->report({model_, version_, message});
+    fail(grpc_status_code(st.code()), message);
+  }
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      fail(kInternal, "No request message received");
+      return;
+    }
+    received_ns_ = now_ns();
+    if (!request_.Dump(&slices_).ok()) {
+      fail(kInternal, "Cannot read the request message");
+      return;
+    }
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    if (slices_.size() == 1) {
+      data = slices_[0].begin();
+      size = slices_[0].size();
+    } else if (slices_.size() > 1) {
+      // The one copy a received request may cost: its slices joined.
+      joined_.reserve(request_.Length());
+      for (const grpc::Slice& s : slices_) joined_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      slices_.clear();
+      data = reinterpret_cast<const uint8_t*>(joined_.data());
+      size = joined_.size();
+      server_->joined_messages.fetch_add(1, std::memory_order_relaxed);
+      server_->joined_bytes.fetch_add(size, std::memory_order_relaxed);
+    }
+    request_.Clear();  // the slices (or the joined copy) hold the bytes now
+    if (kind_ == Kind::FORWARD) forward(data, size);
+    else serve(data, size);
+  }
+
+  void OnDone() override {
+    GrpcServer::Impl* server = server_;
+    delete this;
+    server->call_done();
+  }
+
+  // ModelInfer / Predict: runs natively when the request is well-formed and routed.
+  void serve(const uint8_t* data, size_t size) {
+    auto job = std::make_unique<InferJob>();
+    job->received_ns = received_ns_;
+    int64_t version = 0;
+    bool routable;
+    if (kind_ == Kind::KSERVE) {
+      routable = parse_kserve_request(data, size, job.get()).is_ok() &&
+                 parse_version_label(job->model_version, &version);
+    } else {
+      TfsModelSpec spec;
+      routable = parse_tfs_predict_request(data, size, &spec, job.get()).is_ok() && spec.present && spec.version >= 0;
+      version = spec.version;
+    }
+    // NOTE: a request that is malformed or not routed here goes to the control
+    // plane as it came: its answer (an error, a wait for a loading version, an
+    // "auto" reshape) is worded exactly as clients always got it.
+    std::shared_ptr<Servable> servable;
+    if (routable) {
+      std::shared_ptr<const RouteSnapshot> routes = server_->routes->snapshot();
+      if (const VersionRoute* r = routes->find(job->model_name, version)) {
+        servable = r->servable;
+        job->model_version = r->label;
+        model_ = job->model_name;
+        version_ = r->label;
+      }
+    }
+    if (!servable) {
+      job.reset();
+      forward(data, size);
+      return;
+    }
+    const bool kserve = kind_ == Kind::KSERVE;
+    job->metrics_route = kserve ? server_->opts.kserve_route : server_->opts.tfs_route;
+    job->sink = kserve ? server_->kserve_sink : server_->tfs_sink;
+    job->context = this;
+    server_->native_calls.fetch_add(1, std::memory_order_relaxed);
+    Status st = servable->submit(std::move(job));
+    // On OK the sink answers, maybe already on another thread: `this` may be gone.
+    if (!st.is_ok()) fail_served(st);
+    // NOTE: if the control plane dropped this version meanwhile, `servable` is
+    // the last reference and ~Servable runs here, waiting for the job just submitted.
+  }
+
+  void forward(const uint8_t* data, size_t size) {
+    std::string body = joined_.empty() ? std::string(reinterpret_cast<const char*>(data), size) : std::move(joined_);
+    slices_.clear();
+    joined_.clear();
+    server_->forwarded_calls.fetch_add(1, std::memory_order_relaxed);
+    bool queued = server_->forward->push(ctx_->method(), std::move(body), [this](ForwardReply&& reply) {
+      if (reply.grpc_code == 0) answer(std::move(reply.response));
+      else fail(reply.grpc_code, reply.message);
+    });
+    if (!queued) fail(kUnavailable, "Server is shutting down");
+  }
+
+  GrpcServer::Impl* server_;
+  const grpc::GenericCallbackServerContext* ctx_;  // valid until OnDone
+  const Kind kind_;
+  grpc::ByteBuffer request_, response_;
+  std::vector<grpc::Slice> slices_;  // the request's bytes, when they came in one slice
+  std::string joined_;               // ... or joined, when they came in several
+  uint64_t received_ns_ = 0;
+  std::string model_, version_;      // where a served request was routed
+};
+
+void CallSink::deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) {
+  Call* call = static_cast<Call*>(job.context);
+  job.context = nullptr;
+  if (!status.is_ok()) {
+    call->fail_served(status);
+    return;
+  }
+  std::string body;
+  try {
+    body = kind_ == Kind::KSERVE ? encode_kserve_response(job.model_name, job.model_version, job.id, outputs)
+                                 : encode_tfs_response(job.model_name, job.model_version, outputs);
+  } catch (const std::exception& e) {
+    call->fail_served(internal_error(std::string("Internal server error - cannot encode the response: ") + e.what()));
+    return;
+  }
+  call->answer(std::move(body));
+}
+
+grpc::ServerGenericBidiReactor* Service::CreateReactor(grpc::GenericCallbackServerContext* ctx) {
+  return new Call(server_, ctx);
+}
+
+}  // namespace
+
+GrpcServer::GrpcServer(GrpcServerOptions options, std::shared_ptr<RouteTable> routes,
+                       std::shared_ptr<ForwardQueue> forward)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->opts = std::move(options);
+  impl_->routes = std::move(routes);
+  impl_->forward = std::move(forward);
+  impl_->forwarded.insert(impl_->opts.forwarded_methods.begin(), impl_->opts.forwarded_methods.end());
+}
+
+GrpcServer::~GrpcServer() { shutdown(0); }
+
+Status GrpcServer::start(std::vector<int>* ports) {
+  const GrpcServerOptions& o = impl_->opts;
+  grpc::ServerBuilder builder;
+  std::vector<int> bound(o.addresses.size(), 0);
+  for (size_t i = 0; i < o.addresses.size(); ++i)
+    builder.AddListeningPort(o.addresses[i], grpc::InsecureServerCredentials(), &bound[i]);
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  builder.SetMaxSendMessageSize(o.max_message_bytes);
+  // A port another process holds is an error, not a shared port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  for (const auto& [k, v] : o.int_args) builder.AddChannelArgument(k, v);
+  for (const auto& [k, v] : o.string_args) builder.AddChannelArgument(k, v);
+  if (o.memory_quota > 0) {
+    grpc::ResourceQuota quota("ovfast");
+    quota.Resize(static_cast<size_t>(o.memory_quota));
+    builder.SetResourceQuota(quota);
+  }
+  builder.RegisterCallbackGenericService(&impl_->service);
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server) {
+    // BuildAndStart stops at the first address it cannot bind; those before it got their port.
+    for (size_t i = 0; i < bound.size(); ++i)
+      if (bound[i] == 0)
+        return {StatusCode::UNAVAILABLE,
+                "cannot bind gRPC server to " + o.addresses[i] + " (address in use or not available)"};
+    return {StatusCode::UNAVAILABLE, "cannot start the gRPC server"};
+  }
+  *ports = std::move(bound);
+  return Status::ok();
+}
+
+void GrpcServer::shutdown(double grace_s) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  if (!impl_->server) return;
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                            std::chrono::duration<double>(std::max(0.0, grace_s)));
+  // NOTE: grpc::Server::Shutdown returns only when every call is finished, but
+  // a forwarded call is finished by the control plane: past the grace period
+  // the ones still waiting for it are answered here instead.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread closer([&] {
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait_until(lock, deadline, [&] { return done; });
+    lock.unlock();
+    impl_->forward->close({kUnavailable, "Server is shutting down", {}});
+  });
+  impl_->server->Shutdown(deadline);
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = true;
+  }
+  done_cv.notify_all();
+  closer.join();
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->idle_cv.wait(lock, [&] { return impl_->live_calls == 0; });
+  lock.unlock();
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+GrpcServerStats GrpcServer::stats() const {
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {get(impl_->native_calls), get(impl_->forwarded_calls), get(impl_->joined_messages),
+          get(impl_->joined_bytes)};
+}
+
+}  // namespace ovfast
