@@ -1,6 +1,9 @@
 """Building a native Servable in tests: keyword knobs -> one ``_native.ModelOptions``."""
 from __future__ import annotations
 
+import select
+import time
+
 from ovfast import _native
 
 
@@ -18,3 +21,16 @@ def options(path: str, **knobs) -> _native.ModelOptions:
 def servable(path: str, queue: _native.CompletionQueue, *, core: _native.Core | None = None,
              clock: _native.ManualClock | None = None, **knobs) -> _native.Servable:
     return _native.Servable(core or _native.Core(), options(path, **knobs), queue, clock)
+
+
+def completions(queue: _native.CompletionQueue, n: int, timeout_s: float = 60) -> dict:
+    """The next ``n`` completions of ``queue``, by context: {context: (code, message, payload)}."""
+    done: dict = {}
+    deadline = time.monotonic() + timeout_s
+    while len(done) < n:
+        assert time.monotonic() < deadline, f"only {len(done)} of {n} completions"
+        select.select([queue.fileno()], [], [], 1)
+        for ctx, code, msg, payload, _infer_us, _wait_us in queue.drain():
+            assert ctx not in done
+            done[ctx] = (code, msg, payload)
+    return done

@@ -7,15 +7,13 @@ model's formula (``tests/models.py: build_rows``: y = 2x + 1, s = row sums).
 """
 from __future__ import annotations
 
-import select
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import models as M
-from native_servable import servable
+from native_servable import completions as wait, servable
 from ovfast import _native
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 
@@ -44,19 +42,6 @@ def make(xml, *, max_batch_size=4, delay_us=BIG, preferred=(), nireq=1, manual=T
 
 def submit(s, data: np.ndarray, tag) -> None:
     s.submit_tensors([("x", "FP32", list(data.shape), data)], None, tag)
-
-
-def wait(queue, n: int) -> dict:
-    """The next n completions, by context."""
-    done: dict = {}
-    deadline = time.monotonic() + 60
-    while len(done) < n:
-        assert time.monotonic() < deadline, f"only {len(done)} of {n} completions"
-        select.select([queue.fileno()], [], [], 1)
-        for ctx, code, msg, payload, _infer_us, _wait_us in queue.drain():
-            assert ctx not in done
-            done[ctx] = (code, msg, payload)
-    return done
 
 
 def check(done: dict, inputs: dict) -> None:

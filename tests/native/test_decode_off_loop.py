@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import io
 import os
-import select
 import threading
-import time
 
 import numpy as np
 import openvino as ov
 import pytest
 from openvino import opset13 as ops
 
-from native_servable import servable
+from native_servable import completions, servable
 from ovfast import _native
 
 PIL = pytest.importorskip("PIL.Image")
@@ -35,17 +33,6 @@ def _png(value: int) -> bytes:
     return buf.getvalue()
 
 
-def _drain(queue, n: int) -> dict:
-    done: dict = {}
-    deadline = time.monotonic() + 60
-    while len(done) < n:
-        assert time.monotonic() < deadline, f"only {len(done)} of {n} completions"
-        select.select([queue.fileno()], [], [], 1)
-        for ctx, code, msg, payload, _i, _w in queue.drain():
-            done[ctx] = (code, msg, payload)
-    return done
-
-
 @pytest.fixture(scope="module")
 def image_servable(tmp_path_factory):
     q = _native.CompletionQueue()
@@ -57,7 +44,7 @@ def test_broken_image_fails_through_the_queue_not_at_submit(image_servable):
     # Were decoding done in submit, this call would raise InvalidArgumentError here.
     s.submit_tensors([("image", "BYTES", [1], [b"\x89PNG but not really"])], None, "broken")
     s.submit_tensors([("image", "BYTES", [2], [_png(10), _png(20)])], None, "good")
-    done = _drain(q, 2)
+    done = completions(q, 2)
     code, msg, _ = done["broken"]
     assert code == _native.InvalidArgumentError.code and "image" in msg.lower()
     code, _, payload = done["good"]
@@ -77,7 +64,7 @@ def test_image_requests_create_no_thread_per_request(image_servable):
     PIL.fromarray(rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)).save(buf, format="PNG")
     big = buf.getvalue()  # milliseconds to decode, then resized to 8x8
     s.submit_tensors([("image", "BYTES", [4], [big] * 4)], None, "warm")
-    _drain(q, 1)
+    completions(q, 1)
     before = set(os.listdir("/proc/self/task"))
     seen: set = set()
     stop = threading.Event()
@@ -93,7 +80,7 @@ def test_image_requests_create_no_thread_per_request(image_servable):
     n = 60
     for i in range(n):
         s.submit_tensors([("image", "BYTES", [4], [big] * 4)], None, i)
-    done = _drain(q, n)
+    done = completions(q, n)
     stop.set()
     t.join()
     assert all(done[i][0] == 0 for i in range(n))

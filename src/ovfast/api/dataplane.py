@@ -40,14 +40,20 @@ class InferRequest:
         raise NotImplementedError
 
 
-class KServeBytesRequest(InferRequest):
+class NativeParsedRequest(InferRequest):
+    """A request the native codec parsed (``parsed``: KServeRequest / TfsPredictRequest)."""
+
+    parsed: Any
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return self.parsed.input_shapes  # from the native parse: no second protobuf parse
+
+
+class KServeBytesRequest(NativeParsedRequest):
     """KServe gRPC ModelInfer: the native parse of the request bytes (tensors stay in the bytes)."""
 
     def __init__(self, data: bytes) -> None:
         self.parsed = _native.parse_kserve_request(data)
-
-    def input_shapes(self) -> dict[str, list[int]]:
-        return self.parsed.input_shapes  # from the native parse: no second protobuf parse
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
         handle.submit_kserve(self.parsed, fut, route)
@@ -177,11 +183,11 @@ class DataPlane:
             fut = asyncio.get_running_loop().create_future()
             submitted = True
             request.submit(handle, fut, route)
-            payload, infer_us, wait_us = await fut
+            payload, _infer_us, _wait_us = await fut
         except OvfastError as exc:
             self._account(handle, route, t0, exc, counted_natively=submitted)
             raise
-        self._account(handle, route, t0, None, infer_us, wait_us)
+        self._account(handle, route, t0, None)
         return handle, payload
 
     def reject(self, name: str, version: str | int | None, route: int, exc: BaseException) -> None:
@@ -194,7 +200,7 @@ class DataPlane:
         self._account(handle, route, time.monotonic_ns(), exc, counted_natively=False)
 
     def _account(self, h: ModelHandle, route: int, t0: int, exc: BaseException | None,
-                 infer_us: int = 0, wait_us: int = 0, counted_natively: bool = True) -> None:
+                 counted_natively: bool = True) -> None:
         """The one place a finished inference request is accounted. The native core counts every request
         that reached its submit (Triton statistics and Prometheus); a failure before that is counted here,
         into the same native counters. ``t0``: time.monotonic_ns() at receipt."""

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass
 
 from ovfast import _native
-from ovfast.api.dataplane import DataPlane, InferRequest
+from ovfast.api.dataplane import DataPlane, InferRequest, NativeParsedRequest
 from ovfast.api.types import TF_DT_INVALID, TF_ENUM
 from ovfast.errors import MODEL_NAME_MISSING, MODEL_VERSION_MISSING, InvalidArgumentError, NotFoundError
 from ovfast.runtime.model import ModelHandle, TensorSpec
@@ -54,14 +54,11 @@ def parse_version(version: int | str | None) -> int:
     return v
 
 
-class TfsPredictBytes(InferRequest):
+class TfsPredictBytes(NativeParsedRequest):
     """TFS gRPC Predict: the native parse of the PredictRequest bytes (tensor_content stays in the bytes)."""
 
     def __init__(self, data: bytes) -> None:
         self.parsed = _native.parse_tfs_predict_request(data)
-
-    def input_shapes(self) -> dict[str, list[int]]:
-        return self.parsed.input_shapes  # from the native parse: no second protobuf parse
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
         handle.submit_tfs(self.parsed, fut, route)
