@@ -105,6 +105,22 @@ def make_infer_request(model: str, inputs, *, version: str = "", id: str = "", o
     return req
 
 
+def predict_request(model: str, inputs: dict, output_filter=()):
+    """A TFS ``PredictRequest`` (ovmsclient's stubs) with FP32 ``tensor_content`` for each ``{name: array}``."""
+    from ovmsclient.tfs_compat.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    from ovmsclient.tfs_compat.protos.tensorflow_serving.apis import predict_pb2
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = model
+    for name, arr in inputs.items():
+        a = np.ascontiguousarray(arr, np.float32)
+        dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in a.shape]
+        req.inputs[name].CopyFrom(tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_content=a.tobytes(), tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims)))
+    req.output_filter.extend(output_filter)
+    return req
+
+
 def grpc_error(call, request, timeout: float = 30):
     """Call a stub method expecting failure; return ``(code, details)``."""
     try:

@@ -13,6 +13,14 @@ uint64_t now_ns() {
                                    .count());
 }
 
+Status InferJob::unwanted(uint64_t now) const {
+  if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed))
+    return {StatusCode::CANCELLED, "Request cancelled by the client before it started"};
+  if (deadline_ns != 0 && now >= deadline_ns)
+    return {StatusCode::DEADLINE_EXCEEDED, "Deadline exceeded before the request started"};
+  return Status::ok();
+}
+
 std::shared_ptr<Clock::Waiter> Clock::subscribe(std::mutex* mu, std::condition_variable* cv) {
   auto w = std::make_shared<Waiter>();
   w->mu = mu;

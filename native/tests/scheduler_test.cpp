@@ -6,6 +6,8 @@
 // statistics count all of it.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -168,6 +170,47 @@ TEST_F(SchedulerTest, JobsBeyondTheInferRequestsQueueAndAllFinish) {
   s->drain();
   for (int i = 0; i < kJobs; ++i) expect_affine(*sink, std::to_string(i), {1, 4}, ramp(4, static_cast<float>(i)));
   EXPECT_EQ(s->metrics().stats.execution_count.load(), uint64_t{kJobs});
+}
+
+TEST_F(SchedulerTest, QueuedJobsPastTheirDeadlineOrCancelledAreDroppedNotRun) {
+  std::unique_ptr<Servable> s = affine(1);
+  ASSERT_TRUE(s);
+  auto sink = std::make_shared<RecordingSink>();
+  sink->hold();  // the only infer request stays leased: what follows queues
+  ASSERT_TRUE(s->submit(f32_job("first", {1, 4}, ramp(4, 0), sink)).is_ok());
+  ASSERT_TRUE(sink->wait_held());
+  std::atomic<bool> gone{false};
+  auto late = f32_job("late", {1, 4}, ramp(4, 1), sink);
+  late->deadline_ns = now_ns();  // already due: past by the time the request is free
+  late->metrics_route = kRoute;
+  auto cancelled = f32_job("cancelled", {1, 4}, ramp(4, 2), sink);
+  cancelled->cancelled = &gone;
+  auto patient = f32_job("patient", {1, 4}, ramp(4, 3), sink);
+  patient->deadline_ns = now_ns() + 3600ull * 1000000000ull;
+  ASSERT_TRUE(s->submit(std::move(late)).is_ok());
+  ASSERT_TRUE(s->submit(std::move(cancelled)).is_ok());
+  ASSERT_TRUE(s->submit(std::move(patient)).is_ok());
+  ASSERT_TRUE(s->submit(f32_job("plain", {1, 4}, ramp(4, 4), sink)).is_ok());
+  EXPECT_EQ(s->queued(), 4);
+  gone = true;  // its client went away while it waited
+  sink->release();
+  s->drain();
+
+  expect_affine(*sink, "first", {1, 4}, ramp(4, 0));
+  expect_affine(*sink, "patient", {1, 4}, ramp(4, 3));
+  expect_affine(*sink, "plain", {1, 4}, ramp(4, 4));
+  for (const char* id : {"late", "cancelled"}) {
+    EXPECT_EQ(sink->outcome(id).deliveries, 1) << id;
+    EXPECT_EQ(sink->outcome(id).outputs.size(), 0u) << id;
+  }
+  EXPECT_EQ(sink->outcome("late").status.code(), StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(sink->outcome("cancelled").status.code(), StatusCode::CANCELLED);
+  ServableMetrics& m = s->metrics();
+  EXPECT_EQ(m.stats.execution_count.load(), 3u) << "dropped jobs never run";
+  EXPECT_EQ(m.stats.success_count.load(), 3u);
+  EXPECT_EQ(m.stats.fail_count.load(), 2u);
+  EXPECT_EQ(m.fail[kRoute].load(), 1u) << "the late job was counted under its route";
+  EXPECT_EQ(m.current_requests.load(), 0);
 }
 
 TEST_F(SchedulerTest, DrainReturnsWithNothingInFlight) {

@@ -15,12 +15,11 @@ import openvino as ov
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from ovmsclient.tfs_compat.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from ovmsclient.tfs_compat.protos.tensorflow_serving.apis import predict_pb2
 from tritonclient.utils import InferenceServerException
 
 import models as M
-from kserve_util import rest, triton_clients
+from kserve_util import predict_request, rest, triton_clients
 
 try:
     from openvino import opset13 as ops
@@ -161,13 +160,7 @@ def test_repeated_requested_output_is_invalid(srv, clients, client_mod):
 
 def test_tfs_output_filter_repeated_returns_each_output_once(srv):
     """TFS Predict ignores output_filter (as OVMS): a repeated name never yields a second copy."""
-    req = predict_pb2.PredictRequest()
-    req.model_spec.name = "add"
-    req.inputs["b"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, tensor_content=X.tobytes(),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
-                                                            for d in X.shape])))
-    req.output_filter.extend(["a", "a"])
+    req = predict_request("add", {"b": X}, output_filter=["a", "a"])
     with grpc.insecure_channel(srv.grpc_url) as ch:
         call = ch.unary_unary("/tensorflow.serving.PredictionService/Predict",
                               request_serializer=lambda m: m.SerializeToString(),

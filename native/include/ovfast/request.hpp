@@ -5,6 +5,7 @@
 // alive until the job completes, see InferJob::keepalive) or owns its bytes in
 // `owned` / `strings` (typed protobuf contents, converted JSON).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,6 +54,14 @@ struct InferJob {
   // stamp at submit).
   int metrics_route = -1;
   uint64_t received_ns = 0;
+  // When the job stops being wanted if it has not started yet: now_ns() past
+  // deadline_ns (0 = no deadline), or *cancelled set by the transport (the
+  // client went away). Whoever sets `cancelled` keeps the flag alive until the
+  // job's sink has it. A scheduler drops such a job instead of running it.
+  uint64_t deadline_ns = 0;
+  const std::atomic<bool>* cancelled = nullptr;
+  // Why the job is no longer wanted at `now` (DEADLINE_EXCEEDED / CANCELLED), or OK.
+  Status unwanted(uint64_t now) const;
 };
 
 struct OutputTensor {

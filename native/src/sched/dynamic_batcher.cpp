@@ -51,9 +51,10 @@ void DynamicBatcher::timer_loop() {
     Clock::Reading r = clock_->read();
     Launch launch;
     uint64_t deadline;
-    if (launch_locked(r.ns, &launch, &deadline)) {
+    const bool go = launch_locked(r.ns, &launch, &deadline);
+    if (go || !launch.dropped.empty()) {
       lock.unlock();
-      start(std::move(launch));
+      dispatch(std::move(launch));
       lock.lock();
       continue;
     }

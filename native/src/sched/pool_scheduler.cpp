@@ -34,7 +34,7 @@ void PoolScheduler::drain() {
   std::unique_lock<std::mutex> lock(mu_);
   ++flushing_;
   waiting_locked(false);  // a batcher re-plans at once with flushing on
-  idle_cv_.wait(lock, [&] { return pending_.empty() && pool_->idle() == pool_->size(); });
+  idle_cv_.wait(lock, [&] { return pending_.empty() && answering_ == 0 && pool_->idle() == pool_->size(); });
   --flushing_;
 }
 
@@ -54,17 +54,27 @@ Status PoolScheduler::submit(std::unique_ptr<InferJob>& job) {
     pending_.push_back({std::move(job), t0, rows});
     uint64_t deadline;
     // A run that is due starts on this thread; a batcher's thread only keeps time.
-    if (!launch_locked(t0, &launch, &deadline)) {
-      waiting_locked(true);
-      return Status::ok();
-    }
+    if (!launch_locked(t0, &launch, &deadline)) waiting_locked(true);
   }
-  start(std::move(launch));
+  dispatch(std::move(launch));
   return Status::ok();
 }
 
 bool PoolScheduler::launch_locked(uint64_t now, Launch* out, uint64_t* deadline_ns) {
   *deadline_ns = kNever;
+  if (pool_->idle() > 0 || flushing_locked()) {
+    // NOTE: looked at only when something could start (or everything must go):
+    // a job waiting behind busy requests is judged when its turn can come.
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->job->unwanted(now).is_ok()) {
+        ++it;
+        continue;
+      }
+      out->dropped.push_back(std::move(*it));
+      it = pending_.erase(it);
+    }
+    answering_ += static_cast<int>(out->dropped.size());
+  }
   if (pending_.empty() || stopping_ || pool_->idle() == 0) return false;
   std::vector<size_t> take;
   if (!plan_locked(now, &take, deadline_ns)) return false;
@@ -75,6 +85,27 @@ bool PoolScheduler::launch_locked(uint64_t now, Launch* out, uint64_t* deadline_
   // take is ascending: erase from the back so earlier indices stay put
   for (size_t k = take.size(); k-- > 0;) pending_.erase(pending_.begin() + static_cast<long>(take[k]));
   return true;
+}
+
+void PoolScheduler::dispatch(Launch launch) {
+  if (!launch.dropped.empty()) answer_dropped(launch.dropped);
+  if (launch.lease) start(std::move(launch));
+}
+
+void PoolScheduler::answer_dropped(std::vector<QueuedJob>& dropped) {
+  const uint64_t now = clock_->now_ns();
+  for (QueuedJob& q : dropped) {
+    std::unique_ptr<InferJob> job = std::move(q.job);
+    Status st = job->unwanted(now);
+    if (st.is_ok()) st = {StatusCode::CANCELLED, "Request dropped"};  // cannot happen: unwanted stays unwanted
+    metrics_.job_done(job->metrics_route, job->received_ns, false, false, 0, 0, 0);
+    std::vector<OutputTensor> none;
+    job->sink->deliver(*job, std::move(st), none, {0, 0});
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  answering_ -= static_cast<int>(dropped.size());
+  // NOTE: under the lock, as in on_done: drain() may proceed once this is seen.
+  idle_cv_.notify_all();
 }
 
 void PoolScheduler::start(Launch launch) {
@@ -167,11 +198,12 @@ void PoolScheduler::on_done(size_t slot, std::exception_ptr err) {
     if (!go) {
       if (!pending_.empty()) waiting_locked(false);
       // NOTE: notified under the lock: once idle, drain() (then the destructor)
-      // may proceed, so nothing of `this` is touched after.
+      // may proceed, so nothing of `this` is touched after — unless jobs were
+      // dropped: answering_ holds drain() until answer_dropped() is done.
       idle_cv_.notify_all();
     }
   }
-  if (go) start(std::move(next));
+  if (go || !next.dropped.empty()) dispatch(std::move(next));
 }
 
 void PoolScheduler::finish(Run& run, std::exception_ptr err) {

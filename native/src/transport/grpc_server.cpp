@@ -158,6 +158,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
     else serve(data, size);
   }
 
+  // The client cancelled, or the call's deadline passed: a job still queued is dropped (never run).
+  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+
   void OnDone() override {
     GrpcServer::Impl* server = server_;
     delete this;
@@ -200,12 +203,22 @@ class Call final : public grpc::ServerGenericBidiReactor {
     job->metrics_route = kserve ? server_->opts.kserve_route : server_->opts.tfs_route;
     job->sink = kserve ? server_->kserve_sink : server_->tfs_sink;
     job->context = this;
+    job->cancelled = &cancelled_;
+    job->deadline_ns = deadline_ns(received_ns_);
     server_->native_calls.fetch_add(1, std::memory_order_relaxed);
     Status st = servable->submit(std::move(job));
     // On OK the sink answers, maybe already on another thread: `this` may be gone.
     if (!st.is_ok()) fail_served(st);
     // NOTE: if the control plane dropped this version meanwhile, `servable` is
     // the last reference and ~Servable runs here, waiting for the job just submitted.
+  }
+
+  // The client's deadline on the steady clock of `now` (0: none).
+  uint64_t deadline_ns(uint64_t now) const {
+    const auto left = ctx_->deadline() - std::chrono::system_clock::now();
+    if (left > std::chrono::hours(24 * 365)) return 0;  // no deadline: gRPC reports the infinite future
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    return ns <= 0 ? now : now + static_cast<uint64_t>(ns);
   }
 
   void forward(const uint8_t* data, size_t size) {
@@ -227,6 +240,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   std::vector<grpc::Slice> slices_;  // the request's bytes, when they came in one slice
   std::string joined_;               // ... or joined, when they came in several
   uint64_t received_ns_ = 0;
+  std::atomic<bool> cancelled_{false};  // set by OnCancel; InferJob::cancelled points here
   std::string model_, version_;      // where a served request was routed
 };
 

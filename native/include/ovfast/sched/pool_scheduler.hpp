@@ -11,6 +11,9 @@
 // infer request sits idle). Lock order: mu_, then the pool's own mutex.
 // Threads: submit() on any thread; completions on OpenVINO callback threads,
 // which start the next queued run themselves (no thread hop).
+// Unwanted jobs (InferJob::unwanted: past their deadline, or cancelled) are
+// taken out of the queue whenever a run is planned and answered with that
+// status, never run; they count as failed requests.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -54,10 +57,14 @@ class PoolScheduler : public Scheduler {
   struct Launch {
     std::optional<InferPool::Lease> lease;
     std::vector<QueuedJob> jobs;
+    std::vector<QueuedJob> dropped;  // unwanted jobs taken out of the queue, to answer
   };
-  // Takes the next run if one is due and an infer request is free. Needs mu_.
+  // Takes the unwanted jobs out of the queue, then the next run if one is due
+  // and an infer request is free (true). Needs mu_. Whatever it fills in goes
+  // to dispatch() once mu_ is released.
   bool launch_locked(uint64_t now_ns, Launch* out, uint64_t* deadline_ns);
-  void start(Launch launch);
+  // Without mu_: answers the dropped jobs, then starts the run if one was taken.
+  void dispatch(Launch launch);
 
   ModelInstance& model_;
   ServableMetrics& metrics_;
@@ -69,6 +76,7 @@ class PoolScheduler : public Scheduler {
   bool stopping_ = false;             // guarded by mu_
   int flushing_ = 0;                  // guarded by mu_: drain() calls in progress
   bool flush_all_ = false;            // guarded by mu_: flush() was called
+  int answering_ = 0;                 // guarded by mu_: dropped jobs not yet answered (drain waits)
 
  private:
   // One per infer request: what runs on it. Touched only by the lease holder.
@@ -81,6 +89,8 @@ class PoolScheduler : public Scheduler {
     std::vector<ov::Tensor> batch_inputs;  // reused across batches
     uint64_t start_ns = 0;
   };
+  void start(Launch launch);
+  void answer_dropped(std::vector<QueuedJob>& dropped);
   void bind_inputs(Run& run);
   void on_done(size_t slot, std::exception_ptr err);
   // Reads the run's outputs and hands every job its part. No lock.
