@@ -53,7 +53,8 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
                                         bool report_failures,
                                         int max_message_bytes, int64_t memory_quota,
                                         std::map<std::string, int> int_args,
-                                        std::map<std::string, std::string> string_args) {
+                                        std::map<std::string, std::string> string_args, std::string tls_cert,
+                                        std::string tls_key, std::string tls_ca, std::string api_key) {
   if (!routes || !forward) throw py::value_error("routes and forward are required");
   GrpcServerOptions o;
   o.addresses = std::move(addresses);
@@ -65,6 +66,12 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
   o.memory_quota = memory_quota;
   o.int_args = std::move(int_args);
   o.string_args = std::move(string_args);
+  if (tls_cert.empty() != tls_key.empty()) throw py::value_error("tls_cert and tls_key go together");
+  if (!tls_ca.empty() && tls_cert.empty()) throw py::value_error("tls_ca needs tls_cert and tls_key");
+  o.tls_cert_pem = std::move(tls_cert);
+  o.tls_key_pem = std::move(tls_key);
+  o.tls_ca_pem = std::move(tls_ca);
+  o.api_key = std::move(api_key);
   return std::make_unique<GrpcServer>(std::move(o), std::move(routes), std::move(forward));
 }
 
@@ -118,7 +125,11 @@ void register_transport(py::module_& m) {
            py::arg("forwarded_methods"), py::arg("kserve_route") = kNoRoute, py::arg("tfs_route") = kNoRoute,
            py::arg("report_failures") = false, py::arg("max_message_bytes") = 1 << 30, py::arg("memory_quota") = 0,
            py::arg("int_args") = std::map<std::string, int>{},
-           py::arg("string_args") = std::map<std::string, std::string>{})
+           py::arg("string_args") = std::map<std::string, std::string>{}, py::arg("tls_cert") = "",
+           py::arg("tls_key") = "", py::arg("tls_ca") = "", py::arg("api_key") = "",
+           "tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates "
+           "required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the "
+           "metadata 'authorization: Bearer <api_key>'.")
       .def("start", [](GrpcServer& s) {
              std::vector<int> ports;
              Status st;

@@ -355,8 +355,10 @@ class GrpcServer:
     """
     The gRPC port (grpc++ callback API).
     """
-    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}) -> None:
-        ...
+    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '') -> None:
+        """
+        tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the metadata 'authorization: Bearer <api_key>'.
+        """
     def shutdown(self, grace_s: typing.SupportsFloat | typing.SupportsIndex) -> None:
         """
         Stops accepting, lets calls finish for up to grace_s, then cancels the rest; returns when every call is finished. Blocking (forwarded calls still need the event loop: run it in an executor). Releases the GIL.

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grpc_max_threads", type=int, default=None)
     s.add_argument("--grpc_memory_quota", type=int, default=None, help="gRPC server buffer memory quota, bytes")
     s.add_argument("--grpc_channel_arguments", default=None, help="k=v,k=v gRPC server channel arguments")
+    s.add_argument("--grpc_certificate_path", default=None,
+                   help="PEM certificate chain of the gRPC port; with --grpc_key_path it serves TLS only")
+    s.add_argument("--grpc_key_path", default=None, help="PEM private key of --grpc_certificate_path")
+    s.add_argument("--grpc_ca_path", default=None,
+                   help="PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS)")
     s.add_argument("--rest_workers", type=int, default=None)
     s.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     s.add_argument("--log_path", default=None)
@@ -172,6 +177,7 @@ def config_from_args(args: argparse.Namespace):
     from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
     from ovfast.observability.metrics import select_families
+    from ovfast.security import TlsConfigError, load_tls
 
     demo = False
     if args.model_name is not None or args.model_path is not None:
@@ -218,6 +224,13 @@ def config_from_args(args: argparse.Namespace):
     if args.file_system_poll_wait_seconds < 0:
         raise UsageError("file_system_poll_wait_seconds must be >= 0")
 
+    try:
+        grpc_tls = load_tls("grpc", args.grpc_certificate_path, args.grpc_key_path, args.grpc_ca_path)
+    except TlsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if grpc_tls is not None and not port:
+        raise UsageError("--grpc_certificate_path is set but the gRPC port is disabled (--port 0)")
+
     models: list = []
     repository = None
     if args.config_path:
@@ -255,7 +268,7 @@ def config_from_args(args: argparse.Namespace):
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
-        grpc_memory_quota=args.grpc_memory_quota,
+        grpc_memory_quota=args.grpc_memory_quota, grpc_tls=grpc_tls,
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,

@@ -61,13 +61,15 @@ class Server:
                                       tfs_route=metrics.route_tfs_grpc_predict,
                                       memory_quota=cfg.grpc_memory_quota or 0,
                                       channel_args=cfg.extra.get("grpc_channel_arguments"),
+                                      tls=cfg.grpc_tls,
                                       on_failure=on_failure)
             try:
                 bound = self._grpc.start(loop)
             except OSError:
                 self._grpc = None
                 raise
-            log.info("Started gRPC server on %s", ", ".join(bound))
+            tls = "" if cfg.grpc_tls is None else " (mutual TLS)" if cfg.grpc_tls.mutual else " (TLS)"
+            log.info("Started gRPC server on %s%s", ", ".join(bound), tls)
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]

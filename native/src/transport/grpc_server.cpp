@@ -28,6 +28,31 @@ constexpr char kModelInfer[] = "/inference.GRPCInferenceService/ModelInfer";
 constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
 constexpr int kInternal = 13;
 constexpr int kUnavailable = 14;
+constexpr int kUnauthenticated = 16;
+
+// The calls a load balancer or an orchestrator's probe makes: never behind the API key.
+bool is_health(const std::string& method) {
+  return method == "/inference.GRPCInferenceService/ServerLive" ||
+         method == "/inference.GRPCInferenceService/ServerReady" ||
+         method == "/inference.GRPCInferenceService/ModelReady";
+}
+
+// a == b, in a time that depends on their lengths only.
+bool same_secret(const char* a, size_t a_size, const std::string& b) {
+  unsigned char diff = a_size == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(b[i] ^ (i < a_size ? a[i] : 0));
+  return diff == 0;
+}
+
+std::shared_ptr<grpc::ServerCredentials> credentials(const GrpcServerOptions& o) {
+  if (o.tls_cert_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(o.tls_ca_pem.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = o.tls_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
 
 // What a call is, by its method path.
 enum class Kind { KSERVE, TFS, FORWARD, UNKNOWN };
@@ -72,6 +97,14 @@ struct GrpcServer::Impl {
   bool stopped = false;    // guarded by mu
 
   std::atomic<uint64_t> native_calls{0}, forwarded_calls{0}, joined_messages{0}, joined_bytes{0};
+  std::string bearer;  // "Bearer <api_key>", or empty: no key asked
+
+  bool authorized(const grpc::GenericCallbackServerContext* ctx) const {
+    if (bearer.empty() || is_health(ctx->method())) return true;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    return it != md.end() && same_secret(it->second.data(), it->second.size(), bearer);
+  }
 
   Kind kind_of(const std::string& method) const {
     if (method == kModelInfer) return Kind::KSERVE;
@@ -100,6 +133,10 @@ class Call final : public grpc::ServerGenericBidiReactor {
   Call(GrpcServer::Impl* server, const grpc::GenericCallbackServerContext* ctx)
       : server_(server), ctx_(ctx), kind_(server->kind_of(ctx->method())) {
     server_->call_started();
+    if (!server_->authorized(ctx)) {
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(kUnauthenticated), "Unauthenticated: a valid API key is required"));
+      return;
+    }
     if (kind_ == Kind::UNKNOWN) {
       Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "Method not found!"));  // grpcio's words
       return;
@@ -275,6 +312,7 @@ GrpcServer::GrpcServer(GrpcServerOptions options, std::shared_ptr<RouteTable> ro
   impl_->routes = std::move(routes);
   impl_->forward = std::move(forward);
   impl_->forwarded.insert(impl_->opts.forwarded_methods.begin(), impl_->opts.forwarded_methods.end());
+  if (!impl_->opts.api_key.empty()) impl_->bearer = "Bearer " + impl_->opts.api_key;
 }
 
 GrpcServer::~GrpcServer() { shutdown(0); }
@@ -283,8 +321,8 @@ Status GrpcServer::start(std::vector<int>* ports) {
   const GrpcServerOptions& o = impl_->opts;
   grpc::ServerBuilder builder;
   std::vector<int> bound(o.addresses.size(), 0);
-  for (size_t i = 0; i < o.addresses.size(); ++i)
-    builder.AddListeningPort(o.addresses[i], grpc::InsecureServerCredentials(), &bound[i]);
+  std::shared_ptr<grpc::ServerCredentials> creds = credentials(o);
+  for (size_t i = 0; i < o.addresses.size(); ++i) builder.AddListeningPort(o.addresses[i], creds, &bound[i]);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   // A port another process holds is an error, not a shared port.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Union
 
 from ovfast.repository.version_policy import Latest, VersionPolicy
+from ovfast.security import TlsFiles
 
 AUTO: Final = "auto"  # shape / batch_size "auto": the model is reloaded for each new request shape
 
@@ -139,6 +140,7 @@ class ServerConfig:
     cache_dir: str | None = None
     grpc_workers: int = 1
     grpc_memory_quota: int | None = None  # gRPC resource quota: bytes (None = unlimited)
+    grpc_tls: TlsFiles | None = None  # --grpc_certificate_path & co.: TLS (mutual with a CA) on the gRPC port
     rest_workers: int | None = None
     metrics_enable: bool = False
     metrics_list: tuple[str, ...] = ()

@@ -46,6 +46,15 @@ struct GrpcServerOptions {
   // The method paths the control plane serves; any other path that is not
   // served natively is answered UNIMPLEMENTED without reaching Python.
   std::vector<std::string> forwarded_methods;
+  // TLS: a PEM certificate chain and its private key turn it on (no
+  // plaintext port then); a PEM CA bundle as well requires every client to
+  // present a certificate it signed (mutual TLS). The caller checks that the
+  // files are readable and the key matches before start().
+  std::string tls_cert_pem, tls_key_pem, tls_ca_pem;
+  // When not empty, every call but the health ones (ServerLive, ServerReady,
+  // ModelReady) must carry the metadata `authorization: Bearer <api_key>`
+  // (compared in constant time), or is answered UNAUTHENTICATED.
+  std::string api_key;
 };
 
 struct GrpcServerStats {

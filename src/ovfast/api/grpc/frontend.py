@@ -18,6 +18,7 @@ from typing import Callable
 from ovfast import _native
 from ovfast.api.grpc.server import GRPC_MAX_MESSAGE, Handler
 from ovfast.errors import OvfastError, UnavailableError, client_message, mapping_for
+from ovfast.security import TlsFiles
 
 log = logging.getLogger("ovfast.grpc")
 
@@ -68,6 +69,10 @@ class GrpcFrontend:
         ``--grpc_memory_quota``: gRPC's resource quota for buffers, bytes; 0 = unlimited.
     channel_args : str or None
         ``--grpc_channel_arguments``.
+    tls : TlsFiles or None
+        ``--grpc_certificate_path`` & co.: TLS only (mutual TLS with a CA bundle); None: plaintext.
+    api_key : str
+        When not empty, every call but the health ones needs ``authorization: Bearer <api_key>``.
     on_failure : callable or None
         ``on_failure(model, version, message)`` for each inference request the native side answered
         with an error (``DataPlane.log_failure``); None: not reported.
@@ -75,7 +80,8 @@ class GrpcFrontend:
 
     def __init__(self, handlers: dict[str, Handler], routes: _native.RouteTable, addresses: list[str], *,
                  kserve_route: int = -1, tfs_route: int = -1, memory_quota: int = 0,
-                 channel_args: str | None = None, on_failure: Callable[[str, int, str], None] | None = None) -> None:
+                 channel_args: str | None = None, tls: TlsFiles | None = None, api_key: str = "",
+                 on_failure: Callable[[str, int, str], None] | None = None) -> None:
         self.handlers = handlers
         self.addresses = addresses
         self.queue = _native.ForwardQueue()
@@ -83,7 +89,8 @@ class GrpcFrontend:
         self.server = _native.GrpcServer(
             addresses, routes, self.queue, list(handlers), kserve_route=kserve_route, tfs_route=tfs_route,
             report_failures=on_failure is not None, max_message_bytes=GRPC_MAX_MESSAGE, memory_quota=memory_quota,
-            int_args=ints, string_args=strings)
+            int_args=ints, string_args=strings, api_key=api_key,
+            **({} if tls is None else {"tls_cert": tls.cert_pem, "tls_key": tls.key_pem, "tls_ca": tls.ca_pem}))
         self._on_failure = on_failure
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
