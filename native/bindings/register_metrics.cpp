@@ -39,12 +39,13 @@ void register_metrics(py::module_& m, py::class_<PyServable>& servable) {
             py::arg("request_us") = py::make_tuple(histogram_tuple(mt.request_us[0]), histogram_tuple(mt.request_us[1])),
             py::arg("batch_size") = histogram_tuple(mt.batch_size),
             py::arg("batch_queue_delay_us") = histogram_tuple(mt.batch_queue_delay_us),
-            py::arg("batch_copied_bytes") = mt.batch_copied_bytes.load(std::memory_order_relaxed));
+            py::arg("batch_copied_bytes") = mt.batch_copied_bytes.load(std::memory_order_relaxed),
+            py::arg("rejected_queue_full") = mt.rejected_queue_full.load(std::memory_order_relaxed));
       },
       "Scrape-time read of the request metrics: {success, fail: [per route], current_requests, "
       "inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, "
       "batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us, batch_copied_bytes: input "
-      "bytes copied into batch tensors}. "
+      "bytes copied into batch tensors, rejected_queue_full: jobs refused by max_queue_size}. "
       "Bucket counts are per bucket, not cumulative.");
   servable.def(
       "count",

@@ -79,6 +79,8 @@ py::class_<PyServable> register_model(py::module_& m) {
                       std::sort(v.begin(), v.end());
                       o.batching.preferred_batch_sizes = std::move(v);
                     })
+      .def_readwrite("max_queue_size", &ModelOptions::max_queue_size,
+                     "Jobs queued (waiting for an infer request or a batch) beyond which submit refuses; 0 = no bound.")
       .def_readwrite("echo", &ModelOptions::echo, "Transport floor: no inference, outputs echo inputs.");
 
   py::class_<PyServable> servable(m, "Servable");

@@ -54,7 +54,8 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
                                         int max_message_bytes, int64_t memory_quota,
                                         std::map<std::string, int> int_args,
                                         std::map<std::string, std::string> string_args, std::string tls_cert,
-                                        std::string tls_key, std::string tls_ca, std::string api_key) {
+                                        std::string tls_key, std::string tls_ca, std::string api_key,
+                                        std::shared_ptr<RequestMemory> request_memory) {
   if (!routes || !forward) throw py::value_error("routes and forward are required");
   GrpcServerOptions o;
   o.addresses = std::move(addresses);
@@ -72,6 +73,7 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
   o.tls_key_pem = std::move(tls_key);
   o.tls_ca_pem = std::move(tls_ca);
   o.api_key = std::move(api_key);
+  o.request_memory = std::move(request_memory);
   return std::make_unique<GrpcServer>(std::move(o), std::move(routes), std::move(forward));
 }
 
@@ -120,6 +122,16 @@ void register_transport(py::module_& m) {
       .def_property_readonly("pending", &ForwardQueue::pending)
       .def_property_readonly("forwarded", &ForwardQueue::forwarded);
 
+  py::class_<RequestMemory, std::shared_ptr<RequestMemory>>(
+      m, "RequestMemory", "The server-wide bound on bytes held by requests in flight (--max_request_memory).")
+      .def(py::init<int64_t>(), py::arg("limit_bytes"), "limit_bytes 0: no bound (still counted).")
+      .def("try_reserve", &RequestMemory::try_reserve, py::arg("bytes"),
+           "Takes `bytes` if the total stays within the limit; False (counted as refused) otherwise.")
+      .def("release", &RequestMemory::release, py::arg("bytes"))
+      .def_property_readonly("limit", &RequestMemory::limit)
+      .def_property_readonly("in_use", &RequestMemory::in_use)
+      .def_property_readonly("refused", &RequestMemory::refused);
+
   py::class_<GrpcServer>(m, "GrpcServer", "The gRPC port (grpc++ callback API).")
       .def(py::init(&make_server), py::arg("addresses"), py::arg("routes"), py::arg("forward"),
            py::arg("forwarded_methods"), py::arg("kserve_route") = kNoRoute, py::arg("tfs_route") = kNoRoute,
@@ -127,6 +139,7 @@ void register_transport(py::module_& m) {
            py::arg("int_args") = std::map<std::string, int>{},
            py::arg("string_args") = std::map<std::string, std::string>{}, py::arg("tls_cert") = "",
            py::arg("tls_key") = "", py::arg("tls_ca") = "", py::arg("api_key") = "",
+           py::arg("request_memory") = std::shared_ptr<RequestMemory>(),
            "tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates "
            "required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the "
            "metadata 'authorization: Bearer <api_key>'.")

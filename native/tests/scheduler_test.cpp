@@ -42,9 +42,10 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // A servable of the [-1,4] affine model with `nireq` infer requests (echo: none).
-  static std::unique_ptr<Servable> affine(int nireq, bool echo = false) {
+  static std::unique_ptr<Servable> affine(int nireq, bool echo = false, int max_queue_size = 0) {
     ModelOptions o = testkit::cpu_options(affine_path_, nireq);
     o.echo = echo;
+    o.max_queue_size = max_queue_size;
     std::unique_ptr<Servable> s;
     Status st = Servable::create(*core_, o, nullptr, &s);
     EXPECT_TRUE(st.is_ok()) << st.message();
@@ -211,6 +212,33 @@ TEST_F(SchedulerTest, QueuedJobsPastTheirDeadlineOrCancelledAreDroppedNotRun) {
   EXPECT_EQ(m.stats.fail_count.load(), 2u);
   EXPECT_EQ(m.fail[kRoute].load(), 1u) << "the late job was counted under its route";
   EXPECT_EQ(m.current_requests.load(), 0);
+}
+
+TEST_F(SchedulerTest, MaxQueueSizeRefusesJobsBeyondItAndCountsThem) {
+  std::unique_ptr<Servable> s = affine(1, false, /*max_queue_size=*/2);
+  ASSERT_TRUE(s);
+  auto sink = std::make_shared<RecordingSink>();
+  sink->hold();
+  ASSERT_TRUE(s->submit(f32_job("running", {1, 4}, ramp(4, 0), sink)).is_ok());
+  ASSERT_TRUE(sink->wait_held());
+  ASSERT_TRUE(s->submit(f32_job("q1", {1, 4}, ramp(4, 1), sink)).is_ok());
+  ASSERT_TRUE(s->submit(f32_job("q2", {1, 4}, ramp(4, 2), sink)).is_ok());
+  auto extra = f32_job("extra", {1, 4}, ramp(4, 3), sink);
+  extra->metrics_route = kRoute;
+  Status st = s->submit(std::move(extra));
+  EXPECT_EQ(st.code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.message().find("Model queue is full: 2 requests are waiting (max_queue_size 2)"), std::string::npos)
+      << st.message();
+  sink->release();
+  s->drain();
+  for (int i = 1; i <= 2; ++i) expect_affine(*sink, "q" + std::to_string(i), {1, 4}, ramp(4, static_cast<float>(i)));
+  EXPECT_EQ(sink->outcome("extra").deliveries, 0) << "a refused job reaches no sink";
+  ServableMetrics& m = s->metrics();
+  EXPECT_EQ(m.rejected_queue_full.load(), 1u);
+  EXPECT_EQ(m.fail[kRoute].load(), 1u);
+  ASSERT_TRUE(s->submit(f32_job("after", {1, 4}, ramp(4, 4), sink)).is_ok());  // room again
+  s->drain();
+  expect_affine(*sink, "after", {1, 4}, ramp(4, 4));
 }
 
 TEST_F(SchedulerTest, DrainReturnsWithNothingInFlight) {

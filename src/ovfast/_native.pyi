@@ -157,6 +157,14 @@ class ModelOptions:
     def max_queue_delay_us(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def max_queue_size(self) -> int:
+        """
+        Jobs queued (waiting for an infer request or a batch) beyond which submit refuses; 0 = no bound.
+        """
+    @max_queue_size.setter
+    def max_queue_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def mean(self) -> list[float]:
         ...
     @mean.setter
@@ -229,7 +237,7 @@ class Servable:
         """
     def metrics(self) -> dict:
         """
-        Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us, batch_copied_bytes: input bytes copied into batch tensors}. Bucket counts are per bucket, not cumulative.
+        Scrape-time read of the request metrics: {success, fail: [per route], current_requests, inference_us, wait_us: (per-bucket counts incl. +Inf, sum_us), request_us: (gRPC, REST) histograms, batch_size: (counts over BATCH_SIZE_BOUNDS, sum of rows), batch_queue_delay_us, batch_copied_bytes: input bytes copied into batch tensors, rejected_queue_full: jobs refused by max_queue_size}. Bucket counts are per bucket, not cumulative.
         """
     def record_failure(self, received_ns: typing.SupportsInt | typing.SupportsIndex) -> None:
         """
@@ -351,11 +359,35 @@ class ForwardQueue:
     @property
     def pending(self) -> int:
         ...
+class RequestMemory:
+    """
+    The server-wide bound on bytes held by requests in flight (--max_request_memory).
+    """
+    def __init__(self, limit_bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        limit_bytes 0: no bound (still counted).
+        """
+    def release(self, bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def try_reserve(self, bytes: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        """
+        Takes `bytes` if the total stays within the limit; False (counted as refused) otherwise.
+        """
+    @property
+    def in_use(self) -> int:
+        ...
+    @property
+    def limit(self) -> int:
+        ...
+    @property
+    def refused(self) -> int:
+        ...
+
 class GrpcServer:
     """
     The gRPC port (grpc++ callback API).
     """
-    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '') -> None:
+    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '', request_memory: RequestMemory | None = None) -> None:
         """
         tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the metadata 'authorization: Bearer <api_key>'.
         """

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grpc_max_threads", type=int, default=None)
     s.add_argument("--grpc_memory_quota", type=int, default=None, help="gRPC server buffer memory quota, bytes")
     s.add_argument("--grpc_channel_arguments", default=None, help="k=v,k=v gRPC server channel arguments")
+    s.add_argument("--max_request_memory", default=None,
+                   help="bound on bytes held by requests in flight, all ports (e.g. 2GiB); the excess is refused "
+                        "RESOURCE_EXHAUSTED / 503")
     s.add_argument("--grpc_certificate_path", default=None,
                    help="PEM certificate chain of the gRPC port; with --grpc_key_path it serves TLS only")
     s.add_argument("--grpc_key_path", default=None, help="PEM private key of --grpc_certificate_path")
@@ -177,6 +180,7 @@ def config_from_args(args: argparse.Namespace):
     from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
     from ovfast.observability.metrics import select_families
+    from ovfast.config.units import parse_bytes
     from ovfast.security import TlsConfigError, load_tls
 
     demo = False
@@ -228,6 +232,10 @@ def config_from_args(args: argparse.Namespace):
         grpc_tls = load_tls("grpc", args.grpc_certificate_path, args.grpc_key_path, args.grpc_ca_path)
     except TlsConfigError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        max_request_memory = parse_bytes(args.max_request_memory or 0, "--max_request_memory")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if grpc_tls is not None and not port:
         raise UsageError("--grpc_certificate_path is set but the gRPC port is disabled (--port 0)")
 
@@ -269,6 +277,7 @@ def config_from_args(args: argparse.Namespace):
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
         grpc_memory_quota=args.grpc_memory_quota, grpc_tls=grpc_tls,
+        max_request_memory=max_request_memory,
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,

@@ -40,7 +40,8 @@ ERROR_TABLE: dict[int, ErrorMapping] = {
         ErrorMapping(3, UnavailableError, grpc.StatusCode.UNAVAILABLE, 503),
         ErrorMapping(4, AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS, 409),
         ErrorMapping(5, UnsupportedError, grpc.StatusCode.UNIMPLEMENTED, 501),
-        ErrorMapping(6, ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        # overload (a full model queue, request memory): 503, so HTTP clients and balancers retry elsewhere
+        ErrorMapping(6, ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED, 503),
         ErrorMapping(7, DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED, 504),
         ErrorMapping(8, CancelledError, grpc.StatusCode.CANCELLED, 499),
         ErrorMapping(9, InternalError, grpc.StatusCode.INTERNAL, 500),

@@ -39,6 +39,9 @@ class Server:
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)
         self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
+        # every port reserves what a request holds from this one bound (--max_request_memory; 0 = none)
+        self.request_memory = _native.RequestMemory(config.max_request_memory)
+        self.dataplane.metrics.request_memory = self.request_memory
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
@@ -61,7 +64,7 @@ class Server:
                                       tfs_route=metrics.route_tfs_grpc_predict,
                                       memory_quota=cfg.grpc_memory_quota or 0,
                                       channel_args=cfg.extra.get("grpc_channel_arguments"),
-                                      tls=cfg.grpc_tls,
+                                      tls=cfg.grpc_tls, request_memory=self.request_memory,
                                       on_failure=on_failure)
             try:
                 bound = self._grpc.start(loop)

@@ -95,6 +95,8 @@ struct ServableMetrics {
   Histogram batch_queue_delay_us;
   // Bytes copied to gather batch inputs (the batcher's one copy; a batch of one request copies nothing).
   std::atomic<uint64_t> batch_copied_bytes{0};
+  // Jobs refused because max_queue_size jobs were already queued (also counted as failed).
+  std::atomic<uint64_t> rejected_queue_full{0};
 
   InferStatistics stats;
 

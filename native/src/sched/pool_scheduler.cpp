@@ -51,6 +51,13 @@ Status PoolScheduler::submit(std::unique_ptr<InferJob>& job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return {StatusCode::UNAVAILABLE, "Model is being unloaded"};
+    const size_t bound = static_cast<size_t>(std::max(0, model_.options().max_queue_size));
+    if (bound > 0 && pending_.size() >= bound) {
+      metrics_.rejected_queue_full.fetch_add(1, std::memory_order_relaxed);
+      return {StatusCode::RESOURCE_EXHAUSTED, "Model queue is full: " + std::to_string(pending_.size()) +
+                                                  " requests are waiting (max_queue_size " + std::to_string(bound) +
+                                                  "); retry later"};
+    }
     pending_.push_back({std::move(job), t0, rows});
     uint64_t deadline;
     // A run that is due starts on this thread; a batcher's thread only keeps time.

@@ -26,6 +26,7 @@ namespace {
 
 constexpr char kModelInfer[] = "/inference.GRPCInferenceService/ModelInfer";
 constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
+constexpr int kResourceExhausted = 8;
 constexpr int kInternal = 13;
 constexpr int kUnavailable = 14;
 constexpr int kUnauthenticated = 16;
@@ -171,6 +172,17 @@ class Call final : public grpc::ServerGenericBidiReactor {
       return;
     }
     received_ns_ = now_ns();
+    if (RequestMemory* budget = server_->opts.request_memory.get()) {
+      const int64_t size = static_cast<int64_t>(request_.Length());
+      if (!budget->try_reserve(size)) {
+        request_.Clear();  // its memory goes back now, not when the call is done
+        fail(kResourceExhausted, "Server is overloaded: requests in flight hold " + std::to_string(budget->in_use()) +
+                                     " bytes; this one needs " + std::to_string(size) + " more (max_request_memory " +
+                                     std::to_string(budget->limit()) + "); retry later");
+        return;
+      }
+      reserved_ = size;
+    }
     if (!request_.Dump(&slices_).ok()) {
       fail(kInternal, "Cannot read the request message");
       return;
@@ -200,6 +212,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
 
   void OnDone() override {
     GrpcServer::Impl* server = server_;
+    if (reserved_ > 0) server->opts.request_memory->release(reserved_);
     delete this;
     server->call_done();
   }
@@ -278,6 +291,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   std::string joined_;               // ... or joined, when they came in several
   uint64_t received_ns_ = 0;
   std::atomic<bool> cancelled_{false};  // set by OnCancel; InferJob::cancelled points here
+  int64_t reserved_ = 0;                // bytes taken from opts.request_memory until OnDone
   std::string model_, version_;      // where a served request was routed
 };
 

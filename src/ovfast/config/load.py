@@ -32,10 +32,11 @@ OVMS_MODEL_KEYS = frozenset({
     "max_sequence_number", "low_latency_transformation", "custom_loader_options", "graph_path", "subconfig",
 })
 # ovfast's own per-model keys; each one is documented in docs/config.md.
-EXTENSION_MODEL_KEYS = frozenset({"color_format", "dynamic_batching"})
+EXTENSION_MODEL_KEYS = frozenset({"color_format", "dynamic_batching", "max_queue_size"})
 BATCHING_KEYS = ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes")
 MAX_BATCH_SIZE = 1 << 20
 MAX_QUEUE_DELAY_US = 3_600_000_000  # one hour
+MAX_QUEUE_SIZE = 1 << 30
 UNSUPPORTED_MODEL_KEYS = {
     "custom_loader_options": "custom model loaders (deprecated in OVMS) are not supported by ovfast",
     "graph_path": "MediaPipe graphs are not supported by ovfast",
@@ -294,6 +295,10 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         raise ConfigError(f"'nireq' must be an integer >= 0, got {nireq!r}")
     if nireq > MAX_NIREQ:
         raise ConfigError(f"Nireq parameter too high: {nireq} (max {MAX_NIREQ})")
+    max_queue_size = c.get("max_queue_size", 0)
+    if not _is_int(max_queue_size) or not 0 <= max_queue_size <= MAX_QUEUE_SIZE:
+        raise ConfigError(f"'max_queue_size' must be an integer from 0 (no bound) to {MAX_QUEUE_SIZE}, "
+                          f"got {max_queue_size!r}")
     device = c.get("target_device", "CPU")
     if not isinstance(device, str) or not device.strip():
         raise ConfigError(f"'target_device' must be a non-empty string, got {device!r}")
@@ -324,7 +329,7 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         log.warning("Model %s: plugin_config %s", name, note)
     return ModelConfig(
         name=name, base_path=base, target_device=device.strip(),
-        plugin_config=plugin, nireq=nireq, batch_size=batch,
+        plugin_config=plugin, nireq=nireq, max_queue_size=max_queue_size, batch_size=batch,
         shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
         allow_cache=_bool(c, "allow_cache", False), color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
     )

@@ -88,6 +88,7 @@ class ModelConfig:
     mean: tuple[float, ...] = ()  # CLI --mean, e.g. "[123.7,116.3,103.5]"; () = none
     scale: tuple[float, ...] = ()  # CLI --scale; every value non-zero
     dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
+    max_queue_size: int = 0  # requests waiting beyond this are refused RESOURCE_EXHAUSTED / 503; 0 = no bound
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:
@@ -140,6 +141,7 @@ class ServerConfig:
     cache_dir: str | None = None
     grpc_workers: int = 1
     grpc_memory_quota: int | None = None  # gRPC resource quota: bytes (None = unlimited)
+    max_request_memory: int = 0  # bytes requests in flight may hold, all ports; 0 = no bound
     grpc_tls: TlsFiles | None = None  # --grpc_certificate_path & co.: TLS (mutual with a CA) on the gRPC port
     rest_workers: int | None = None
     metrics_enable: bool = False

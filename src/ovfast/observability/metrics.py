@@ -85,6 +85,10 @@ _FAMILY_LIST = (
     Family("ovfast_batch_size", "histogram", "Rows per inference run by the dynamic batcher."),
     Family("ovfast_batch_queue_delay_us", "histogram",
            "Time a request waited in the dynamic batcher's queue before its batch was dispatched."),
+    # overload (docs/config.md): refused by a model's max_queue_size, or by --max_request_memory
+    Family("ovfast_requests_rejected", "counter",
+           "Requests refused because the server was overloaded (reason: queue_full, request_memory)."),
+    Family("ovfast_request_memory_bytes", "gauge", "Bytes held by requests in flight (bounded by --max_request_memory)."),
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
@@ -129,6 +133,8 @@ class ServingMetrics:
     def __init__(self, registry: ModelRegistry, enabled: bool = False,
                  families: Sequence[str] = DEFAULT_FAMILIES) -> None:
         self.registry = registry
+        # the server-wide request memory bound every transport reserves from (set by the server)
+        self.request_memory: Any = None
         # model name -> [success per route..., fail per route...] for unversioned (status/ready) routes
         self._by_name: dict[str, list[int]] = {}
         self.configure(enabled, families)
@@ -198,6 +204,13 @@ class ServingMetrics:
                 self._add_version(out, want, name, str(version), handle, servable)
         if "ovfast_models_loaded" in want:
             out["ovfast_models_loaded"].add_sample("ovfast_models_loaded", {}, loaded)
+        if self.request_memory is not None:
+            if "ovfast_requests_rejected" in want:
+                out["ovfast_requests_rejected"].add_sample(
+                    "ovfast_requests_rejected", {"reason": "request_memory"}, self.request_memory.refused)
+            if "ovfast_request_memory_bytes" in want:
+                out["ovfast_request_memory_bytes"].add_sample("ovfast_request_memory_bytes", {},
+                                                              self.request_memory.in_use)
         return list(out.values())
 
     @staticmethod
@@ -220,6 +233,9 @@ class ServingMetrics:
             _add_histogram(out["ovms_inference_time_us"], nv, snap["inference_us"])
         if "ovms_wait_for_infer_req_time_us" in want:
             _add_histogram(out["ovms_wait_for_infer_req_time_us"], nv, snap["wait_us"])
+        if "ovfast_requests_rejected" in want:
+            out["ovfast_requests_rejected"].add_sample("ovfast_requests_rejected", {**nv, "reason": "queue_full"},
+                                                       snap["rejected_queue_full"])
         if servable.max_batch_size > 0:
             if "ovfast_batch_size" in want:
                 _add_histogram(out["ovfast_batch_size"], nv, snap["batch_size"], BATCH_SIZE_BOUNDS)

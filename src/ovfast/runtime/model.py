@@ -58,6 +58,7 @@ class LoadOptions:
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_size: int = 0  # requests waiting beyond this are refused; 0 = no bound
     # mapping_config.json of the version folder: (model tensor name, public name) pairs
     mapping_inputs: tuple[tuple[str, str], ...] = ()
     mapping_outputs: tuple[tuple[str, str], ...] = ()
@@ -93,7 +94,8 @@ def load_options(cfg: ModelConfig) -> LoadOptions:
         device=cfg.target_device, plugin_config=tuple(sorted(plugin.items())), nireq=cfg.nireq,
         shapes=tuple((k, v) for k, v in cfg.shape if isinstance(v, ShapeSpec)),
         batch_size=cfg.batch_size if isinstance(cfg.batch_size, Dim) else None, echo=cfg.echo,
-        layouts=cfg.layout, color_format=cfg.color_format or "", mean=cfg.mean, scale=cfg.scale, **batching)
+        layouts=cfg.layout, color_format=cfg.color_format or "", mean=cfg.mean, scale=cfg.scale,
+        max_queue_size=cfg.max_queue_size, **batching)
 
 
 def _plugin_value(v: object) -> str:
@@ -118,6 +120,7 @@ def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
     n.max_batch_size = int(o.max_batch_size)
     n.max_queue_delay_us = int(o.max_queue_delay_us)
     n.preferred_batch_sizes = list(o.preferred_batch_sizes)
+    n.max_queue_size = int(o.max_queue_size)
     n.input_names = dict(o.mapping_inputs)
     n.output_names = dict(o.mapping_outputs)
     n.echo = bool(o.echo)

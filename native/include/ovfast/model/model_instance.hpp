@@ -46,6 +46,7 @@ struct ModelOptions {
   // mapping_config.json: the model's tensor name -> the name every API serves.
   std::map<std::string, std::string> input_names, output_names;
   BatchingOptions batching;                            // max_batch_size 0: no dynamic batching
+  int max_queue_size = 0;                              // jobs queued beyond this are refused; 0: no bound
   bool echo = false;                                   // transport floor: no compile, outputs echo inputs
 };
 

@@ -27,6 +27,7 @@
 
 #include "ovfast/status.hpp"
 #include "ovfast/transport/forward_queue.hpp"
+#include "ovfast/transport/request_memory.hpp"
 #include "ovfast/transport/route_table.hpp"
 
 namespace ovfast {
@@ -55,6 +56,9 @@ struct GrpcServerOptions {
   // ModelReady) must carry the metadata `authorization: Bearer <api_key>`
   // (compared in constant time), or is answered UNAUTHENTICATED.
   std::string api_key;
+  // The server-wide bound on bytes held by requests in flight; null: none.
+  // A received message is counted from OnReadDone until its call is done.
+  std::shared_ptr<RequestMemory> request_memory;
 };
 
 struct GrpcServerStats {

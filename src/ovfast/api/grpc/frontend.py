@@ -71,6 +71,8 @@ class GrpcFrontend:
         ``--grpc_channel_arguments``.
     tls : TlsFiles or None
         ``--grpc_certificate_path`` & co.: TLS only (mutual TLS with a CA bundle); None: plaintext.
+    request_memory : _native.RequestMemory or None
+        The server-wide bound on bytes held by requests in flight; None: not counted.
     api_key : str
         When not empty, every call but the health ones needs ``authorization: Bearer <api_key>``.
     on_failure : callable or None
@@ -81,6 +83,7 @@ class GrpcFrontend:
     def __init__(self, handlers: dict[str, Handler], routes: _native.RouteTable, addresses: list[str], *,
                  kserve_route: int = -1, tfs_route: int = -1, memory_quota: int = 0,
                  channel_args: str | None = None, tls: TlsFiles | None = None, api_key: str = "",
+                 request_memory: _native.RequestMemory | None = None,
                  on_failure: Callable[[str, int, str], None] | None = None) -> None:
         self.handlers = handlers
         self.addresses = addresses
@@ -89,7 +92,7 @@ class GrpcFrontend:
         self.server = _native.GrpcServer(
             addresses, routes, self.queue, list(handlers), kserve_route=kserve_route, tfs_route=tfs_route,
             report_failures=on_failure is not None, max_message_bytes=GRPC_MAX_MESSAGE, memory_quota=memory_quota,
-            int_args=ints, string_args=strings, api_key=api_key,
+            int_args=ints, string_args=strings, api_key=api_key, request_memory=request_memory,
             **({} if tls is None else {"tls_cert": tls.cert_pem, "tls_key": tls.key_pem, "tls_ca": tls.ca_pem}))
         self._on_failure = on_failure
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,0 +1,85 @@
+"""Overload is bounded and answered: a model's `max_queue_size` refuses requests beyond that many
+waiting, and `--max_request_memory` refuses a request when those in flight already hold that many
+bytes — at once, RESOURCE_EXHAUSTED over gRPC and 503 over REST, with a message, counted in
+`ovfast_requests_rejected` — while the requests already accepted are served."""
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import numpy as np
+import pytest
+from tritonclient.grpc import service_pb2_grpc
+
+import models as M
+from kserve_util import grpc_input, make_infer_request, output_array, rest
+
+BIG = 262_144  # FP32 elements: 1 MiB per request
+
+
+def metric(http_url: str, prefix: str) -> float:
+    text = rest(http_url, "GET", "/metrics").body.decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def wait_for(cond, what: str) -> None:
+    for _ in range(1200):
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_max_queue_size_refuses_the_excess_and_serves_the_rest(ovfast_server, tmp_path):
+    M.build_slow(tmp_path / "slow", depth=40)
+    cfg = {"model_config_list": [{"config": {"name": "slow", "base_path": str(tmp_path / "slow"), "nireq": 1,
+                                             "max_queue_size": 2}}]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    srv = ovfast_server("--config_path", str(tmp_path / "config.json"), "--metrics_enable")
+    x = np.zeros((1, M.SLOW_WIDTH), np.float32)
+    req = make_infer_request("slow", [grpc_input("x", "FP32", [1, M.SLOW_WIDTH], x)])
+    with grpc.insecure_channel(srv.grpc_url) as ch:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
+        accepted = [stub.ModelInfer.future(req, timeout=300) for _ in range(3)]  # one runs, two wait
+        wait_for(lambda: metric(srv.http_url, "ovms_current_requests{") == 3, "3 requests in progress")
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=300)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "Model queue is full: 2 requests are waiting (max_queue_size 2)" in e.value.details()
+        body = {"inputs": [{"name": "x", "shape": [1, M.SLOW_WIDTH], "datatype": "FP32", "data": x.ravel().tolist()}]}
+        r = rest(srv.http_url, "POST", "/v2/models/slow/infer", body)
+        assert r.status == 503 and "Model queue is full" in r.error(), (r.status, r.body[:200])
+        for f in accepted:
+            np.testing.assert_allclose(output_array(f.result(), "y"), x + 1, rtol=1e-5)
+        np.testing.assert_allclose(output_array(stub.ModelInfer(req, timeout=300), "y"), x + 1, rtol=1e-5)
+    assert metric(srv.http_url, 'ovfast_requests_rejected{name="slow",version="1",reason="queue_full"}') == 2
+    assert metric(srv.http_url, 'ovms_requests_fail{api="KServe",interface="gRPC",method="ModelInfer"') == 1
+
+
+def test_max_request_memory_refuses_a_request_that_would_pass_it_and_frees_it(ovfast_server, tmp_path):
+    M.build_rows(tmp_path / "rows", width=BIG)
+    cfg = {"model_config_list": [{"config": {
+        "name": "rows", "base_path": str(tmp_path / "rows"),
+        "dynamic_batching": {"max_batch_size": 64, "max_queue_delay_us": 6_000_000}}}]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    srv = ovfast_server("--config_path", str(tmp_path / "config.json"), "--metrics_enable",
+                        "--max_request_memory", "3.5MiB")
+    reqs = [make_infer_request("rows", [grpc_input("x", "FP32", [1, BIG], np.full((1, BIG), i, np.float32))])
+            for i in range(4)]
+    with grpc.insecure_channel(srv.grpc_url, options=[("grpc.max_send_message_length", -1),
+                                                      ("grpc.max_receive_message_length", -1)]) as ch:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
+        waiting = [stub.ModelInfer.future(r, timeout=300) for r in reqs[:3]]  # 3 MiB wait for their batch
+        wait_for(lambda: metric(srv.http_url, "ovfast_request_memory_bytes") >= 3 * 4 * BIG, "3 MiB held")
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(reqs[3], timeout=300)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "Server is overloaded" in e.value.details() and "max_request_memory 3670016" in e.value.details()
+        for i, f in enumerate(waiting):
+            np.testing.assert_array_equal(output_array(f.result(), "y"), np.full((1, BIG), 2 * i + 1, np.float32))
+        # answered: their memory is back, so the same request is served now
+        wait_for(lambda: metric(srv.http_url, "ovfast_request_memory_bytes") == 0, "memory given back")
+        np.testing.assert_array_equal(output_array(stub.ModelInfer(reqs[3], timeout=300), "y"),
+                                      np.full((1, BIG), 7, np.float32))
+    assert metric(srv.http_url, 'ovfast_requests_rejected{reason="request_memory"}') == 1
