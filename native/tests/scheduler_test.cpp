@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -239,6 +241,37 @@ TEST_F(SchedulerTest, MaxQueueSizeRefusesJobsBeyondItAndCountsThem) {
   ASSERT_TRUE(s->submit(f32_job("after", {1, 4}, ramp(4, 4), sink)).is_ok());  // room again
   s->drain();
   expect_affine(*sink, "after", {1, 4}, ramp(4, 4));
+}
+
+// Records on which thread each job was delivered.
+class ThreadSink final : public ResultSink {
+ public:
+  void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ok += status.is_ok() && outputs.size() == 2 ? 1 : 0;
+    threads[job.id] = std::this_thread::get_id();
+  }
+  std::mutex mu;
+  int ok = 0;
+  std::map<std::string, std::thread::id> threads;
+};
+
+TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
+  std::unique_ptr<Servable> s = affine(1);
+  ASSERT_TRUE(s);
+  auto sink = std::make_shared<ThreadSink>();
+  constexpr int kJobs = 50;
+  for (int i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(s->submit(f32_job(std::to_string(i), {1, 4}, ramp(4, static_cast<float>(i)), sink)).is_ok());
+    s->drain();  // one at a time: the request is free for the next
+  }
+  std::lock_guard<std::mutex> lock(sink->mu);
+  EXPECT_EQ(sink->ok, kJobs);
+  ASSERT_EQ(sink->threads.size(), static_cast<size_t>(kJobs));
+  EXPECT_NE(sink->threads["0"], std::this_thread::get_id()) << "the first run is measured: asynchronous";
+  EXPECT_EQ(sink->threads[std::to_string(kJobs - 1)], std::this_thread::get_id())
+      << "a model of microseconds runs on the thread that submits";
+  EXPECT_EQ(s->metrics().stats.execution_count.load(), static_cast<uint64_t>(kJobs));
 }
 
 TEST_F(SchedulerTest, DrainReturnsWithNothingInFlight) {

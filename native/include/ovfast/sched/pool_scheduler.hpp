@@ -10,7 +10,9 @@
 // are taken and given back only under mu_, so a job is never queued while an
 // infer request sits idle). Lock order: mu_, then the pool's own mutex.
 // Threads: submit() on any thread; completions on OpenVINO callback threads,
-// which start the next queued run themselves (no thread hop).
+// which start the next queued run themselves (no thread hop). A model whose
+// runs are measured short (< 200 µs) runs inline instead: synchronously, on
+// the thread that submits (or that finished the previous inline run).
 // Unwanted jobs (InferJob::unwanted: past their deadline, or cancelled) are
 // taken out of the queue whenever a run is planned and answered with that
 // status, never run; they count as failed requests.
@@ -89,8 +91,15 @@ class PoolScheduler : public Scheduler {
     std::vector<ov::Tensor> batch_inputs;  // reused across batches
     uint64_t start_ns = 0;
   };
+  // Runs the launch (and, inline, the runs that follow it; see short_runs).
   void start(Launch launch);
   void answer_dropped(std::vector<QueuedJob>& dropped);
+  // Whether a model's runs are short enough to run inline on the thread that
+  // starts them: unbatched, with a measured mean below kInlineMaxNs.
+  bool short_runs() const;
+  // A run finished: its jobs get their outcome, its request goes back; fills
+  // *next with what runs next (true when there is something to dispatch).
+  bool complete(size_t slot, std::exception_ptr err, Launch* next);
   void bind_inputs(Run& run);
   void on_done(size_t slot, std::exception_ptr err);
   // Reads the run's outputs and hands every job its part. No lock.
@@ -99,6 +108,8 @@ class PoolScheduler : public Scheduler {
   std::vector<Run> runs_;
   std::unique_ptr<InferPool> pool_;
   std::atomic<int> active_{0};
+  static constexpr uint64_t kInlineMaxNs = 200'000;
+  std::atomic<uint64_t> avg_infer_ns_{0};  // mean run time, start to outputs (0: none measured yet)
 };
 
 }  // namespace ovfast
