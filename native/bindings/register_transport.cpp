@@ -55,7 +55,8 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
                                         std::map<std::string, int> int_args,
                                         std::map<std::string, std::string> string_args, std::string tls_cert,
                                         std::string tls_key, std::string tls_ca, std::string api_key,
-                                        std::shared_ptr<RequestMemory> request_memory) {
+                                        std::shared_ptr<RequestMemory> request_memory, int workers,
+                                        int max_threads) {
   if (!routes || !forward) throw py::value_error("routes and forward are required");
   GrpcServerOptions o;
   o.addresses = std::move(addresses);
@@ -74,6 +75,8 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
   o.tls_ca_pem = std::move(tls_ca);
   o.api_key = std::move(api_key);
   o.request_memory = std::move(request_memory);
+  o.workers = workers;
+  o.max_threads = max_threads;
   return std::make_unique<GrpcServer>(std::move(o), std::move(routes), std::move(forward));
 }
 
@@ -139,10 +142,12 @@ void register_transport(py::module_& m) {
            py::arg("int_args") = std::map<std::string, int>{},
            py::arg("string_args") = std::map<std::string, std::string>{}, py::arg("tls_cert") = "",
            py::arg("tls_key") = "", py::arg("tls_ca") = "", py::arg("api_key") = "",
-           py::arg("request_memory") = std::shared_ptr<RequestMemory>(),
+           py::arg("request_memory") = std::shared_ptr<RequestMemory>(), py::arg("workers") = 1,
+           py::arg("max_threads") = 0,
            "tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates "
            "required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the "
-           "metadata 'authorization: Bearer <api_key>'.")
+           "metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); "
+           "max_threads: gRPC's resource-quota thread bound (0: gRPC's default).")
       .def("start", [](GrpcServer& s) {
              std::vector<int> ports;
              Status st;

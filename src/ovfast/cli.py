@@ -37,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grpc_bind_address", default="0.0.0.0", help="comma-separated gRPC bind addresses")
     s.add_argument("--rest_port", type=int, default=None, help="REST port (0 = REST disabled)")
     s.add_argument("--rest_bind_address", default="0.0.0.0", help="comma-separated REST bind addresses")
-    s.add_argument("--grpc_workers", type=int, default=1)
-    s.add_argument("--grpc_max_threads", type=int, default=None)
+    s.add_argument("--grpc_workers", type=int, default=1,
+                   help="gRPC server instances sharing the port (SO_REUSEPORT), as OVMS; 1..CPU cores")
+    s.add_argument("--grpc_max_threads", type=int, default=None,
+                   help="gRPC resource-quota thread bound, as OVMS (grpc++ applies it to synchronous-server "
+                        "threads; the callback server's reactions run on gRPC's own pollers)")
     s.add_argument("--grpc_memory_quota", type=int, default=None, help="gRPC server buffer memory quota, bytes")
     s.add_argument("--grpc_channel_arguments", default=None, help="k=v,k=v gRPC server channel arguments")
     s.add_argument("--max_request_memory", default=None,
@@ -216,6 +219,8 @@ def config_from_args(args: argparse.Namespace):
     metrics_list = tuple(x.strip() for x in (args.metrics_list or "").split(",") if x.strip())
     if not 1 <= args.grpc_workers <= (os.cpu_count() or 1):
         raise UsageError(f"grpc_workers count should be from 1 to CPU core count : {os.cpu_count()}")
+    if args.grpc_max_threads is not None and not 1 <= args.grpc_max_threads <= 100000:
+        raise UsageError("grpc_max_threads must be from 1 to 100000")
     if args.grpc_memory_quota is not None and not 0 <= args.grpc_memory_quota <= 2**63 - 1:
         raise UsageError("grpc_memory_quota must be a non-negative number of bytes")
     if args.rest_workers is not None and not 2 <= args.rest_workers <= 10000:
@@ -276,7 +281,7 @@ def config_from_args(args: argparse.Namespace):
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
-        grpc_memory_quota=args.grpc_memory_quota, grpc_tls=grpc_tls,
+        grpc_memory_quota=args.grpc_memory_quota, grpc_max_threads=args.grpc_max_threads or 0, grpc_tls=grpc_tls,
         max_request_memory=max_request_memory,
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
@@ -297,9 +302,7 @@ def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port:
 
 
 # OVMS flags ovfast accepts so existing command lines keep working, but that change nothing here.
-# --grpc_max_threads: gRPC's resource quota bounds only its synchronous server's threads, and the
-# native front-end uses the callback API.
-_INERT_FLAGS = ("grpc_workers", "grpc_max_threads", "rest_workers",
+_INERT_FLAGS = ("rest_workers",
                 "api_key_file",
                 "precision", "idle_sequence_cleanup")
 _PARSER_DEFAULTS = {a.dest: a.default for a in build_parser()._actions}

@@ -63,6 +63,7 @@ class Server:
                                       kserve_route=metrics.route_kserve_grpc_infer,
                                       tfs_route=metrics.route_tfs_grpc_predict,
                                       memory_quota=cfg.grpc_memory_quota or 0,
+                                      workers=cfg.grpc_workers, max_threads=cfg.grpc_max_threads,
                                       channel_args=cfg.extra.get("grpc_channel_arguments"),
                                       tls=cfg.grpc_tls, request_memory=self.request_memory,
                                       on_failure=on_failure)
@@ -72,7 +73,8 @@ class Server:
                 self._grpc = None
                 raise
             tls = "" if cfg.grpc_tls is None else " (mutual TLS)" if cfg.grpc_tls.mutual else " (TLS)"
-            log.info("Started gRPC server on %s%s", ", ".join(bound), tls)
+            workers = f" ({cfg.grpc_workers} server instances)" if cfg.grpc_workers > 1 else ""
+            log.info("Started gRPC server on %s%s%s", ", ".join(bound), tls, workers)
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]

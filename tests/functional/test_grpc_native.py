@@ -50,3 +50,23 @@ def test_fixed_shape_inference_is_native_and_auto_is_forwarded(ovfast_server, tm
     native, forwarded = counts(srv)
     assert native == 8, "ModelInfer x5 and Predict x3 for a fixed-shape model"
     assert forwarded >= 2, "the auto model's ModelInfer and ServerLive go to Python"
+
+
+def test_grpc_workers_and_max_threads_take_effect(ovfast_server, tmp_path):
+    """--grpc_workers N starts N server instances sharing the port (SO_REUSEPORT, as OVMS); each fresh
+    connection lands on one of them and is served; --grpc_max_threads sets gRPC's thread quota."""
+    M.build_add(tmp_path / "add")
+    srv = ovfast_server("--model_name", "add", "--model_path", str(tmp_path / "add"),
+                        "--grpc_workers", "2", "--grpc_max_threads", "16")
+    x = np.arange(10, dtype=np.float32).reshape(1, 10)
+    for _ in range(8):  # new connections: the kernel spreads them over the instances
+        client = grpcclient.InferenceServerClient(srv.grpc_url)
+        inp = grpcclient.InferInput(M.ADD_INPUT, [1, 10], "FP32")
+        inp.set_data_from_numpy(x)
+        np.testing.assert_array_equal(client.infer("add", [inp]).as_numpy(M.ADD_OUTPUT), x + 1)
+        client.close()
+    log = srv.log()
+    assert "(2 server instances)" in log
+    assert "no effect" not in log
+    native, _ = counts(srv)
+    assert native == 8

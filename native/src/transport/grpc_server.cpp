@@ -89,8 +89,8 @@ struct GrpcServer::Impl {
   std::unordered_set<std::string> forwarded;
   std::shared_ptr<ResultSink> kserve_sink = std::make_shared<CallSink>(Kind::KSERVE);
   std::shared_ptr<ResultSink> tfs_sink = std::make_shared<CallSink>(Kind::TFS);
-  Service service{this};
-  std::unique_ptr<grpc::Server> server;
+  std::vector<std::unique_ptr<Service>> services;      // one per instance (a service serves one server)
+  std::vector<std::unique_ptr<grpc::Server>> servers;  // the --grpc_workers instances
 
   std::mutex mu;
   std::condition_variable idle_cv;
@@ -331,32 +331,50 @@ GrpcServer::GrpcServer(GrpcServerOptions options, std::shared_ptr<RouteTable> ro
 
 GrpcServer::~GrpcServer() { shutdown(0); }
 
+namespace {
+// "host:port" with its port replaced ("[::1]:0" -> "[::1]:5001").
+std::string with_port(const std::string& address, int port) {
+  return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
+}
+}  // namespace
+
 Status GrpcServer::start(std::vector<int>* ports) {
   const GrpcServerOptions& o = impl_->opts;
-  grpc::ServerBuilder builder;
-  std::vector<int> bound(o.addresses.size(), 0);
+  const int workers = std::max(1, o.workers);
   std::shared_ptr<grpc::ServerCredentials> creds = credentials(o);
-  for (size_t i = 0; i < o.addresses.size(); ++i) builder.AddListeningPort(o.addresses[i], creds, &bound[i]);
-  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
-  builder.SetMaxSendMessageSize(o.max_message_bytes);
-  // A port another process holds is an error, not a shared port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  for (const auto& [k, v] : o.int_args) builder.AddChannelArgument(k, v);
-  for (const auto& [k, v] : o.string_args) builder.AddChannelArgument(k, v);
-  if (o.memory_quota > 0) {
-    grpc::ResourceQuota quota("ovfast");
-    quota.Resize(static_cast<size_t>(o.memory_quota));
-    builder.SetResourceQuota(quota);
-  }
-  builder.RegisterCallbackGenericService(&impl_->service);
-  impl_->server = builder.BuildAndStart();
-  if (!impl_->server) {
-    // BuildAndStart stops at the first address it cannot bind; those before it got their port.
-    for (size_t i = 0; i < bound.size(); ++i)
-      if (bound[i] == 0)
-        return {StatusCode::UNAVAILABLE,
-                "cannot bind gRPC server to " + o.addresses[i] + " (address in use or not available)"};
-    return {StatusCode::UNAVAILABLE, "cannot start the gRPC server"};
+  grpc::ResourceQuota quota("ovfast");  // one quota for every instance
+  if (o.memory_quota > 0) quota.Resize(static_cast<size_t>(o.memory_quota));
+  if (o.max_threads > 0) quota.SetMaxThreads(o.max_threads);
+  std::vector<int> bound(o.addresses.size(), 0);
+  for (int w = 0; w < workers; ++w) {
+    grpc::ServerBuilder builder;
+    std::vector<int> got(o.addresses.size(), 0);
+    // Instances after the first bind the ports the first one got (an ephemeral port 0 included).
+    for (size_t i = 0; i < o.addresses.size(); ++i)
+      builder.AddListeningPort(w == 0 ? o.addresses[i] : with_port(o.addresses[i], bound[i]), creds, &got[i]);
+    builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+    builder.SetMaxSendMessageSize(o.max_message_bytes);
+    // One instance: a port another process holds is an error, not a shared port.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, workers > 1 ? 1 : 0);
+    for (const auto& [k, v] : o.int_args) builder.AddChannelArgument(k, v);
+    for (const auto& [k, v] : o.string_args) builder.AddChannelArgument(k, v);
+    if (o.memory_quota > 0 || o.max_threads > 0) builder.SetResourceQuota(quota);
+    impl_->services.push_back(std::make_unique<Service>(impl_.get()));
+    builder.RegisterCallbackGenericService(impl_->services.back().get());
+    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+    if (!server) {
+      for (auto& s : impl_->servers) s->Shutdown(std::chrono::system_clock::now());
+      for (auto& s : impl_->servers) s->Wait();
+      impl_->servers.clear();
+      // BuildAndStart stops at the first address it cannot bind; those before it got their port.
+      for (size_t i = 0; i < got.size(); ++i)
+        if (got[i] == 0)
+          return {StatusCode::UNAVAILABLE,
+                  "cannot bind gRPC server to " + o.addresses[i] + " (address in use or not available)"};
+      return {StatusCode::UNAVAILABLE, "cannot start the gRPC server"};
+    }
+    impl_->servers.push_back(std::move(server));
+    if (w == 0) bound = got;
   }
   *ports = std::move(bound);
   return Status::ok();
@@ -368,7 +386,7 @@ void GrpcServer::shutdown(double grace_s) {
     if (impl_->stopped) return;
     impl_->stopped = true;
   }
-  if (!impl_->server) return;
+  if (impl_->servers.empty()) return;
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
                             std::chrono::duration<double>(std::max(0.0, grace_s)));
@@ -384,7 +402,7 @@ void GrpcServer::shutdown(double grace_s) {
     lock.unlock();
     impl_->forward->close({kUnavailable, "Server is shutting down", {}});
   });
-  impl_->server->Shutdown(deadline);
+  for (auto& s : impl_->servers) s->Shutdown(deadline);
   {
     std::lock_guard<std::mutex> lock(done_mu);
     done = true;
@@ -394,8 +412,8 @@ void GrpcServer::shutdown(double grace_s) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   impl_->idle_cv.wait(lock, [&] { return impl_->live_calls == 0; });
   lock.unlock();
-  impl_->server->Wait();
-  impl_->server.reset();
+  for (auto& s : impl_->servers) s->Wait();
+  impl_->servers.clear();
 }
 
 GrpcServerStats GrpcServer::stats() const {

@@ -141,6 +141,7 @@ class ServerConfig:
     cache_dir: str | None = None
     grpc_workers: int = 1
     grpc_memory_quota: int | None = None  # gRPC resource quota: bytes (None = unlimited)
+    grpc_max_threads: int = 0  # gRPC resource quota: threads (0 = gRPC's default)
     max_request_memory: int = 0  # bytes requests in flight may hold, all ports; 0 = no bound
     grpc_tls: TlsFiles | None = None  # --grpc_certificate_path & co.: TLS (mutual with a CA) on the gRPC port
     rest_workers: int | None = None

@@ -36,6 +36,10 @@ struct GrpcServerOptions {
   std::vector<std::string> addresses;   // "host:port" / "[v6]:port"; port 0 picks a free one
   int max_message_bytes = 1 << 30;      // send and receive (OVMS: 1 GiB)
   int64_t memory_quota = 0;             // grpc::ResourceQuota::Resize, bytes; 0 = unlimited
+  int max_threads = 0;                  // grpc::ResourceQuota::SetMaxThreads; 0 = gRPC's default
+  // Server instances sharing the addresses (SO_REUSEPORT; the kernel spreads
+  // connections over them), as OVMS's --grpc_workers.
+  int workers = 1;
   std::map<std::string, int> int_args;  // channel arguments (--grpc_channel_arguments)
   std::map<std::string, std::string> string_args;
   // Metrics route (metrics.hpp) native jobs are counted under; -1 = not counted.

@@ -67,6 +67,8 @@ class GrpcFrontend:
         Metrics routes native jobs are counted under (-1: metrics off).
     memory_quota : int
         ``--grpc_memory_quota``: gRPC's resource quota for buffers, bytes; 0 = unlimited.
+    workers, max_threads : int
+        ``--grpc_workers`` (server instances sharing the port) and ``--grpc_max_threads`` (0: gRPC's default).
     channel_args : str or None
         ``--grpc_channel_arguments``.
     tls : TlsFiles or None
@@ -81,7 +83,8 @@ class GrpcFrontend:
     """
 
     def __init__(self, handlers: dict[str, Handler], routes: _native.RouteTable, addresses: list[str], *,
-                 kserve_route: int = -1, tfs_route: int = -1, memory_quota: int = 0,
+                 kserve_route: int = -1, tfs_route: int = -1, memory_quota: int = 0, workers: int = 1,
+                 max_threads: int = 0,
                  channel_args: str | None = None, tls: TlsFiles | None = None, api_key: str = "",
                  request_memory: _native.RequestMemory | None = None,
                  on_failure: Callable[[str, int, str], None] | None = None) -> None:
@@ -92,6 +95,7 @@ class GrpcFrontend:
         self.server = _native.GrpcServer(
             addresses, routes, self.queue, list(handlers), kserve_route=kserve_route, tfs_route=tfs_route,
             report_failures=on_failure is not None, max_message_bytes=GRPC_MAX_MESSAGE, memory_quota=memory_quota,
+            workers=workers, max_threads=max_threads,
             int_args=ints, string_args=strings, api_key=api_key, request_memory=request_memory,
             **({} if tls is None else {"tls_cert": tls.cert_pem, "tls_key": tls.key_pem, "tls_ca": tls.ca_pem}))
         self._on_failure = on_failure
