@@ -259,6 +259,10 @@ def _finish(results: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--soak" in given:  # the soak run has its own options (bench/soak.py)
+        from bench import soak
+        return soak.main(given)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.batching < 0 or args.batching == 1:

@@ -34,7 +34,7 @@ namespace {
 class KServeRequest : public ParsedRequest {
  public:
   explicit KServeRequest(py::handle buffer) : ParsedRequest(buffer) {
-    parse(parse_kserve_request);
+    parse([](const uint8_t* d, size_t n, InferJob* job) { return parse_kserve_request(d, n, job); });
     model_name_ = job_->model_name;
     model_version_ = job_->model_version;
     id_ = job_->id;
@@ -188,6 +188,20 @@ PYBIND11_MODULE(_native, m) {
   m.def("parse_kserve_request", [](py::handle buf) { return std::make_unique<KServeRequest>(buf); },
         py::arg("buffer"),
         "Parses serialized ModelInferRequest bytes without copying tensor data. Releases the GIL while parsing.");
+
+  m.def("set_decode_limits",
+        [](size_t max_inputs, size_t max_outputs, size_t max_dims, size_t max_parameters) {
+          set_decode_limits({max_inputs, max_outputs, max_dims, max_parameters});
+        },
+        py::arg("max_inputs"), py::arg("max_outputs"), py::arg("max_dims"), py::arg("max_parameters"),
+        "Sets the process-wide request decoding limits (both wire codecs); call before serving.");
+  m.def("decode_limits",
+        [] {
+          DecodeLimits l = decode_limits();
+          return py::dict(py::arg("max_inputs") = l.max_inputs, py::arg("max_outputs") = l.max_outputs,
+                          py::arg("max_dims") = l.max_dims, py::arg("max_parameters") = l.max_parameters);
+        },
+        "The process-wide request decoding limits, as a dict.");
 
   py::class_<BufferSet>(m, "_BufferSet");
 

@@ -133,45 +133,52 @@ TEST(WireReader, SkipsEveryScalarWireType) {
   EXPECT_EQ(last, 42u);
 }
 
-std::vector<Span> spans_of(const std::string& s) {
-  std::vector<Span> out;
-  Reader r = reader(s);
-  uint32_t f;
-  WireType t;
-  while (r.next(&f, &t)) {
-    Span sp;
-    EXPECT_TRUE(wire::read_span(r, f, t, &sp));
-    out.push_back(sp);
-  }
-  EXPECT_TRUE(r.ok());
-  return out;
+// for_each_scalar over a whole serialized message.
+template <typename Fn>
+bool scalars(const std::string& s, uint32_t field, WireType t, Fn&& fn) {
+  return wire::for_each_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size(), field, t, fn);
 }
 
 TEST(WireScalars, PackedAndUnpackedOccurrencesConcatenateInOrder) {
   const std::string s = Msg().varint(3, 1).packed_varints(3, {2, 300}).varint(9, 99).varint(3, 4).str();
-  const auto spans = spans_of(s);
   std::vector<uint64_t> got;
-  ASSERT_TRUE(wire::for_each_scalar(spans, 3, wire::VARINT, [&](uint64_t v) { got.push_back(v); }));
+  ASSERT_TRUE(scalars(s, 3, wire::VARINT, [&](uint64_t v) { got.push_back(v); }));
   EXPECT_EQ(got, (std::vector<uint64_t>{1, 2, 300, 4}));
 }
 
 TEST(WireScalars, Fixed32PackedAndSingle) {
   const std::string s = Msg().fixed32(6, 0xdeadbeef).bytes(6, std::string("\x01\x00\x00\x00\x02\x00\x00\x00", 8)).str();
   std::vector<uint64_t> got;
-  ASSERT_TRUE(wire::for_each_scalar(spans_of(s), 6, wire::FIXED32, [&](uint64_t v) { got.push_back(v); }));
+  ASSERT_TRUE(scalars(s, 6, wire::FIXED32, [&](uint64_t v) { got.push_back(v); }));
   EXPECT_EQ(got, (std::vector<uint64_t>{0xdeadbeef, 1, 2}));
 }
 
 TEST(WireScalars, BadPackingIsRejected) {
   // 5 bytes cannot hold whole fixed32 values
   const std::string partial = Msg().bytes(6, std::string("\x01\x00\x00\x00\x02", 5)).str();
-  EXPECT_FALSE(wire::for_each_scalar(spans_of(partial), 6, wire::FIXED32, [](uint64_t) {}));
+  EXPECT_FALSE(scalars(partial, 6, wire::FIXED32, [](uint64_t) {}));
   // a packed varint run that ends mid-value
   const std::string cut = Msg().bytes(2, "\x81").str();
-  EXPECT_FALSE(wire::for_each_scalar(spans_of(cut), 2, wire::VARINT, [](uint64_t) {}));
+  EXPECT_FALSE(scalars(cut, 2, wire::VARINT, [](uint64_t) {}));
   // an occurrence with the wrong wire type (fixed64 where varints are expected)
   const std::string wrong = Msg().fixed64(2, 5).str();
-  EXPECT_FALSE(wire::for_each_scalar(spans_of(wrong), 2, wire::VARINT, [](uint64_t) {}));
+  EXPECT_FALSE(scalars(wrong, 2, wire::VARINT, [](uint64_t) {}));
+}
+
+TEST(WireScalars, MalformedMessageAroundTheValuesIsRejected) {
+  const std::string truncated = Msg().varint(3, 1).str() + "\x1a\x05\x01";  // field 3, LEN 5, 1 byte
+  EXPECT_FALSE(scalars(truncated, 3, wire::VARINT, [](uint64_t) {}));
+}
+
+TEST(WireOccurrences, VisitsEveryOccurrenceAndStopsWhenAsked) {
+  const std::string s = Msg().bytes(8, "a").varint(1, 7).bytes(8, "").bytes(8, "bc").str();
+  std::vector<std::string> got;
+  auto collect = [&](const Span& sp) { got.emplace_back(reinterpret_cast<const char*>(sp.data), sp.len); return true; };
+  ASSERT_TRUE(wire::for_each_occurrence(reinterpret_cast<const uint8_t*>(s.data()), s.size(), 8, collect));
+  EXPECT_EQ(got, (std::vector<std::string>{"a", "", "bc"}));
+  EXPECT_FALSE(wire::for_each_occurrence(reinterpret_cast<const uint8_t*>(s.data()), s.size(), 8,
+                                         [](const Span&) { return false; }));
+  EXPECT_EQ(wire::packed_varint_count(reinterpret_cast<const uint8_t*>("\x01\x81\x01\x7f"), 4), 3u);
 }
 
 TEST(WireUtf8, AcceptsWellFormedText) {

@@ -431,6 +431,14 @@ def openvino_runtime_version() -> str:
     """
     The version of the OpenVINO runtime library actually loaded.
     """
+def set_decode_limits(max_inputs: int, max_outputs: int, max_dims: int, max_parameters: int) -> None:
+    """
+    Sets the process-wide request decoding limits (both wire codecs); call before serving.
+    """
+def decode_limits() -> dict:
+    """
+    The process-wide request decoding limits, as a dict.
+    """
 def parse_kserve_request(buffer: typing.Any) -> KServeRequest:
     """
     Parses serialized ModelInferRequest bytes without copying tensor data. Releases the GIL while parsing.

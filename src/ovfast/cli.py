@@ -97,7 +97,35 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--echo", action="store_true",
                    help="benchmarking only: serve every model in echo mode (outputs = inputs, no inference); "
                         "measures the transport floor")
+    _add_limit_flags(p)
     return p
+
+
+# Request decoding limits: checked by the wire codecs and the REST parser before they allocate.
+_LIMIT_FLAGS = {
+    "max_request_inputs": ("max_inputs", 4096, "most inputs one inference request may carry"),
+    "max_request_outputs": ("max_outputs", 4096, "most outputs one inference request may ask for"),
+    "max_tensor_dims": ("max_dims", 64, "most dimensions in one tensor shape of a request"),
+    "max_request_parameters": ("max_parameters", 1024,
+                               "most parameters in one KServe request, its inputs and outputs together"),
+}
+
+
+def _add_limit_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("request limits (a request over one is refused with INVALID_ARGUMENT / 400)")
+    for flag, (_, default, text) in _LIMIT_FLAGS.items():
+        g.add_argument(f"--{flag}", type=int, default=default, help=f"{text} (default {default})")
+
+
+def request_limits(args: argparse.Namespace) -> dict[str, int]:
+    """The limit flags as `_native.set_decode_limits` keywords; UsageError unless each is >= 1."""
+    out = {}
+    for flag, (key, _, _) in _LIMIT_FLAGS.items():
+        v = getattr(args, flag)
+        if not 1 <= v <= 2**31 - 1:
+            raise UsageError(f"{flag} must be from 1 to {2**31 - 1}")
+        out[key] = v
+    return out
 
 
 _BATCHING_FLAGS = ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes")
@@ -286,6 +314,7 @@ def config_from_args(args: argparse.Namespace):
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,
+                          "request_limits": request_limits(args),
                           "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",
                                    "headers": args.allowed_headers or "*", "credentials": args.allow_credentials}})
 

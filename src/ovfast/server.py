@@ -35,6 +35,8 @@ class Server:
             self.core.set_property("", {"CACHE_DIR": config.cache_dir})
         if config.extra.get("cpu_extension"):
             self.core.add_extension(config.extra["cpu_extension"])
+        if config.extra.get("request_limits"):
+            _native.set_decode_limits(**config.extra["request_limits"])
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
         self.dataplane = DataPlane(self.registry)

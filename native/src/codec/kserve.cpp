@@ -1,6 +1,8 @@
 #include "ovfast/codec/kserve.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "ovfast/codec/wire.hpp"
 
@@ -10,89 +12,135 @@ namespace {
 using wire::Reader;
 using wire::Span;
 using wire::WireType;
-using wire::for_each_scalar;
 
+// One `inputs` entry: the tensor, and its InferInputTensor message, from
+// which typed contents are decoded once the datatype is known (no per-value
+// bookkeeping: the message is walked again instead).
 struct PendingInput {
   InputTensor tensor;
-  std::vector<Span> contents;
+  const uint8_t* msg = nullptr;
+  size_t msg_len = 0;
 };
 
 Status malformed(const char* what) {
   return invalid_argument(std::string("Malformed ModelInferRequest: ") + what);
 }
 
-bool parse_shape_field(Reader& r, WireType t, Shape* shape) {
+// What one parse may still take before a limit is crossed.
+struct Budget {
+  const DecodeLimits& limits;
+  size_t parameters = 0;  // parameters seen so far (request, inputs, outputs)
+  Status add_parameter() {
+    if (++parameters > limits.max_parameters)
+      return invalid_argument(over_limit_message("parameters", limits.max_parameters, "--max_request_parameters"));
+    return Status::ok();
+  }
+};
+
+Status dims_over_limit(const InputTensor& t, size_t limit) {
+  return invalid_argument(
+      over_limit_message("dimensions in the shape of input " + t.name, limit, "--max_tensor_dims"));
+}
+
+// A `shape` occurrence (packed or one varint); the dimension count is checked before the shape grows.
+Status parse_shape_field(Reader& r, WireType t, InputTensor* in, size_t max_dims) {
+  Shape* shape = &in->shape;
   if (t == wire::VARINT) {
     uint64_t v;
-    if (!r.varint(&v)) return false;
+    if (!r.varint(&v)) return malformed("inputs");
+    if (shape->size() >= max_dims) return dims_over_limit(*in, max_dims);
     shape->push_back(static_cast<int64_t>(v));
-    return true;
+    return Status::ok();
   }
-  if (t != wire::LEN) return r.fail();
   const uint8_t* d; size_t n;
-  if (!r.bytes(&d, &n)) return false;
+  if (t != wire::LEN || !r.bytes(&d, &n)) return malformed("inputs");
+  const size_t count = wire::packed_varint_count(d, n);
+  if (count > max_dims - std::min(max_dims, shape->size())) return dims_over_limit(*in, max_dims);
+  shape->reserve(shape->size() + count);
   Reader inner(d, n);
   while (!inner.done()) {
     uint64_t v;
-    if (!inner.varint(&v)) return r.fail();
+    if (!inner.varint(&v)) return malformed("inputs");
     shape->push_back(static_cast<int64_t>(v));
   }
-  return true;
+  return Status::ok();
 }
 
-bool parse_contents(const uint8_t* d, size_t n, std::vector<Span>* out) {
-  Reader r(d, n);
-  uint32_t f; WireType t;
-  while (r.next(&f, &t)) {
-    Span s;
-    if (!wire::read_span(r, f, t, &s)) return false;
-    if (f >= 1 && f <= 8) out->push_back(s);
-  }
-  return r.ok();
+// Wire structure of an InferTensorContents (values are decoded later).
+bool well_formed(const uint8_t* d, size_t n) {
+  return wire::for_each_occurrence(d, n, 0, [](const Span&) { return true; });
 }
 
-bool parse_input(const uint8_t* d, size_t n, PendingInput* in) {
+Status parse_input(const uint8_t* d, size_t n, PendingInput* in, Budget* budget) {
+  in->msg = d;
+  in->msg_len = n;
   Reader r(d, n);
   uint32_t f; WireType t;
   std::string_view sv;
   while (r.next(&f, &t)) {
     switch (f) {
-      case 1: if (t != wire::LEN || !r.view(&sv)) return false; in->tensor.name.assign(sv); break;
-      case 2: if (t != wire::LEN || !r.view(&sv)) return false; in->tensor.datatype_name.assign(sv); break;
-      case 3: if (!parse_shape_field(r, t, &in->tensor.shape)) return false; break;
+      case 1: if (t != wire::LEN || !r.view(&sv)) return malformed("inputs"); in->tensor.name.assign(sv); break;
+      case 2: if (t != wire::LEN || !r.view(&sv)) return malformed("inputs"); in->tensor.datatype_name.assign(sv); break;
+      case 3: OVF_RETURN_IF_ERROR(parse_shape_field(r, t, &in->tensor, budget->limits.max_dims)); break;
+      case 4:
+        if (!r.skip(t)) return malformed("inputs");
+        OVF_RETURN_IF_ERROR(budget->add_parameter());
+        break;
       case 5: {
         const uint8_t* cd; size_t cn;
-        if (t != wire::LEN || !r.bytes(&cd, &cn)) return false;
+        if (t != wire::LEN || !r.bytes(&cd, &cn) || !well_formed(cd, cn)) return malformed("inputs");
         in->tensor.has_typed_contents = true;
-        if (!parse_contents(cd, cn, &in->contents)) return false;
         break;
       }
-      default: if (!r.skip(t)) return false;
+      default: if (!r.skip(t)) return malformed("inputs");
     }
   }
-  return r.ok();
+  return r.ok() ? Status::ok() : malformed("inputs");
 }
 
-bool parse_output_name(const uint8_t* d, size_t n, std::string* name) {
+Status parse_output(const uint8_t* d, size_t n, std::string* name, Budget* budget) {
   Reader r(d, n);
   uint32_t f; WireType t;
   std::string_view sv;
   while (r.next(&f, &t)) {
     if (f == 1 && t == wire::LEN) {
-      if (!r.view(&sv)) return false;
+      if (!r.view(&sv)) return malformed("outputs");
       name->assign(sv);
-    } else if (!r.skip(t)) {
-      return false;
+    } else {
+      if (!r.skip(t)) return malformed("outputs");
+      if (f == 2) OVF_RETURN_IF_ERROR(budget->add_parameter());
     }
   }
-  return r.ok();
+  return r.ok() ? Status::ok() : malformed("outputs");
 }
 
+// Calls fn(data, len) for each `contents` message of the input; false on a
+// malformed one or when fn returns false.
+template <typename Fn>
+bool each_contents(const PendingInput& in, Fn&& fn) {
+  return wire::for_each_occurrence(in.msg, in.msg_len, 5, [&](const Span& s) {
+    return s.type == wire::LEN && fn(s.data, s.len);
+  });
+}
+
+// Decodes the values of `field` into `buf` as T: counted first, then stored
+// into a buffer of exactly that size (no growth, no per-value bookkeeping).
 template <typename T>
-void store(std::vector<uint8_t>& buf, T v) {
-  size_t at = buf.size();
-  buf.resize(at + sizeof(T));
-  std::memcpy(buf.data() + at, &v, sizeof(T));
+bool gather(const PendingInput& in, uint32_t field, WireType wt, std::vector<uint8_t>& buf, size_t* count) {
+  size_t n = 0;
+  auto counter = [&](uint64_t) { ++n; };
+  if (!each_contents(in, [&](const uint8_t* d, size_t len) { return wire::for_each_scalar(d, len, field, wt, counter); }))
+    return false;
+  buf.resize(n * sizeof(T));
+  uint8_t* out = buf.data();
+  auto put = [&](uint64_t v) {
+    T x = std::is_same_v<T, bool> ? static_cast<T>(v != 0) : static_cast<T>(v);
+    std::memcpy(out, &x, sizeof(T));
+    out += sizeof(T);
+  };
+  each_contents(in, [&](const uint8_t* d, size_t len) { return wire::for_each_scalar(d, len, field, wt, put); });
+  *count = n;
+  return true;
 }
 
 Status decode_typed(PendingInput& in) {
@@ -102,64 +150,48 @@ Status decode_typed(PendingInput& in) {
   bool ok = true;
   auto bad = [&]() { return malformed(("invalid contents of input " + t.name).c_str()); };
   switch (t.dtype) {
-    case DataType::BOOL:
-      ok = for_each_scalar(in.contents, 1, wire::VARINT, [&](uint64_t v) { buf.push_back(v ? 1 : 0); ++count; });
-      break;
-    case DataType::INT8:
-      ok = for_each_scalar(in.contents, 2, wire::VARINT, [&](uint64_t v) { store<int8_t>(buf, static_cast<int8_t>(v)); ++count; });
-      break;
-    case DataType::INT16:
-      ok = for_each_scalar(in.contents, 2, wire::VARINT, [&](uint64_t v) { store<int16_t>(buf, static_cast<int16_t>(v)); ++count; });
-      break;
-    case DataType::INT32:
-      ok = for_each_scalar(in.contents, 2, wire::VARINT, [&](uint64_t v) { store<int32_t>(buf, static_cast<int32_t>(v)); ++count; });
-      break;
-    case DataType::INT64:
-      ok = for_each_scalar(in.contents, 3, wire::VARINT, [&](uint64_t v) { store<int64_t>(buf, static_cast<int64_t>(v)); ++count; });
-      break;
-    case DataType::UINT8:
-      ok = for_each_scalar(in.contents, 4, wire::VARINT, [&](uint64_t v) { store<uint8_t>(buf, static_cast<uint8_t>(v)); ++count; });
-      break;
-    case DataType::UINT16:
-      ok = for_each_scalar(in.contents, 4, wire::VARINT, [&](uint64_t v) { store<uint16_t>(buf, static_cast<uint16_t>(v)); ++count; });
-      break;
-    case DataType::UINT32:
-      ok = for_each_scalar(in.contents, 4, wire::VARINT, [&](uint64_t v) { store<uint32_t>(buf, static_cast<uint32_t>(v)); ++count; });
-      break;
-    case DataType::UINT64:
-      ok = for_each_scalar(in.contents, 5, wire::VARINT, [&](uint64_t v) { store<uint64_t>(buf, v); ++count; });
-      break;
-    case DataType::FP32: {
-      // NOTE: a single packed occurrence is already little-endian floats: view it in place.
-      size_t occurrences = 0; const Span* only = nullptr;
-      for (const Span& s : in.contents) if (s.field == 6) { ++occurrences; only = &s; }
-      if (occurrences == 1 && only->type == wire::LEN) {
-        if (only->len % 4) return bad();
-        t.data = only->data; t.size = only->len; t.typed_count = only->len / 4;
-        return Status::ok();
-      }
-      ok = for_each_scalar(in.contents, 6, wire::FIXED32, [&](uint64_t v) { store<uint32_t>(buf, static_cast<uint32_t>(v)); ++count; });
-      break;
-    }
+    case DataType::BOOL: ok = gather<bool>(in, 1, wire::VARINT, buf, &count); break;
+    case DataType::INT8: ok = gather<int8_t>(in, 2, wire::VARINT, buf, &count); break;
+    case DataType::INT16: ok = gather<int16_t>(in, 2, wire::VARINT, buf, &count); break;
+    case DataType::INT32: ok = gather<int32_t>(in, 2, wire::VARINT, buf, &count); break;
+    case DataType::INT64: ok = gather<int64_t>(in, 3, wire::VARINT, buf, &count); break;
+    case DataType::UINT8: ok = gather<uint8_t>(in, 4, wire::VARINT, buf, &count); break;
+    case DataType::UINT16: ok = gather<uint16_t>(in, 4, wire::VARINT, buf, &count); break;
+    case DataType::UINT32: ok = gather<uint32_t>(in, 4, wire::VARINT, buf, &count); break;
+    case DataType::UINT64: ok = gather<uint64_t>(in, 5, wire::VARINT, buf, &count); break;
+    case DataType::FP32:
     case DataType::FP64: {
-      size_t occurrences = 0; const Span* only = nullptr;
-      for (const Span& s : in.contents) if (s.field == 7) { ++occurrences; only = &s; }
-      if (occurrences == 1 && only->type == wire::LEN) {
-        if (only->len % 8) return bad();
-        t.data = only->data; t.size = only->len; t.typed_count = only->len / 8;
+      const uint32_t field = t.dtype == DataType::FP32 ? 6 : 7;
+      const size_t item = t.dtype == DataType::FP32 ? 4 : 8;
+      // NOTE: a single packed occurrence is already little-endian floats: view it in place.
+      size_t occurrences = 0; Span only{};
+      ok = each_contents(in, [&](const uint8_t* d, size_t len) {
+        return wire::for_each_occurrence(d, len, field, [&](const Span& s) { ++occurrences; only = s; return true; });
+      });
+      if (ok && occurrences == 1 && only.type == wire::LEN) {
+        if (only.len % item) return bad();
+        t.data = only.data; t.size = only.len; t.typed_count = only.len / item;
         return Status::ok();
       }
-      ok = for_each_scalar(in.contents, 7, wire::FIXED64, [&](uint64_t v) { store<uint64_t>(buf, v); ++count; });
+      ok = ok && (item == 4 ? gather<uint32_t>(in, field, wire::FIXED32, buf, &count)
+                            : gather<uint64_t>(in, field, wire::FIXED64, buf, &count));
       break;
     }
-    case DataType::BYTES:
-      for (const Span& s : in.contents) {
-        if (s.field != 8) continue;
-        if (s.type != wire::LEN) return bad();
-        t.strings.emplace_back(reinterpret_cast<const char*>(s.data), s.len);
-      }
+    case DataType::BYTES: {
+      size_t n = 0;
+      auto count_bytes = [&](const Span& s) { ++n; return s.type == wire::LEN; };
+      if (!each_contents(in, [&](const uint8_t* d, size_t len) { return wire::for_each_occurrence(d, len, 8, count_bytes); }))
+        return bad();
+      t.strings.reserve(n);
+      each_contents(in, [&](const uint8_t* d, size_t len) {
+        return wire::for_each_occurrence(d, len, 8, [&](const Span& s) {
+          t.strings.emplace_back(reinterpret_cast<const char*>(s.data), s.len);
+          return true;
+        });
+      });
       t.typed_count = t.strings.size();
       return Status::ok();
+    }
     case DataType::FP16:
     case DataType::BF16:
       return invalid_argument("Invalid contents of input " + t.name + " - " + t.datatype_name +
@@ -171,6 +203,27 @@ Status decode_typed(PendingInput& in) {
   t.data = buf.data();
   t.size = buf.size();
   t.typed_count = count;
+  return Status::ok();
+}
+
+// Counts the repeated top-level fields and checks them against the limits
+// before anything is allocated for them. Malformed wire data is left to the
+// parse proper, which names the field.
+Status check_counts(const uint8_t* buf, size_t len, Budget* budget, size_t counts[8]) {
+  Reader r(buf, len);
+  uint32_t f; WireType t;
+  while (r.next(&f, &t) && r.skip(t))
+    if (f < 8) ++counts[f];
+  const DecodeLimits& l = budget->limits;
+  if (counts[5] > l.max_inputs)
+    return invalid_argument(over_limit_message("inputs", l.max_inputs, "--max_request_inputs"));
+  if (counts[7] > l.max_inputs)
+    return invalid_argument(over_limit_message("raw_input_contents entries", l.max_inputs, "--max_request_inputs"));
+  if (counts[6] > l.max_outputs)
+    return invalid_argument(over_limit_message("outputs", l.max_outputs, "--max_request_outputs"));
+  budget->parameters = counts[4];
+  if (counts[4] > l.max_parameters)
+    return invalid_argument(over_limit_message("parameters", l.max_parameters, "--max_request_parameters"));
   return Status::ok();
 }
 
@@ -196,12 +249,20 @@ Status split_bytes_elements(const uint8_t* data, size_t size, std::vector<std::s
   return Status::ok();
 }
 
-Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job) {
+Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job, const DecodeLimits& limits) {
+  Budget budget{limits};
+  size_t counts[8] = {};
+  OVF_RETURN_IF_ERROR(check_counts(buf, len, &budget, counts));
   Reader r(buf, len);
   uint32_t f; WireType t;
   std::string_view sv;
   std::vector<PendingInput> inputs;
   std::vector<std::pair<const uint8_t*, size_t>> raw;
+  // NOTE: the counts are bounded now; reserving them exactly is what keeps a
+  // request of many tiny entries from costing a multiple of its size.
+  inputs.reserve(counts[5]);
+  raw.reserve(counts[7]);
+  job->requested_outputs.reserve(job->requested_outputs.size() + counts[6]);
   while (r.next(&f, &t)) {
     switch (f) {
       case 1: if (t != wire::LEN || !r.view(&sv)) return malformed("model_name"); job->model_name.assign(sv); break;
@@ -211,14 +272,14 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job) {
         const uint8_t* d; size_t n;
         if (t != wire::LEN || !r.bytes(&d, &n)) return malformed("inputs");
         inputs.emplace_back();
-        if (!parse_input(d, n, &inputs.back())) return malformed("inputs");
+        OVF_RETURN_IF_ERROR(parse_input(d, n, &inputs.back(), &budget));
         break;
       }
       case 6: {
         const uint8_t* d; size_t n;
         if (t != wire::LEN || !r.bytes(&d, &n)) return malformed("outputs");
         std::string name;
-        if (!parse_output_name(d, n, &name)) return malformed("outputs");
+        OVF_RETURN_IF_ERROR(parse_output(d, n, &name, &budget));
         job->requested_outputs.push_back(std::move(name));
         break;
       }

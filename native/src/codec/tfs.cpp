@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "ovfast/codec/wire.hpp"
 
@@ -18,15 +19,17 @@ enum TensorField : uint32_t {
   kInt64Val = 10, kBoolVal = 11, kHalfVal = 13, kUint32Val = 16, kUint64Val = 17,
 };
 
-// One occurrence of a repeated value field; decoded once the dtype is known
-// (fields may come in any order).
+// One TensorProto. Typed value lists are decoded from its message once the
+// dtype is known (fields may come in any order); nothing is kept per value.
 struct ParsedTensor {
   int tf_dtype = 0;
   Shape shape;
   const uint8_t* content = nullptr;
   size_t content_len = 0;
   bool has_content = false;
-  std::vector<Span> values;
+  const uint8_t* msg = nullptr;  // the TensorProto message
+  size_t msg_len = 0;
+  bool has_typed = false;        // a typed value list (anything but string_val) is present
 };
 
 Status malformed(const std::string& what) {
@@ -49,7 +52,8 @@ bool parse_dim(const uint8_t* d, size_t n, int64_t* size) {
   return r.ok();
 }
 
-bool parse_shape(const uint8_t* d, size_t n, Shape* shape) {
+// False on malformed data; *too_many when the shape has more than max_dims dimensions.
+bool parse_shape(const uint8_t* d, size_t n, Shape* shape, size_t max_dims, bool* too_many) {
   Reader r(d, n);
   uint32_t f; WireType t;
   shape->clear();
@@ -59,6 +63,7 @@ bool parse_shape(const uint8_t* d, size_t n, Shape* shape) {
       if (!r.bytes(&dd, &dn)) return false;
       int64_t size;
       if (!parse_dim(dd, dn, &size)) return false;
+      if (shape->size() >= max_dims) { *too_many = true; return r.fail(); }
       shape->push_back(size);
     } else if (!r.skip(t)) {  // unknown_rank (3) and anything else
       return false;
@@ -67,66 +72,76 @@ bool parse_shape(const uint8_t* d, size_t n, Shape* shape) {
   return r.ok();
 }
 
-bool parse_tensor(const uint8_t* d, size_t n, ParsedTensor* out) {
+Status parse_tensor(const uint8_t* d, size_t n, const std::string& name, size_t max_dims, ParsedTensor* out) {
+  out->msg = d;
+  out->msg_len = n;
   Reader r(d, n);
   uint32_t f; WireType t;
   while (r.next(&f, &t)) {
     if (f == kDtype && t == wire::VARINT) {
       uint64_t v;
-      if (!r.varint(&v)) return false;
+      if (!r.varint(&v)) break;
       out->tf_dtype = static_cast<int>(static_cast<int32_t>(v));
     } else if (f == kShape && t == wire::LEN) {
       const uint8_t* sd; size_t sn;
-      if (!r.bytes(&sd, &sn) || !parse_shape(sd, sn, &out->shape)) return r.fail();
+      bool too_many = false;
+      if (!r.bytes(&sd, &sn)) break;
+      if (!parse_shape(sd, sn, &out->shape, max_dims, &too_many)) {
+        if (too_many)
+          return invalid_argument(
+              over_limit_message("dimensions in the shape of input " + name, max_dims, "--max_tensor_dims"));
+        return malformed("inputs");
+      }
     } else if (f == kContent && t == wire::LEN) {
       // proto3 `bytes`: the last occurrence wins.
-      if (!r.bytes(&out->content, &out->content_len)) return false;
+      if (!r.bytes(&out->content, &out->content_len)) break;
       out->has_content = true;
     } else if ((f >= kFloatVal && f <= kBoolVal) || f == kHalfVal || f == kUint32Val || f == kUint64Val) {
       Span s;
-      if (!wire::read_span(r, f, t, &s)) return false;
-      out->values.push_back(s);
+      if (!wire::read_span(r, f, t, &s)) break;
+      out->has_typed |= f != kStringVal;
     } else if (!r.skip(t)) {
-      return false;
+      break;
     }
   }
-  return r.ok();
+  return r.ok() ? Status::ok() : malformed("inputs");
 }
 
-
+// The values of `field` as T, into a buffer of exactly their size (counted first).
 template <typename T>
-bool collect(const std::vector<Span>& spans, uint32_t field, WireType wt, std::vector<uint8_t>* buf, size_t* count) {
-  return wire::for_each_scalar(spans, field, wt, [&](uint64_t v) {
-    T x = static_cast<T>(v);
-    size_t at = buf->size();
-    buf->resize(at + sizeof(T));
-    std::memcpy(buf->data() + at, &x, sizeof(T));
-    ++*count;
+bool collect(const ParsedTensor& pt, uint32_t field, WireType wt, std::vector<uint8_t>* buf, size_t* count) {
+  size_t n = 0;
+  if (!wire::for_each_scalar(pt.msg, pt.msg_len, field, wt, [&](uint64_t) { ++n; })) return false;
+  buf->resize(n * sizeof(T));
+  uint8_t* out = buf->data();
+  wire::for_each_scalar(pt.msg, pt.msg_len, field, wt, [&](uint64_t v) {
+    T x = std::is_same_v<T, bool> ? static_cast<T>(v != 0) : static_cast<T>(v);
+    std::memcpy(out, &x, sizeof(T));
+    out += sizeof(T);
   });
+  *count = n;
+  return true;
 }
 
 // Fills `in` from the typed value lists of `pt` (the non-tensor_content path).
 Status decode_values(const ParsedTensor& pt, InputTensor* in) {
-  std::vector<uint8_t>& buf = in->owned;
+  std::vector<uint8_t>* buf = &in->owned;
   size_t count = 0;
   bool ok = true;
-  const auto& v = pt.values;
   switch (in->dtype) {
     case DataType::FP16:
-    case DataType::BF16: ok = collect<uint16_t>(v, kHalfVal, wire::VARINT, &buf, &count); break;
-    case DataType::FP32: ok = collect<uint32_t>(v, kFloatVal, wire::FIXED32, &buf, &count); break;
-    case DataType::FP64: ok = collect<uint64_t>(v, kDoubleVal, wire::FIXED64, &buf, &count); break;
-    case DataType::INT8: ok = collect<int8_t>(v, kIntVal, wire::VARINT, &buf, &count); break;
-    case DataType::INT16: ok = collect<int16_t>(v, kIntVal, wire::VARINT, &buf, &count); break;
-    case DataType::INT32: ok = collect<int32_t>(v, kIntVal, wire::VARINT, &buf, &count); break;
-    case DataType::UINT8: ok = collect<uint8_t>(v, kIntVal, wire::VARINT, &buf, &count); break;
-    case DataType::UINT16: ok = collect<uint16_t>(v, kIntVal, wire::VARINT, &buf, &count); break;
-    case DataType::INT64: ok = collect<int64_t>(v, kInt64Val, wire::VARINT, &buf, &count); break;
-    case DataType::UINT32: ok = collect<uint32_t>(v, kUint32Val, wire::VARINT, &buf, &count); break;
-    case DataType::UINT64: ok = collect<uint64_t>(v, kUint64Val, wire::VARINT, &buf, &count); break;
-    case DataType::BOOL:
-      ok = wire::for_each_scalar(v, kBoolVal, wire::VARINT, [&](uint64_t x) { buf.push_back(x ? 1 : 0); ++count; });
-      break;
+    case DataType::BF16: ok = collect<uint16_t>(pt, kHalfVal, wire::VARINT, buf, &count); break;
+    case DataType::FP32: ok = collect<uint32_t>(pt, kFloatVal, wire::FIXED32, buf, &count); break;
+    case DataType::FP64: ok = collect<uint64_t>(pt, kDoubleVal, wire::FIXED64, buf, &count); break;
+    case DataType::INT8: ok = collect<int8_t>(pt, kIntVal, wire::VARINT, buf, &count); break;
+    case DataType::INT16: ok = collect<int16_t>(pt, kIntVal, wire::VARINT, buf, &count); break;
+    case DataType::INT32: ok = collect<int32_t>(pt, kIntVal, wire::VARINT, buf, &count); break;
+    case DataType::UINT8: ok = collect<uint8_t>(pt, kIntVal, wire::VARINT, buf, &count); break;
+    case DataType::UINT16: ok = collect<uint16_t>(pt, kIntVal, wire::VARINT, buf, &count); break;
+    case DataType::INT64: ok = collect<int64_t>(pt, kInt64Val, wire::VARINT, buf, &count); break;
+    case DataType::UINT32: ok = collect<uint32_t>(pt, kUint32Val, wire::VARINT, buf, &count); break;
+    case DataType::UINT64: ok = collect<uint64_t>(pt, kUint64Val, wire::VARINT, buf, &count); break;
+    case DataType::BOOL: ok = collect<bool>(pt, kBoolVal, wire::VARINT, buf, &count); break;
     default:
       // INVALID dtype: validate() reports the precision mismatch first.
       break;
@@ -134,8 +149,8 @@ Status decode_values(const ParsedTensor& pt, InputTensor* in) {
   if (!ok) return malformed("invalid typed values of input " + in->name);
   in->has_typed_contents = true;
   in->typed_count = count;
-  in->data = buf.empty() ? nullptr : buf.data();
-  in->size = buf.size();
+  in->data = buf->empty() ? nullptr : buf->data();
+  in->size = buf->size();
   return Status::ok();
 }
 
@@ -147,17 +162,18 @@ Status to_input(const ParsedTensor& pt, InputTensor* in) {
   if (in->dtype == DataType::BYTES) {
     // NOTE: string_val goes to `strings` whatever the model input type is;
     // binary-image inputs (rank-4 numeric) are decoded from there downstream.
-    for (const Span& s : pt.values) {
-      if (s.field != kStringVal) continue;
-      if (s.type != wire::LEN) return malformed("string_val of input " + in->name);
+    size_t n = 0;
+    if (!wire::for_each_occurrence(pt.msg, pt.msg_len, kStringVal, [&](const Span& s) { ++n; return s.type == wire::LEN; }))
+      return malformed("string_val of input " + in->name);
+    in->strings.reserve(n);
+    wire::for_each_occurrence(pt.msg, pt.msg_len, kStringVal, [&](const Span& s) {
       in->strings.emplace_back(reinterpret_cast<const char*>(s.data), s.len);
-    }
+      return true;
+    });
     in->typed_count = in->strings.size();
     return Status::ok();
   }
-  bool has_typed = false;
-  for (const Span& s : pt.values) has_typed |= s.field != kStringVal;
-  if (pt.has_content || !has_typed) {
+  if (pt.has_content || !pt.has_typed) {
     // Zero-copy: the tensor views the request bytes.
     in->data = pt.content;
     in->size = pt.content_len;
@@ -207,24 +223,26 @@ bool parse_model_spec(const uint8_t* d, size_t n, TfsModelSpec* spec) {
 }
 
 // One `inputs` map entry: key = 1, value = 2.
-bool parse_map_entry(const uint8_t* d, size_t n, std::string* key, ParsedTensor* value) {
+Status parse_map_entry(const uint8_t* d, size_t n, std::string* key, ParsedTensor* value, size_t max_dims) {
   Reader r(d, n);
   uint32_t f; WireType t;
   std::string_view sv;
+  const uint8_t* vd = nullptr; size_t vn = 0;
+  bool has_value = false;
   while (r.next(&f, &t)) {
     if (f == 1 && t == wire::LEN) {
-      if (!r.view(&sv)) return false;
+      if (!r.view(&sv)) break;
       key->assign(sv);
     } else if (f == 2 && t == wire::LEN) {
-      const uint8_t* vd; size_t vn;
-      if (!r.bytes(&vd, &vn)) return false;
-      *value = ParsedTensor();  // a repeated value field replaces the earlier one
-      if (!parse_tensor(vd, vn, value)) return r.fail();
+      if (!r.bytes(&vd, &vn)) break;
+      has_value = true;  // a repeated value field replaces the earlier one
     } else if (!r.skip(t)) {
-      return false;
+      break;
     }
   }
-  return r.ok();
+  if (!r.ok()) return malformed("inputs");
+  // NOTE: the value is parsed after the key, so a limit error can name the input.
+  return has_value ? parse_tensor(vd, vn, *key, max_dims, value) : Status::ok();
 }
 
 // --- encoding ---------------------------------------------------------------
@@ -265,7 +283,18 @@ DataType datatype_from_tf_enum(int tf_enum) {
   return DataType::INVALID;
 }
 
-Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* spec, InferJob* job) {
+Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* spec, InferJob* job,
+                                 const DecodeLimits& limits) {
+  // The map entries are counted (and bounded) before any is parsed.
+  size_t entries = 0;
+  {
+    Reader scan(buf, len);
+    uint32_t f; WireType t;
+    while (scan.next(&f, &t) && scan.skip(t)) entries += f == 2;
+  }
+  if (entries > limits.max_inputs)
+    return invalid_argument(over_limit_message("inputs", limits.max_inputs, "--max_request_inputs"));
+  job->inputs.reserve(entries);
   Reader r(buf, len);
   uint32_t f; WireType t;
   std::string_view sv;
@@ -278,7 +307,7 @@ Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* s
       if (!r.bytes(&d, &n)) return malformed("inputs");
       std::string key;
       ParsedTensor pt;
-      if (!parse_map_entry(d, n, &key, &pt)) return malformed("inputs");
+      OVF_RETURN_IF_ERROR(parse_map_entry(d, n, &key, &pt, limits.max_dims));
       InputTensor in;
       in.name = std::move(key);
       OVF_RETURN_IF_ERROR(to_input(pt, &in));

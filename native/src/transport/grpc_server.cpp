@@ -1,6 +1,7 @@
 #include "ovfast/transport/grpc_server.hpp"
 
 #include <grpc/grpc.h>
+#include <malloc.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
@@ -16,17 +17,37 @@
 #include <thread>
 #include <unordered_set>
 
+#include "ovfast/codec/inflate.hpp"
 #include "ovfast/codec/kserve.hpp"
 #include "ovfast/codec/tfs.hpp"
 #include "ovfast/exec/result_sink.hpp"
 #include "ovfast/transport/grpc_status.hpp"
+
+// NOTE: grpc++ declares this friend of ByteBuffer for its own tests and ships
+// no definition; it is the one way to read whether a received message is
+// still compressed (per-message decompression is off: see start()).
+namespace grpc::internal {
+class GrpcByteBufferPeer {
+ public:
+  explicit GrpcByteBufferPeer(ByteBuffer* b) : b_(b) {}
+  grpc_byte_buffer* c_buffer() { return b_->c_buffer(); }
+
+ private:
+  ByteBuffer* b_;
+};
+}  // namespace grpc::internal
 
 namespace ovfast {
 namespace {
 
 constexpr char kModelInfer[] = "/inference.GRPCInferenceService/ModelInfer";
 constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
+// A failed call whose request was at least this big hands the freed memory
+// back to the OS when it is done (malloc_trim): glibc otherwise keeps the
+// request's many small gRPC slices in its arenas, hundreds of MB per request.
+constexpr size_t kTrimAfterBytes = 16 << 20;
 constexpr int kResourceExhausted = 8;
+constexpr int kUnimplemented = 12;
 constexpr int kInternal = 13;
 constexpr int kUnavailable = 14;
 constexpr int kUnauthenticated = 16;
@@ -156,6 +177,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
     StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
   }
   void fail(int grpc_code, const std::string& message) {
+    failed_ = true;
     Finish(grpc::Status(static_cast<grpc::StatusCode>(grpc_code), message));
   }
   // A served request that failed (refused at submit, or its job failed).
@@ -172,17 +194,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
       return;
     }
     received_ns_ = now_ns();
-    if (RequestMemory* budget = server_->opts.request_memory.get()) {
-      const int64_t size = static_cast<int64_t>(request_.Length());
-      if (!budget->try_reserve(size)) {
-        request_.Clear();  // its memory goes back now, not when the call is done
-        fail(kResourceExhausted, "Server is overloaded: requests in flight hold " + std::to_string(budget->in_use()) +
-                                     " bytes; this one needs " + std::to_string(size) + " more (max_request_memory " +
-                                     std::to_string(budget->limit()) + "); retry later");
-        return;
-      }
-      reserved_ = size;
-    }
+    received_bytes_ = request_.Length();
+    if (!reserve(received_bytes_)) return;
+    if (!inflate_compressed()) return;
     if (!request_.Dump(&slices_).ok()) {
       fail(kInternal, "Cannot read the request message");
       return;
@@ -207,13 +221,65 @@ class Call final : public grpc::ServerGenericBidiReactor {
     else serve(data, size);
   }
 
+  // Counts the request's `bytes` against --max_request_memory (what is held
+  // already by this call included). False when refused: the call was
+  // answered RESOURCE_EXHAUSTED and its buffers are freed.
+  bool reserve(size_t bytes) {
+    RequestMemory* budget = server_->opts.request_memory.get();
+    const auto want = static_cast<int64_t>(bytes);
+    if (budget == nullptr || want <= reserved_) return true;
+    if (budget->try_reserve(want - reserved_)) {
+      reserved_ = want;
+      return true;
+    }
+    request_.Clear();  // its memory goes back now, not when the call is done
+    joined_ = std::string();
+    fail(kResourceExhausted, "Server is overloaded: requests in flight hold " + std::to_string(budget->in_use()) +
+                                 " bytes; this one needs " + std::to_string(want - reserved_) +
+                                 " more (max_request_memory " + std::to_string(budget->limit()) + "); retry later");
+    return false;
+  }
+
   // The client cancelled, or the call's deadline passed: a job still queued is dropped (never run).
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+
+  // A compressed message is inflated here, bounded by the message limit while
+  // inflating (a bomb is refused before its size is ever allocated), into
+  // joined_, which the request then views. False when the call was answered.
+  bool inflate_compressed() {
+    grpc_byte_buffer* raw = grpc::internal::GrpcByteBufferPeer(&request_).c_buffer();
+    if (!raw || raw->type != GRPC_BB_RAW || raw->data.raw.compression == GRPC_COMPRESS_NONE) return true;
+    const grpc_compression_algorithm algo = raw->data.raw.compression;
+    if (algo != GRPC_COMPRESS_GZIP && algo != GRPC_COMPRESS_DEFLATE) {
+      fail(kUnimplemented, "Unsupported message compression algorithm");
+      return false;
+    }
+    std::vector<ByteRange> pieces;
+    const grpc_slice_buffer& sb = raw->data.raw.slice_buffer;
+    for (size_t i = 0; i < sb.count; ++i)
+      pieces.push_back({GRPC_SLICE_START_PTR(sb.slices[i]), GRPC_SLICE_LENGTH(sb.slices[i])});
+    Status st = inflate_message(pieces, algo == GRPC_COMPRESS_GZIP ? MessageCompression::GZIP : MessageCompression::DEFLATE,
+                                static_cast<size_t>(server_->opts.max_message_bytes), &joined_);
+    request_.Clear();  // the compressed bytes are not needed any more
+    received_bytes_ = std::max(received_bytes_, joined_.size());
+    if (!st.is_ok()) {
+      joined_ = std::string();
+      fail(grpc_status_code(st.code()), st.message());
+      return false;
+    }
+    if (!reserve(joined_.size())) return false;
+    const auto* data = reinterpret_cast<const uint8_t*>(joined_.data());
+    if (kind_ == Kind::FORWARD) forward(data, joined_.size());
+    else serve(data, joined_.size());
+    return false;
+  }
 
   void OnDone() override {
     GrpcServer::Impl* server = server_;
     if (reserved_ > 0) server->opts.request_memory->release(reserved_);
+    const bool trim = failed_ && received_bytes_ >= kTrimAfterBytes;
     delete this;
+    if (trim) malloc_trim(0);
     server->call_done();
   }
 
@@ -290,6 +356,8 @@ class Call final : public grpc::ServerGenericBidiReactor {
   std::vector<grpc::Slice> slices_;  // the request's bytes, when they came in one slice
   std::string joined_;               // ... or joined, when they came in several
   uint64_t received_ns_ = 0;
+  size_t received_bytes_ = 0;        // the request's size (inflated size when it came compressed)
+  std::atomic<bool> failed_{false};  // answered with an error status
   std::atomic<bool> cancelled_{false};  // set by OnCancel; InferJob::cancelled points here
   int64_t reserved_ = 0;                // bytes taken from opts.request_memory until OnDone
   std::string model_, version_;      // where a served request was routed
@@ -358,6 +426,10 @@ Status GrpcServer::start(std::vector<int>* ports) {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, workers > 1 ? 1 : 0);
     for (const auto& [k, v] : o.int_args) builder.AddChannelArgument(k, v);
     for (const auto& [k, v] : o.string_args) builder.AddChannelArgument(k, v);
+    // Compressed requests reach us as they came and are inflated with the
+    // message limit applied while inflating (Call::inflate_compressed); grpc
+    // core 1.51 would inflate them whole first, then compare.
+    builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
     if (o.memory_quota > 0 || o.max_threads > 0) builder.SetResourceQuota(quota);
     impl_->services.push_back(std::make_unique<Service>(impl_.get()));
     builder.RegisterCallbackGenericService(impl_->services.back().get());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ovfast/codec/limits.hpp"
 #include "ovfast/request.hpp"
 #include "ovfast/status.hpp"
 
@@ -36,8 +37,10 @@ DataType datatype_from_tf_enum(int tf_enum);
 // order of first appearance of each map key; a repeated key replaces the
 // earlier entry (protobuf map semantics). Malformed wire data yields
 // INVALID_ARGUMENT, never a crash. Type/shape/size checks against the model
-// are left to Servable::validate (OVMS order and messages).
-Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* spec, InferJob* job);
+// are left to Servable::validate (OVMS order and messages). The entry count
+// and each shape's rank are checked against `limits` before they are allocated.
+Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* spec, InferJob* job,
+                                 const DecodeLimits& limits = decode_limits());
 
 // Serializes a PredictResponse in one allocation: model_spec{name, version}
 // and one `outputs` map entry per output (tensor_content; BYTES as

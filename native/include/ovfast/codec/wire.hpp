@@ -102,28 +102,54 @@ inline bool read_span(Reader& r, uint32_t field, WireType type, Span* s) {
   }
 }
 
-// Calls fn(bits) for every value of `field` in `spans`, packed or not;
-// `scalar_type` is the wire type of one unpacked element. False on bad packing.
+// Calls fn(bits) for every value of the repeated scalar `field` in the message
+// at [d, d + n), packed or not; `scalar_type` is the wire type of one unpacked
+// element. Nothing is allocated. False on bad packing or malformed data.
 template <typename Fn>
-bool for_each_scalar(const std::vector<Span>& spans, uint32_t field, WireType scalar_type, Fn&& fn) {
-  for (const Span& s : spans) {
-    if (s.field != field) continue;
-    if (s.type == scalar_type) { fn(s.scalar); continue; }
-    if (s.type != LEN) return false;
-    Reader r(s.data, s.len);
-    while (!r.done()) {
+bool for_each_scalar(const uint8_t* d, size_t n, uint32_t field, WireType scalar_type, Fn&& fn) {
+  Reader r(d, n);
+  uint32_t f; WireType t;
+  while (r.next(&f, &t)) {
+    Span s;
+    if (!read_span(r, f, t, &s)) return false;
+    if (f != field) continue;
+    if (t == scalar_type) { fn(s.scalar); continue; }
+    if (t != LEN) return false;
+    Reader p(s.data, s.len);
+    while (!p.done()) {
       uint64_t v = 0;
       if (scalar_type == VARINT) {
-        if (!r.varint(&v)) return false;
+        if (!p.varint(&v)) return false;
       } else if (scalar_type == FIXED32) {
-        uint32_t v32; if (!r.fixed32(&v32)) return false; v = v32;
-      } else if (!r.fixed64(&v)) {
+        uint32_t v32; if (!p.fixed32(&v32)) return false; v = v32;
+      } else if (!p.fixed64(&v)) {
         return false;
       }
       fn(v);
     }
   }
-  return true;
+  return r.ok();
+}
+
+// Calls fn(span) for every occurrence of `field` in the message at [d, d + n);
+// false on malformed data or when fn returns false.
+template <typename Fn>
+bool for_each_occurrence(const uint8_t* d, size_t n, uint32_t field, Fn&& fn) {
+  Reader r(d, n);
+  uint32_t f; WireType t;
+  while (r.next(&f, &t)) {
+    Span s;
+    if (!read_span(r, f, t, &s)) return false;
+    if (f == field && !fn(s)) return false;
+  }
+  return r.ok();
+}
+
+// Elements of a packed varint payload (bytes without the continuation bit).
+inline size_t packed_varint_count(const uint8_t* d, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; ++i) count += (d[i] & 0x80) == 0;
+  return count;
 }
 
 // Bytes in the well-formed UTF-8 sequence at [p, end) (no overlongs, no

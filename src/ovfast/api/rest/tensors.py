@@ -11,6 +11,7 @@ import math
 import numpy as np
 import orjson
 
+from ovfast import _native
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import InvalidArgumentError
 
@@ -77,9 +78,30 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _check_shape(name, shape) -> list:
+def _over_limit(what: str, limit: int, flag: str) -> InvalidArgumentError:
+    # the native codecs' words (codec/limits.cpp), so every API refuses alike
+    return InvalidArgumentError(f"Invalid request - more than {limit} {what} (the server's limit, {flag})")
+
+
+def _check_counts(limits: dict, inputs: list, outputs, params: dict) -> None:
+    """The server-wide request limits (--max_request_*), checked before any entry is converted."""
+    if len(inputs) > limits["max_inputs"]:
+        raise _over_limit("inputs", limits["max_inputs"], "--max_request_inputs")
+    if outputs is not None and len(outputs) > limits["max_outputs"]:
+        raise _over_limit("outputs", limits["max_outputs"], "--max_request_outputs")
+    count = len(params) if isinstance(params, dict) else 0
+    for entry in (*inputs, *(outputs or ())):
+        p = entry.get("parameters") if isinstance(entry, dict) else None
+        count += len(p) if isinstance(p, dict) else 0
+    if count > limits["max_parameters"]:
+        raise _over_limit("parameters", limits["max_parameters"], "--max_request_parameters")
+
+
+def _check_shape(name, shape, max_dims: int) -> list:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InvalidArgumentError(f"Invalid shape for input {name}: expected a list of integers")
+    if len(shape) > max_dims:
+        raise _over_limit(f"dimensions in the shape of input {name}", max_dims, "--max_tensor_dims")
     if not all(INT64_MIN <= d <= INT64_MAX for d in shape):
         raise InvalidArgumentError(f"Invalid input shape - a dimension is out of the int64 range; input name: {name}")
     return shape
@@ -109,6 +131,9 @@ def parse_infer_body(body: bytes, header_length: str | None):
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list):
         raise InvalidArgumentError("Invalid request body: 'inputs' must be an array")
+    limits = _native.decode_limits()
+    raw_outputs = doc.get("outputs")
+    _check_counts(limits, raw_inputs, raw_outputs if isinstance(raw_outputs, list) else None, doc.get("parameters"))
     inputs = []
     offset = 0
     for i, inp in enumerate(raw_inputs):
@@ -117,7 +142,7 @@ def parse_infer_body(body: bytes, header_length: str | None):
         name, datatype = inp.get("name"), inp.get("datatype")
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise InvalidArgumentError(f"Invalid request body: inputs[{i}] needs string 'name' and 'datatype'")
-        shape = _check_shape(name, inp.get("shape"))
+        shape = _check_shape(name, inp.get("shape"), limits["max_dims"])
         params = inp.get("parameters") or {}
         if not isinstance(params, dict):
             raise InvalidArgumentError(f"Invalid parameters of input {name}")
@@ -147,7 +172,6 @@ def parse_infer_body(body: bytes, header_length: str | None):
         raise InvalidArgumentError("Invalid request parameters: expected an object")
     default_binary = bool(req_params.get("binary_data_output", False))
     names, flags = None, {}
-    raw_outputs = doc.get("outputs")
     if raw_outputs is not None:
         if not isinstance(raw_outputs, list):
             raise InvalidArgumentError("Invalid request body: 'outputs' must be an array")
