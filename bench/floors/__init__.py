@@ -43,14 +43,14 @@ def _grpcpp_flags() -> list[str]:
 
 def build_grpcpp(cache_dir: Path, log_path: Path, timeout: float = 900.0) -> Path:
     """The grpc++ floor's executable, compiled once per source/command into ``cache_dir``."""
-    compiler = shutil.which("g++")
-    if compiler is None:
-        raise FloorUnavailable("g++ not found (apt-get install -y g++ libgrpc++-dev)")
     flags = _grpcpp_flags()
     key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     exe = cache_dir / f"grpcpp_floor-{key}"
     if exe.exists():
         return exe
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise FloorUnavailable("g++ not found (apt-get install -y g++ libgrpc++-dev)")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = exe.with_name(exe.name + ".tmp")
     cmd = [compiler, "-O2", "-std=c++17", str(SOURCE), "-o", str(tmp), *flags]

@@ -107,3 +107,14 @@ def test_floor_that_cannot_start_says_why(bench_path, tmp_path):
 
     with pytest.raises(ServerError, match="exited"):
         floors.start_aio(tmp_path / "nope", tmp_path / "logs")
+
+
+def test_grpcpp_floor_without_compiler_says_why(bench_path, tmp_path, monkeypatch):
+    """No g++ on PATH (and nothing built in this cache): not available, with the reason, nothing raised
+    beyond FloorUnavailable (the bench prints it as "floor grpc++: not available (...)")."""
+    from bench import floors
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    with pytest.raises(floors.FloorUnavailable, match="g\\+\\+ not found"):
+        floors.build_grpcpp(tmp_path / "cache", tmp_path / "build.log")
+    assert not (tmp_path / "cache").exists()
