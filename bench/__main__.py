@@ -5,9 +5,10 @@ Order of a run (each step on the same machine, same model, same compile settings
   2. in-process OpenVINO: AsyncInferQueue throughput with the server's hint/streams/nireq, and
      single-request sync latency with the LATENCY hint (the limit); the async reading is taken
      again after step 3, and ratios use the better of the two
-  3. at each concurrency in turn: perf_analyzer against ovfast over gRPC and REST, and against
-     ``ovfast --echo`` (no inference: the transport floor) over gRPC and REST; with --peers, the
-     Python load generator against ovfast
+  3. at each concurrency in turn: perf_analyzer against ovfast over gRPC and REST, against
+     ``ovfast --echo`` (no inference: the server floor) over gRPC and REST, and against the two
+     gRPC transport floors (bench/floors/: grpc.aio and grpc++ endpoints replaying ovfast's
+     canned answers); with --peers, the Python load generator against ovfast
   4. with --peers: each peer (MLServer, KServe
      Python server, PyTriton) installed in its own virtualenv under bench/.venvs/
 It prints a table and ratios, and writes results.json and results.png to --out. It asserts nothing.
@@ -27,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import batching, inprocess, loadgen, perf, report
+from bench import batching, floors, inprocess, loadgen, perf, report
 from bench.models import MLP_DIMS, MODEL_NAMES, MlpDims, ModelUnavailable, get_model
 from bench.servers import start_ovfast
 
@@ -105,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inprocess-seconds", type=float, default=5.0)
     p.add_argument("--loadgen-seconds", type=float, default=5.0)
     p.add_argument("--no-rest", action="store_true", help="skip the REST series")
-    p.add_argument("--no-echo", action="store_true", help="skip the --echo transport floor")
+    p.add_argument("--no-echo", action="store_true", help="skip the --echo server floor")
+    p.add_argument("--no-floors", action="store_true",
+                   help="skip the gRPC transport floors (grpc.aio and grpc++ do-nothing endpoints)")
     p.add_argument("--model-cache", type=Path, default=BENCH_DIR / ".models")
     return p
 
@@ -115,11 +118,11 @@ def log(msg: str) -> None:
 
 
 def perf_sweep(label: str, model, url: str, protocol: str, conc: list[int], workdir: Path,
-               settings: perf.PerfSettings) -> list[dict]:
+               settings: perf.PerfSettings, model_version: str | None = None) -> list[dict]:
     shape = f"{model.input_name}:{','.join(map(str, model.input_shape))}" if model.name == "mlp" else None
     points = []
     for c in conc:
-        p = perf.run_point(model.name, url, protocol, c, workdir, settings, shape=shape)
+        p = perf.run_point(model.name, url, protocol, c, workdir, settings, shape=shape, model_version=model_version)
         log(f"{label} c={c}: " + (f"{p['infer_per_sec']:.1f} infer/s p50 {p['p50_us']:.0f} us"
                                    if "error" not in p else f"error: {p['error']}"))
         points.append(p)
@@ -170,7 +173,12 @@ def run(args: argparse.Namespace) -> dict:
     data = model.sample()
 
     log(f"starting ovfast on {model.name} ({plugin_config})" + ("" if args.no_echo else ", and ovfast --echo"))
-    with ThreadPoolExecutor(2) as pool:  # both start at once; the echo server idles until its turn
+    floor_list: dict = {}
+    with ThreadPoolExecutor(3) as pool:  # both start at once; the echo server idles until its turn
+        # the grpc++ floor compiles (first use only) while the servers load; leaving the pool waits
+        # for it, so no compile runs while anything is measured
+        f_exe = None if args.no_floors else pool.submit(floors.build_grpcpp, BENCH_DIR / ".cache",
+                                                        logs / "floor_grpcpp" / "build.log")
         f_srv = pool.submit(start_ovfast, model.name, model.base_path, logs / "ovfast", plugin_config,
                             nireq=args.nireq)
         f_echo = None if args.no_echo else pool.submit(start_ovfast, model.name, model.base_path, logs / "echo",
@@ -196,26 +204,31 @@ def run(args: argparse.Namespace) -> dict:
         results["inprocess"] = {
             "async": inprocess.async_throughput(str(model.xml), model.input_name, data, a_cfg, nireq,
                                                 args.inprocess_seconds)}
+        if f_exe is not None:
+            floor_list, why_not = floors.start_all(srv.grpc_url, model, f_exe, out, logs, log)
+            results["unavailable"].update(why_not)
         log("in-process sync latency")
         results["inprocess"]["sync"] = inprocess.sync_latency(str(model.xml), model.input_name, data,
                                                               args.inprocess_seconds)
         # every series at one concurrency, then the next: on a shared machine, load drifts over
         # minutes, and interleaving keeps the series of one column comparable
-        plan = [("ovfast grpc", srv.grpc_url, "grpc")]
+        plan = [("ovfast grpc", srv.grpc_url, "grpc", None)]
         if not args.no_rest:
-            plan.append(("ovfast rest", srv.http_url, "http"))
+            plan.append(("ovfast rest", srv.http_url, "http", None))
         if echo is not None:
-            plan.append(("echo grpc", echo.grpc_url, "grpc"))
+            plan.append(("echo grpc", echo.grpc_url, "grpc", None))
             if not args.no_rest:
-                plan.append(("echo rest", echo.http_url, "http"))
-        for label, _, _ in plan:
+                plan.append(("echo rest", echo.http_url, "http", None))
+        for label, floor in floor_list.items():
+            plan.append((label, floor.grpc_url, "grpc", floor.model_version))
+        for label, *_ in plan:
             results["series"][label] = []
         if args.peers:
             results["series"]["ovfast grpc (loadgen)"] = []
         for c in conc:
-            for label, url, protocol in plan:
-                results["series"][label] += perf_sweep(label, model, url, protocol, [c],
-                                                       logs / ("perf_" + label.split()[0]), settings)
+            for label, url, protocol, version in plan:
+                workdir = logs / floors.PERF_DIRS.get(label, "perf_" + label.split()[0])
+                results["series"][label] += perf_sweep(label, model, url, protocol, [c], workdir, settings, version)
             if args.peers:
                 results["series"]["ovfast grpc (loadgen)"] += loadgen_sweep("ovfast grpc (loadgen)", srv.grpc_url,
                                                                             model, [c], args.loadgen_seconds)
@@ -227,6 +240,8 @@ def run(args: argparse.Namespace) -> dict:
         srv.stop()
         if echo is not None:
             echo.stop()
+        for floor in floor_list.values():
+            floor.stop()
 
     if args.peers:
         from bench import peers

@@ -82,9 +82,11 @@ def parse_csv(path: Path) -> dict:
 
 
 def run_point(model: str, url: str, protocol: str, concurrency: int, workdir: Path, settings: PerfSettings,
-              shape: str | None = None) -> dict:
+              shape: str | None = None, model_version: str | None = None) -> dict:
     """One concurrency level. Retries once without the stability requirement when the machine is too
-    noisy for ``stability_pct``; such points are marked ``stable: false``."""
+    noisy for ``stability_pct``; such points are marked ``stable: false``. ``model_version`` (``-x``)
+    names the version whose server statistics perf_analyzer reads; without it, perf_analyzer looks
+    for the version whose queue count grew, which a server replaying canned answers never shows."""
     workdir.mkdir(parents=True, exist_ok=True)
     out_csv = workdir / f"{protocol}_c{concurrency}.csv"
     log = workdir / f"{protocol}_c{concurrency}.log"
@@ -93,6 +95,8 @@ def run_point(model: str, url: str, protocol: str, concurrency: int, workdir: Pa
             "--input-data", "random", "-f", str(out_csv)]
     if shape:
         base += ["--shape", shape]
+    if model_version:
+        base += ["-x", model_version]
     if settings.count_window > 0:
         base += ["--measurement-mode", "count_windows", "--measurement-request-count", str(settings.count_window)]
     # 1: as asked; 2: no stability requirement (noisy machine); 3: also a window twice as long (a window

@@ -54,6 +54,7 @@ def compute_ratios(results: dict) -> dict:
         a, b = _best(series.get(key, [])), _best(series.get(floor, []))
         if a and b:
             out[f"{key} / {floor} floor (best throughput)"] = ratio(a["infer_per_sec"], b["infer_per_sec"])
+    out.update(_floor_ratios(series))
     # peers are compared through the same Python load generator
     peers: dict[str, dict] = {}
     for k, v in series.items():
@@ -65,6 +66,25 @@ def compute_ratios(results: dict) -> dict:
         best_key = max(peers, key=lambda k: peers[k]["infer_per_sec"])
         out[f"ovfast / best peer [{best_key}] (loadgen, best throughput)"] = ratio(
             ours["infer_per_sec"], peers[best_key]["infer_per_sec"])
+    return out
+
+
+def _floor_ratios(series: dict) -> dict:
+    """ovfast's gRPC against the do-nothing gRPC endpoints (bench/floors/): best throughput against
+    best throughput, throughput at c=8, and the latency a lone client pays over the grpc++ floor."""
+    out: dict = {}
+    ours = series.get("ovfast grpc", [])
+    for floor in ("floor grpc++", "floor grpc.aio"):
+        a, b = _best(ours), _best(series.get(floor, []))
+        if a and b:
+            out[f"ovfast grpc / {floor} (best throughput)"] = ratio(a["infer_per_sec"], b["infer_per_sec"])
+    for floor in ("floor grpc++", "floor grpc.aio"):
+        a, b = _at(ours, 8), _at(series.get(floor, []), 8)
+        if a and b:
+            out[f"ovfast grpc c=8 / {floor} c=8"] = ratio(a["infer_per_sec"], b["infer_per_sec"])
+    a, b = _at(ours, 1), _at(series.get("floor grpc++", []), 1)
+    if a and b and a.get("p50_us") is not None and b.get("p50_us") is not None:
+        out["ovfast grpc p50 - floor grpc++ p50 @c=1 (us)"] = a["p50_us"] - b["p50_us"]
     return out
 
 

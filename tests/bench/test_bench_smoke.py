@@ -30,10 +30,25 @@ def _perf_analyzer_runs() -> bool:
         sys.path.remove(str(REPO))
 
 
-@pytest.mark.timeout(120)
+def _grpcpp_floor_builds() -> str | None:
+    """Builds the grpc++ floor into the bench cache (a no-op once built); why not, or None."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench import floors
+
+        floors.build_grpcpp(REPO / "bench" / ".cache", REPO / "bench" / ".cache" / "build.log")
+        return None
+    except floors.FloorUnavailable as exc:
+        return str(exc)
+    finally:
+        sys.path.remove(str(REPO))
+
+
+@pytest.mark.timeout(1200)  # the first build of the grpc++ floor compiles against grpc++ (minutes when loaded)
 def test_bench_tiny_end_to_end(tmp_path):
     if not _perf_analyzer_runs():
         pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
+    grpcpp_why_not = _grpcpp_floor_builds()  # outside the run's time limit below
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "--model", "tiny", "--concurrency", "1,2",
            "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
@@ -41,7 +56,7 @@ def test_bench_tiny_end_to_end(tmp_path):
            # --peers with an empty peer list: exercises the Python load generator against ovfast only
            "--peers", "--peer-list", "",
            "--out", str(out), "--model-cache", str(tmp_path / "models")]
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=110)
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ratios:" in r.stdout
     res = json.loads((out / "results.json").read_text())
@@ -51,7 +66,11 @@ def test_bench_tiny_end_to_end(tmp_path):
     assert res["server_settings"]["nireq"] >= 1 and res["server_settings"]["streams"] >= 1
     assert res["inprocess"]["async"]["infer_per_sec"] > 0
     assert res["inprocess"]["sync"]["p50_us"] > 0
-    expected = {"ovfast grpc", "ovfast rest", "echo grpc", "echo rest", "ovfast grpc (loadgen)"}
+    expected = {"ovfast grpc", "ovfast rest", "echo grpc", "echo rest", "ovfast grpc (loadgen)", "floor grpc.aio"}
+    if grpcpp_why_not is None:
+        expected.add("floor grpc++")
+    else:
+        assert "floor grpc++" not in res["series"] and res["unavailable"]["floor grpc++"], res["unavailable"]
     assert expected <= set(res["series"])
     for name in expected:
         points = res["series"][name]
@@ -61,6 +80,14 @@ def test_bench_tiny_end_to_end(tmp_path):
             assert p["infer_per_sec"] > 0 and p["p50_us"] > 0 and p["p99_us"] >= p["p50_us"], (name, p)
     assert "ovfast grpc / in-process (best throughput)" in res["ratios"]
     assert "ovfast grpc / echo grpc floor (best throughput)" in res["ratios"]
+    assert res["ratios"]["ovfast grpc / floor grpc.aio (best throughput)"] > 0
+    if grpcpp_why_not is None:
+        assert res["ratios"]["ovfast grpc / floor grpc++ (best throughput)"] > 0
+        assert "ovfast grpc p50 - floor grpc++ p50 @c=1 (us)" in res["ratios"]
+    # the floors replayed ovfast's own answers, one file per RPC the run makes
+    canned = {p.name for p in (out / "canned").iterdir()}
+    assert {"%2Finference.GRPCInferenceService%2FModelInfer",
+            "%2Finference.GRPCInferenceService%2FModelConfig"} <= canned, canned
     try:
         import matplotlib  # noqa: F401
     except ImportError:
