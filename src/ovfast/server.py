@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from aiohttp import web
 
 from ovfast import _native
 from ovfast.errors import OvfastError
+from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.frontend import GrpcFrontend, grpc_addresses
 from ovfast.api.grpc.server import KServeService
@@ -17,6 +19,7 @@ from ovfast.api.grpc.tfs import TfsService
 from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
+from ovfast.api.rest.limits import LimitedSite, max_connections, raise_descriptor_limit
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
@@ -30,6 +33,9 @@ SHUTDOWN_GRACE_S = 30.0
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # TLS, the API key (``access.api_key``: bytes or None, for the native gRPC server's
+        # ``authorization`` check too), the model-control switch and the REST limits
+        self.access: AccessConfig = config.extra.get("access") or AccessConfig()
         self.core = _native.Core()
         if config.cache_dir:
             self.core.set_property("", {"CACHE_DIR": config.cache_dir})
@@ -50,8 +56,10 @@ class Server:
         loop = asyncio.get_running_loop()
         self.completions.attach(loop)
         cfg = self.config
+        fd_limit = raise_descriptor_limit()
         if cfg.port:
-            handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
+            handlers = {**KServeService(self.dataplane).handlers(),
+                        **TfsService(self.dataplane, self.access).handlers()}
             metrics = self.dataplane.metrics
             # the native front-end reports the requests it fails only when they would be logged
             on_failure = self.dataplane.log_failure if self.dataplane.logs_failures() else None
@@ -71,15 +79,28 @@ class Server:
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
-            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs
-                                 + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"))
+            access = self.access
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader, access) + tfs
+                                 + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"),
+                                 access=access)
+            limits = access.rest_limits
+            # keepalive_timeout: how long a connection may wait for (the rest of) a request's headers;
+            # handler_cancellation: a client that goes away cancels its handler (and its queued work)
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                              shutdown_timeout=SHUTDOWN_GRACE_S)
+                                              shutdown_timeout=SHUTDOWN_GRACE_S,
+                                              keepalive_timeout=limits.header_timeout_s, handler_cancellation=True)
             await self._rest_runner.setup()
-            for host in cfg.rest_bind_address.split(","):
-                site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
+            hosts = [h.strip() for h in cfg.rest_bind_address.split(",")]
+            # one budget for the port, shared by its bind addresses
+            per_site = max(1, max_connections(limits, fd_limit) // len(hosts))
+            for host in hosts:
+                site = LimitedSite(self._rest_runner, host, cfg.rest_port, limit=per_site,
+                                   ssl_context=access.rest_ssl, handshake_timeout_s=limits.header_timeout_s)
                 await site.start()
-            log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
+            log.info("Started REST server on %s:%d (%s, at most %d connections)", cfg.rest_bind_address,
+                     cfg.rest_port, "TLS" + (", client certificates required" if access.rest_ssl and
+                                             access.rest_ssl.verify_mode == ssl.CERT_REQUIRED else "")
+                     if access.rest_ssl else "plaintext", per_site * len(hosts))
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError, UnavailableError
+from ovfast.errors import CancelledError, OvfastError, UnavailableError
 from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
@@ -21,6 +21,7 @@ log = logging.getLogger("ovfast.dataplane")
 # Triton extensions served (the repository index is, but not load/unload, so not "model_repository")
 EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration")
 PLATFORM = "OpenVINO"
+CLIENT_GONE = "Cancelled: the client disconnected before the request was served"
 
 
 class InferRequest:
@@ -186,6 +187,12 @@ class DataPlane:
             payload, _infer_us, _wait_us = await fut
         except OvfastError as exc:
             self._account(handle, route, t0, exc, counted_natively=submitted)
+            raise
+        except asyncio.CancelledError:
+            # The client went away (a REST handler is cancelled when its connection closes): stop
+            # waiting, and drop the job if it has not started. A job that runs on is counted natively.
+            if not submitted or handle.cancel(fut):
+                self._account(handle, route, t0, CancelledError(CLIENT_GONE), counted_natively=False)
             raise
         self._account(handle, route, t0, None)
         return handle, payload

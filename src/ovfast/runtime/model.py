@@ -233,6 +233,15 @@ class ModelHandle:
         ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock."""
         self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
 
+    def cancel(self, fut: asyncio.Future) -> bool:
+        """Drops the job whose result ``fut`` awaits, if it has not started (its client went away).
+        True: dropped — no result comes and the native side has not counted it; False: it runs (or
+        ran) on and its result is discarded.
+
+        NOTE: the hook for the native scheduler's job cancellation (pool_scheduler, being added for
+        gRPC deadlines); it is wired to it when both land. Until then no job can be dropped."""
+        return False
+
     def flush(self) -> None:
         """Shutdown: a dynamic batcher starts what it holds without waiting out its queue delay."""
         if self.servable is not None:

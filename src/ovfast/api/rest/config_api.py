@@ -4,6 +4,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from ovfast.api.access import AccessConfig
 from ovfast.api.rest.app import read_json_object
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
@@ -28,13 +29,16 @@ def _json(obj: object, status: int) -> web.Response:
                         content_type="application/json")
 
 
-def config_routes(registry: ModelRegistry, reloader: ConfigReloader) -> list:
-    """Routes for build_rest_app(extra_routes=...)."""
+def config_routes(registry: ModelRegistry, reloader: ConfigReloader, access: AccessConfig | None = None) -> list:
+    """Routes for build_rest_app(extra_routes=...). The reload is refused (403) when ``access``
+    disables model control."""
+    access = access or AccessConfig()
 
     async def get_config(request: web.Request) -> web.Response:
         return _json(config_status(registry), 200)
 
     async def reload(request: web.Request) -> web.Response:
+        access.refuse_model_control()
         await read_json_object(request, "config reload")  # OVMS sends none; garbage is refused, not ignored
         result = await reloader.cycle()
         if result.error:
