@@ -141,7 +141,6 @@ def test_aborted_uploads_give_their_memory_back(model_repo, ovfast_server):
         s.close()
         settle(srv)
     grown = srv.rss_mb() - before
-    print(f"RSS growth after 8 aborted 50 MB uploads: {grown:.1f} MB")
     assert grown < 120, f"RSS grew {grown:.0f} MB after 8 aborted 50 MB uploads"
 
 

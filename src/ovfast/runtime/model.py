@@ -14,7 +14,8 @@ from typing import Any
 
 from ovfast import _native
 from ovfast.config.schema import Dim, ModelConfig, ShapeSpec
-from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, one_line
+from ovfast.errors import (MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, hide_paths,
+                           one_line)
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.model")
@@ -156,7 +157,8 @@ class ModelHandle:
     def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
         self.state = state
         self.error_code = error_code
-        self.error_message = message if message is not None else error_code
+        # what clients are told (TFS status, repository index): no absolute paths; the log keeps them
+        self.error_message = hide_paths(message) if message is not None else error_code
         log.info('STATUS CHANGE: Version %d of model %s status change. New status: ( "state": "%s", "error_code": "%s" )',
                  self.version, self.name, state.name, error_code)
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ovfast.api.access import AccessConfig
 from ovfast.api.rest.app import read_json_object
+from ovfast.errors import hide_paths
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.model import ModelHandle
@@ -42,7 +43,7 @@ def config_routes(registry: ModelRegistry, reloader: ConfigReloader, access: Acc
         await read_json_object(request, "config reload")  # OVMS sends none; garbage is refused, not ignored
         result = await reloader.cycle()
         if result.error:
-            return _json({"error": f"{RELOAD_FAILED} - {result.error}"}, 412)
+            return _json({"error": f"{RELOAD_FAILED} - {hide_paths(result.error)}"}, 412)
         return _json(config_status(registry), 201 if result.changed else 200)
 
     return [("GET", "/v1/config", get_config), ("POST", "/v1/config/reload", reload)]
