@@ -96,11 +96,11 @@ def _add_access_flags(p: argparse.ArgumentParser) -> None:
     d = RestLimits()
     a = p.add_argument_group("security and limits")
     a.add_argument("--api_key_file", default=None,
-                   help="file holding the API key: every endpoint but health (/v2/health/live, /v2/health/ready, "
-                        "gRPC ServerLive/ServerReady) then requires 'Authorization: Bearer <key>'")
+                   help="file holding the API key: every REST endpoint but health (/v2/health/live, "
+                        "/v2/health/ready) then requires 'Authorization: Bearer <key>', else 401")
     a.add_argument("--disable_model_control", action="store_true",
-                   help="refuse the state-changing endpoints (POST /v1/config/reload, gRPC "
-                        "HandleReloadConfigRequest, repository load/unload): 403 / PERMISSION_DENIED")
+                   help="refuse the state-changing endpoints (config reload: POST /v1/config/reload, gRPC "
+                        "HandleReloadConfigRequest): 403 / PERMISSION_DENIED")
     a.add_argument("--rest_certificate_path", default=None, help="REST over TLS: the server certificate (PEM)")
     a.add_argument("--rest_key_path", default=None, help="REST over TLS: the server certificate's private key (PEM)")
     a.add_argument("--rest_ca_path", default=None,

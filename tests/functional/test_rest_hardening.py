@@ -287,6 +287,26 @@ def test_disconnected_client_has_its_queued_work_dropped(ovfast_server, tmp_path
     assert st["inference_stats"]["success"]["count"] == 0, st
 
 
+def test_reload_completes_when_its_client_disconnects(model_repo, ovfast_server, tmp_path):
+    """A config reload is never cut halfway by its client going away (handlers are cancelled on disconnect)."""
+    cfg = model_repo.write_config(tmp_path / "config.json", ["add"])
+    srv = ovfast_server("--config_path", str(cfg), "--file_system_poll_wait_seconds", "0")
+    model_repo.write_config(cfg, ["add", "two_io", "dynamic"])
+    with connect(srv) as s:
+        s.sendall(b"POST /v1/config/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(0.05)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready = [requests.get(f"http://{srv.http_url}/v2/models/{m}/ready", timeout=10).status_code
+                 for m in ("two_io", "dynamic")]
+        if ready == [200, 200]:
+            break
+        time.sleep(0.2)
+    assert ready == [200, 200]
+    assert "CancelledError" not in srv.stderr()
+
+
 def test_server_survives_many_disconnects_mid_request(ovfast_server, tmp_path):
     """Clients that vanish while their request waits cancel their handlers; the server keeps answering
     everyone else and logs no unexpected error."""

@@ -180,7 +180,8 @@ class DataPlane:
         try:
             request.prepare(handle)
             if handle.auto_reshape:
-                handle = await self.registry.fit_shapes(handle, request.input_shapes())
+                # shielded: a reload for the new shape completes (and is kept) even if the client leaves
+                handle = await asyncio.shield(self.registry.fit_shapes(handle, request.input_shapes()))
             fut = asyncio.get_running_loop().create_future()
             submitted = True
             request.submit(handle, fut, route)

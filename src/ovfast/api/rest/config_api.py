@@ -1,6 +1,8 @@
 """OVMS config endpoints on the REST port: GET /v1/config and POST /v1/config/reload."""
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
@@ -41,7 +43,8 @@ def config_routes(registry: ModelRegistry, reloader: ConfigReloader, access: Acc
     async def reload(request: web.Request) -> web.Response:
         access.refuse_model_control()
         await read_json_object(request, "config reload")  # OVMS sends none; garbage is refused, not ignored
-        result = await reloader.cycle()
+        # shielded: a client that disconnects (its handler is cancelled) never interrupts a reload halfway
+        result = await asyncio.shield(reloader.cycle())
         if result.error:
             return _json({"error": f"{RELOAD_FAILED} - {hide_paths(result.error)}"}, 412)
         return _json(config_status(registry), 201 if result.changed else 200)
