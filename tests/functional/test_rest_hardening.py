@@ -144,6 +144,22 @@ def test_aborted_uploads_give_their_memory_back(model_repo, ovfast_server):
     assert grown < 120, f"RSS grew {grown:.0f} MB after 8 aborted 50 MB uploads"
 
 
+@pytest.mark.parametrize("path", [INFER_PATH, "/v1/models/add:predict"])
+def test_rejected_uploads_give_their_memory_back(model_repo, ovfast_server, path):
+    """Eight 50 MB bodies that are refused after reading (not JSON: 400 / 412) leave nothing behind (a guard:
+    this held before issue 14 too; the body middleware must keep it so)."""
+    srv = ovfast_server("--model_name", "add", "--model_path", str(model_repo.paths["add"]))
+    settle(srv)
+    before = srv.rss_mb()
+    body = b"[" * 10 + b" " * (50 * MiB)
+    for _ in range(8):
+        r = requests.post(f"http://{srv.http_url}{path}", data=body, timeout=120)
+        assert r.status_code in (400, 412), r.text
+    settle(srv)
+    grown = srv.rss_mb() - before
+    assert grown < 120, f"RSS grew {grown:.0f} MB after 8 rejected 50 MB bodies"
+
+
 # -- point 6: slow clients ------------------------------------------------------------------------
 
 def test_slow_headers_are_cut_off(add_server):

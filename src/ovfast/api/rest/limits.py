@@ -209,8 +209,9 @@ class LimitedSite(web.BaseSite):
 
     def handshake_done(self, waiter: asyncio.Future) -> None:
         self.handshakes -= 1
-        if not waiter.cancelled() and waiter.exception() is not None:
-            log.debug("REST TLS handshake failed: %s", waiter.exception())
+        exc = None if waiter.cancelled() else waiter.exception()
+        if exc is not None:
+            log.debug("REST TLS handshake failed: %s", str(exc) or type(exc).__name__)
 
     async def start(self) -> None:
         await super().start()
