@@ -63,6 +63,8 @@ class Server:
             metrics = self.dataplane.metrics
             # the native front-end reports the requests it fails only when they would be logged
             on_failure = self.dataplane.log_failure if self.dataplane.logs_failures() else None
+            # --api_key_file on gRPC: the native front-end checks metadata "authorization" against
+            # self.access.api_key (bytes | None), exempting api.access.HEALTH_RPCS (wired with that check)
             addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port)
             self._grpc = GrpcFrontend(handlers, self.registry.routes, addresses,
                                       kserve_route=metrics.route_kserve_grpc_infer,

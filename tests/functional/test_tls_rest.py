@@ -82,11 +82,11 @@ def test_tritonclient_http_over_tls(tls_server, certs):
         client.close()
 
 
-def test_no_plaintext_on_a_tls_port(tls_server):
+def test_no_plaintext_on_a_tls_port(tls_server, certs):
     """A plaintext request to the TLS port gets no HTTP answer (the handshake fails), never served."""
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"http://{tls_server.http_url}/v2/health/ready", timeout=10)
-    assert requests.get(f"https://{tls_server.http_url}/v2/health/live", verify=False, timeout=10).ok
+    assert requests.get(f"https://{tls_server.http_url}/v2/health/live", verify=str(certs.ca_cert), timeout=10).ok
 
 
 def test_mtls_client_certificate_accepted(mtls_server, certs):

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import resource
 import ssl
+import time
 from asyncio import sslproto
 from dataclasses import dataclass
 
@@ -152,7 +153,7 @@ class _Gate(asyncio.Protocol):
     def connection_made(self, transport) -> None:  # asyncio.Transport (uvloop's does not subclass it)
         site = self._site
         if site.open_connections() >= site.limit:
-            site.refused += 1
+            site.refuse()
             if site.ssl_context is None:
                 transport.write(_REFUSAL)
                 transport.close()
@@ -192,6 +193,7 @@ class LimitedSite(web.BaseSite):
         self.handshake_timeout_s = handshake_timeout_s
         self.handshakes = 0
         self.refused = 0
+        self._warned_at = -60.0
         self._bound_port = port
 
     @property
@@ -203,6 +205,15 @@ class LimitedSite(web.BaseSite):
     def server(self) -> web.Server:
         assert self._runner.server is not None
         return self._runner.server
+
+    def refuse(self) -> None:
+        """Counts a refused connection; warns at most once a minute while refusing."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._warned_at >= 60.0:
+            self._warned_at = now
+            log.warning("REST connection limit reached (%d open): refusing new connections (%d so far); "
+                        "see --rest_max_connections", self.limit, self.refused)
 
     def open_connections(self) -> int:
         return len(self.server.connections) + self.handshakes
