@@ -96,8 +96,9 @@ def _add_access_flags(p: argparse.ArgumentParser) -> None:
     d = RestLimits()
     a = p.add_argument_group("security and limits")
     a.add_argument("--api_key_file", default=None,
-                   help="file holding the API key: every REST endpoint but health (/v2/health/live, "
-                        "/v2/health/ready) then requires 'Authorization: Bearer <key>', else 401")
+                   help="file holding the API key (default: the API_KEY environment variable, as OVMS): every "
+                        "REST endpoint but health (/v2/health/live, /v2/health/ready) then requires "
+                        "'Authorization: Bearer <key>', else 401")
     a.add_argument("--disable_model_control", action="store_true",
                    help="refuse the state-changing endpoints (config reload: POST /v1/config/reload, gRPC "
                         "HandleReloadConfigRequest): 403 / PERMISSION_DENIED")
@@ -302,7 +303,7 @@ def access_from_args(args: argparse.Namespace, rest_port: int):
 
     try:
         return AccessConfig.from_flags(
-            api_key_file=args.api_key_file, disable_model_control=args.disable_model_control,
+            api_key_file=args.api_key_file, environ=os.environ, disable_model_control=args.disable_model_control,
             certificate=args.rest_certificate_path, key=args.rest_key_path, ca=args.rest_ca_path,
             max_input_size=args.rest_max_input_size, header_timeout_s=args.rest_header_timeout_seconds,
             body_timeout_s=args.rest_body_timeout_seconds, max_connections=args.rest_max_connections,

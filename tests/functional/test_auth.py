@@ -93,6 +93,15 @@ def test_tritonclient_with_the_key(key_server):
         c.close()
 
 
+def test_key_from_the_api_key_environment_variable(model_repo, ovfast_server, monkeypatch):
+    """Without --api_key_file the key comes from API_KEY, as in OVMS."""
+    monkeypatch.setenv("API_KEY", KEY)
+    srv = ovfast_server("--model_name", "add", "--model_path", str(model_repo.paths["add"]))
+    assert requests.get(_url(srv, "/v2/models/add"), timeout=30).status_code == 401
+    assert requests.get(_url(srv, "/v2/models/add"), headers={"Authorization": f"Bearer {KEY}"},
+                        timeout=30).status_code == 200
+
+
 def test_key_file_problems_stop_the_start(model_repo, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from certs import make_certs  # noqa: E402
 
-from ovfast.api.access import AccessConfig, AccessError, bearer_matches, read_api_key  # noqa: E402
+from ovfast.api.access import AccessConfig, AccessError, api_key, bearer_matches, read_api_key  # noqa: E402
 from ovfast.api.rest.limits import FD_RESERVE_MIN, RestLimits, max_connections  # noqa: E402
 from ovfast.errors import PermissionDeniedError, hide_paths  # noqa: E402
 
@@ -39,6 +39,17 @@ def test_unusable_keys(tmp_path, content):
 def test_missing_key_file(tmp_path):
     with pytest.raises(AccessError, match="Cannot read"):
         read_api_key(str(tmp_path / "absent"))
+
+
+def test_key_from_the_environment_as_ovms(tmp_path):
+    p = tmp_path / "k"
+    p.write_text("from-file\n")
+    assert api_key(str(p), {"API_KEY": "from-env"}) == b"from-file"  # the flag wins
+    assert api_key(None, {"API_KEY": " from-env \n"}) == b"from-env"
+    assert api_key("", {"API_KEY": "from-env"}) == b"from-env"  # OVMS's default is ""
+    assert api_key(None, {}) is None and api_key(None, {"API_KEY": ""}) is None
+    with pytest.raises(AccessError, match="API_KEY"):
+        api_key(None, {"API_KEY": "two words"})
 
 
 @pytest.mark.parametrize("header,ok", [("Bearer k3y", True), ("bearer k3y", True), ("BEARER  k3y ", True),

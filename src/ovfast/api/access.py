@@ -8,17 +8,22 @@ check the switch (:func:`refuse_model_control`), and the native gRPC server read
 from __future__ import annotations
 
 import hmac
+import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ovfast.api.rest.limits import RestLimits
 from ovfast.errors import PermissionDeniedError
+
+log = logging.getLogger("ovfast.access")
 
 # What stays open without the key: the KServe health probes (REST and gRPC), which orchestrators call
 # without credentials and which reveal nothing about the models.
 HEALTH_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 HEALTH_RPCS = frozenset({"/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady"})
 
+API_KEY_ENV = "API_KEY"  # OVMS's fallback when --api_key_file is not given
 MODEL_CONTROL_DISABLED = "Model control is disabled on this server (--disable_model_control)"
 MISSING_KEY = "Missing or invalid API key: send 'Authorization: Bearer <key>'"
 
@@ -39,6 +44,20 @@ def read_api_key(path: str) -> bytes:
     if len(key) > 64 * 1024 or not all(0x21 <= b <= 0x7E for b in key):
         raise AccessError(f"--api_key_file {path}: the key must be printable ASCII without spaces, at most 64 KiB")
     return key
+
+
+def api_key(api_key_file: str | None, environ: Mapping[str, str]) -> bytes | None:
+    """The key from ``--api_key_file``, else (as OVMS) from the ``API_KEY`` environment variable, else None."""
+    if api_key_file:
+        return read_api_key(api_key_file)
+    value = environ.get(API_KEY_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isprintable() or " " in value or len(value) > 64 * 1024:
+        raise AccessError(f"The {API_KEY_ENV} environment variable must be printable ASCII without spaces, "
+                          "at most 64 KiB")
+    log.info("API key taken from the %s environment variable (no --api_key_file)", API_KEY_ENV)
+    return value.encode("ascii")
 
 
 def bearer_matches(authorization: str | None, key: bytes) -> bool:
@@ -96,7 +115,8 @@ class AccessConfig:
     rest_limits: RestLimits = field(default_factory=RestLimits)
 
     @classmethod
-    def from_flags(cls, *, api_key_file: str | None = None, disable_model_control: bool = False,
+    def from_flags(cls, *, api_key_file: str | None = None, environ: Mapping[str, str] | None = None,
+                   disable_model_control: bool = False,
                    certificate: str | None = None, key: str | None = None, ca: str | None = None,
                    max_input_size: int = RestLimits.max_input_size,
                    header_timeout_s: float = RestLimits.header_timeout_s,
@@ -109,7 +129,7 @@ class AccessConfig:
                                 body_timeout_s=body_timeout_s, max_connections=max_connections)
         except ValueError as exc:
             raise AccessError(str(exc)) from None
-        return cls(api_key=read_api_key(api_key_file) if api_key_file is not None else None,
+        return cls(api_key=api_key(api_key_file, {} if environ is None else environ),
                    model_control_disabled=disable_model_control,
                    rest_ssl=rest_ssl_context(certificate, key, ca), rest_limits=limits)
 
