@@ -19,7 +19,7 @@ from ovfast.api.grpc.tfs import TfsService
 from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
-from ovfast.api.rest.limits import LimitedSite, max_connections, raise_descriptor_limit
+from ovfast.api.rest.limits import ConnectionBudget, LimitedSite, max_connections, raise_descriptor_limit
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
@@ -92,17 +92,15 @@ class Server:
                                               shutdown_timeout=SHUTDOWN_GRACE_S,
                                               keepalive_timeout=limits.header_timeout_s, handler_cancellation=True)
             await self._rest_runner.setup()
-            hosts = [h.strip() for h in cfg.rest_bind_address.split(",")]
-            # one budget for the port, shared by its bind addresses
-            per_site = max(1, max_connections(limits, fd_limit) // len(hosts))
-            for host in hosts:
-                site = LimitedSite(self._rest_runner, host, cfg.rest_port, limit=per_site,
+            budget = ConnectionBudget(max_connections(limits, fd_limit))  # one for the port's addresses
+            for host in cfg.rest_bind_address.split(","):
+                site = LimitedSite(self._rest_runner, host.strip(), cfg.rest_port, budget=budget,
                                    ssl_context=access.rest_ssl, handshake_timeout_s=limits.header_timeout_s)
                 await site.start()
+            tls = "plaintext" if access.rest_ssl is None else (
+                "mutual TLS" if access.rest_ssl.verify_mode == ssl.CERT_REQUIRED else "TLS")
             log.info("Started REST server on %s:%d (%s, at most %d connections)", cfg.rest_bind_address,
-                     cfg.rest_port, "TLS" + (", client certificates required" if access.rest_ssl and
-                                             access.rest_ssl.verify_mode == ssl.CERT_REQUIRED else "")
-                     if access.rest_ssl else "plaintext", per_site * len(hosts))
+                     cfg.rest_port, tls, budget.limit)
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True

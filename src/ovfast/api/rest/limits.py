@@ -143,17 +143,46 @@ def body_of(request: web.Request) -> bytearray | bytes:
 
 # -- connections -------------------------------------------------------------------------------
 
+class ConnectionBudget:
+    """The open connections one REST port allows, shared by its sites (one per bind address): those
+    aiohttp serves plus TLS handshakes in progress."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.handshakes = 0
+        self.refused = 0
+        self._warned_at = -60.0
+
+    def full(self, server: web.Server) -> bool:
+        return len(server.connections) + self.handshakes >= self.limit
+
+    def refuse(self) -> None:
+        """Counts a refused connection; warns at most once a minute while refusing."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._warned_at >= 60.0:
+            self._warned_at = now
+            log.warning("REST connection limit reached (%d open): refusing new connections (%d so far); "
+                        "see --rest_max_connections", self.limit, self.refused)
+
+    def handshake_done(self, waiter: asyncio.Future) -> None:
+        self.handshakes -= 1
+        exc = None if waiter.cancelled() else waiter.exception()
+        if exc is not None:
+            log.debug("REST TLS handshake failed: %s", str(exc) or type(exc).__name__)
+
+
 class _Gate(asyncio.Protocol):
-    """The protocol every accepted TCP connection starts with: refuses it over the limit, else hands it to
-    aiohttp's handler (through a TLS layer when the site has TLS) before anything is read."""
+    """The protocol every accepted TCP connection starts with: refuses it over the budget, else hands it
+    to aiohttp's handler (through a TLS layer when the site has TLS) before anything is read."""
 
     def __init__(self, site: LimitedSite) -> None:
         self._site = site
 
     def connection_made(self, transport) -> None:  # asyncio.Transport (uvloop's does not subclass it)
-        site = self._site
-        if site.open_connections() >= site.limit:
-            site.refuse()
+        site, budget = self._site, self._site.budget
+        if budget.full(site.server):
+            budget.refuse()
             if site.ssl_context is None:
                 transport.write(_REFUSAL)
                 transport.close()
@@ -173,27 +202,24 @@ class _Gate(asyncio.Protocol):
         waiter = loop.create_future()
         tls = sslproto.SSLProtocol(loop, handler, site.ssl_context, waiter, server_side=True,
                                    ssl_handshake_timeout=site.handshake_timeout_s)
-        site.handshakes += 1
-        waiter.add_done_callback(site.handshake_done)
+        budget.handshakes += 1
+        waiter.add_done_callback(budget.handshake_done)
         transport.set_protocol(tls)
         tls.connection_made(transport)
 
 
 class LimitedSite(web.BaseSite):
-    """A TCP site (as aiohttp's TCPSite) that admits at most ``limit`` connections, TLS handshakes in
-    progress included."""
+    """A TCP site (as aiohttp's TCPSite) whose connections, TLS handshakes in progress included, count
+    against ``budget``."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limit: int,
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, budget: ConnectionBudget,
                  ssl_context: ssl.SSLContext | None = None, handshake_timeout_s: float = 30.0,
                  backlog: int = 1024) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port = host, port
-        self.limit = limit
+        self.budget = budget
         self.ssl_context = ssl_context
         self.handshake_timeout_s = handshake_timeout_s
-        self.handshakes = 0
-        self.refused = 0
-        self._warned_at = -60.0
         self._bound_port = port
 
     @property
@@ -206,28 +232,9 @@ class LimitedSite(web.BaseSite):
         assert self._runner.server is not None
         return self._runner.server
 
-    def refuse(self) -> None:
-        """Counts a refused connection; warns at most once a minute while refusing."""
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._warned_at >= 60.0:
-            self._warned_at = now
-            log.warning("REST connection limit reached (%d open): refusing new connections (%d so far); "
-                        "see --rest_max_connections", self.limit, self.refused)
-
-    def open_connections(self) -> int:
-        return len(self.server.connections) + self.handshakes
-
-    def handshake_done(self, waiter: asyncio.Future) -> None:
-        self.handshakes -= 1
-        exc = None if waiter.cancelled() else waiter.exception()
-        if exc is not None:
-            log.debug("REST TLS handshake failed: %s", str(exc) or type(exc).__name__)
-
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Gate(self), self._host, self._port, backlog=self._backlog,
                                                 reuse_address=True)
         self._bound_port = self._server.sockets[0].getsockname()[1]
-
