@@ -29,6 +29,7 @@ log = logging.getLogger("ovfast.rest")
 
 DEFAULT_MAX_INPUT_SIZE = 1 << 30  # the gRPC message limit (api/grpc/server.py GRPC_MAX_MESSAGE), as OVMS
 BODY = "ovfast.body"  # where body_middleware leaves the body on the request
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Descriptors kept out of the REST connection budget: gRPC, models, logs, the config watcher.
 FD_RESERVE_MIN = 256
 _REFUSED = orjson.dumps({"error": "Too many open connections; try again later"})
@@ -126,7 +127,7 @@ async def read_body(request: web.Request, limits: RestLimits) -> bytearray | web
 def body_middleware(limits: RestLimits):
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if request.body_exists:
+        if request.method in _BODY_METHODS and request.body_exists:  # a GET's body is never kept
             body = await read_body(request, limits)
             if isinstance(body, web.Response):
                 return body
