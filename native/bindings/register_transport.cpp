@@ -145,7 +145,7 @@ void register_transport(py::module_& m) {
            py::arg("request_memory") = std::shared_ptr<RequestMemory>(), py::arg("workers") = 1,
            py::arg("max_threads") = 0,
            "tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates "
-           "required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the "
+           "required and verified; api_key: every call but ServerLive/ServerReady needs the "
            "metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); "
            "max_threads: gRPC's resource-quota thread bound (0: gRPC's default).")
       .def("start", [](GrpcServer& s) {

@@ -389,7 +389,7 @@ class GrpcServer:
     """
     def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '', request_memory: RequestMemory | None = None, workers: typing.SupportsInt | typing.SupportsIndex = 1, max_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
-        tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady/ModelReady needs the metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); max_threads: gRPC's resource-quota thread bound (0: gRPC's default).
+        tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady needs the metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); max_threads: gRPC's resource-quota thread bound (0: gRPC's default).
         """
     def shutdown(self, grace_s: typing.SupportsFloat | typing.SupportsIndex) -> None:
         """

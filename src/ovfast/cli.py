@@ -67,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allowed_methods", default=None)
     s.add_argument("--allowed_headers", default=None)
     s.add_argument("--allow_credentials", action="store_true")
-    s.add_argument("--api_key_file", default=None)
     m = p.add_argument_group("single model options")
     m.add_argument("--model_name", default=None)
     m.add_argument("--model_path", default=None)
@@ -98,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="benchmarking only: serve every model in echo mode (outputs = inputs, no inference); "
                         "measures the transport floor")
     _add_limit_flags(p)
+    _add_access_flags(p)
     return p
 
 
@@ -126,6 +126,38 @@ def request_limits(args: argparse.Namespace) -> dict[str, int]:
             raise UsageError(f"{flag} must be from 1 to {2**31 - 1}")
         out[key] = v
     return out
+
+def _add_access_flags(p: argparse.ArgumentParser) -> None:
+    """TLS, authentication and the REST port's limits (issue 14); validated by access_from_args."""
+    from ovfast.api.rest.limits import RestLimits
+
+    d = RestLimits()
+    a = p.add_argument_group("security and limits")
+    a.add_argument("--api_key_file", default=None,
+                   help="file holding the API key (default: the API_KEY environment variable, as OVMS): every "
+                        "REST endpoint but health (/v2/health/live, /v2/health/ready) then requires "
+                        "'Authorization: Bearer <key>', else 401")
+    a.add_argument("--disable_model_control", action="store_true",
+                   help="refuse the state-changing endpoints (config reload: POST /v1/config/reload, gRPC "
+                        "HandleReloadConfigRequest): 403 / PERMISSION_DENIED")
+    a.add_argument("--rest_certificate_path", default=None, help="REST over TLS: the server certificate (PEM)")
+    a.add_argument("--rest_key_path", default=None, help="REST over TLS: the server certificate's private key (PEM)")
+    a.add_argument("--rest_ca_path", default=None,
+                   help="REST mutual TLS: CA certificates (PEM) that client certificates must chain to; "
+                        "clients without one are refused")
+    a.add_argument("--rest_max_input_size", type=int, default=d.max_input_size,
+                   help=f"largest REST request body in bytes, after decompression (default {d.max_input_size}, "
+                        "the gRPC message limit); larger bodies are refused with 413, by Content-Length before "
+                        "they are read")
+    a.add_argument("--rest_header_timeout_seconds", type=float, default=d.header_timeout_s,
+                   help=f"a REST connection must deliver a request's headers within this many seconds of opening "
+                        f"or of its previous response, else it is closed (default {d.header_timeout_s:g})")
+    a.add_argument("--rest_body_timeout_seconds", type=float, default=d.body_timeout_s,
+                   help=f"a REST request body must arrive within this many seconds of its headers, else 408 "
+                        f"(default {d.body_timeout_s:g})")
+    a.add_argument("--rest_max_connections", type=int, default=None,
+                   help="most open REST connections; more are answered 503 and closed (default: what the "
+                        "descriptor limit leaves after a reserve for gRPC, models and the config watcher)")
 
 
 _BATCHING_FLAGS = ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes")
@@ -315,8 +347,24 @@ def config_from_args(args: argparse.Namespace):
         metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,
                           "request_limits": request_limits(args),
+                          "access": access_from_args(args, rest_port),
                           "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",
                                    "headers": args.allowed_headers or "*", "credentials": args.allow_credentials}})
+
+
+def access_from_args(args: argparse.Namespace, rest_port: int):
+    """The security and limits flags as one AccessConfig (unreadable files are usage errors)."""
+    from ovfast.api.access import AccessConfig, AccessError
+
+    try:
+        return AccessConfig.from_flags(
+            api_key_file=args.api_key_file, environ=os.environ, disable_model_control=args.disable_model_control,
+            certificate=args.rest_certificate_path, key=args.rest_key_path, ca=args.rest_ca_path,
+            max_input_size=args.rest_max_input_size, header_timeout_s=args.rest_header_timeout_seconds,
+            body_timeout_s=args.rest_body_timeout_seconds, max_connections=args.rest_max_connections,
+            rest_port=rest_port)
+    except AccessError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:
@@ -332,7 +380,6 @@ def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port:
 
 # OVMS flags ovfast accepts so existing command lines keep working, but that change nothing here.
 _INERT_FLAGS = ("rest_workers",
-                "api_key_file",
                 "precision", "idle_sequence_cleanup")
 _PARSER_DEFAULTS = {a.dest: a.default for a in build_parser()._actions}
 

@@ -23,6 +23,20 @@ UnknownError = _native.UnknownError
 FailedPreconditionError = _native.FailedPreconditionError
 
 
+# Access errors: raised by the transports only (the native core never returns them), so they are Python
+# classes under the same base, with codes after status.hpp's.
+class PermissionDeniedError(OvfastError):
+    """The endpoint exists but is disabled on this server (--disable_model_control)."""
+
+    code = 12
+
+
+class UnauthenticatedError(OvfastError):
+    """The request lacks the API key (--api_key_file)."""
+
+    code = 13
+
+
 @dataclass(frozen=True)
 class ErrorMapping:
     code: int
@@ -31,7 +45,8 @@ class ErrorMapping:
     http_status: int
 
 
-# code -> (exception, gRPC status, HTTP status). Codes mirror native/include/ovfast/status.hpp.
+# code -> (exception, gRPC status, HTTP status). Codes 1-11 mirror native/include/ovfast/status.hpp;
+# 12-13 are the transports' own (above).
 ERROR_TABLE: dict[int, ErrorMapping] = {
     m.code: m
     for m in (
@@ -47,6 +62,8 @@ ERROR_TABLE: dict[int, ErrorMapping] = {
         ErrorMapping(9, InternalError, grpc.StatusCode.INTERNAL, 500),
         ErrorMapping(10, UnknownError, grpc.StatusCode.UNKNOWN, 500),
         ErrorMapping(11, FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION, 412),
+        ErrorMapping(12, PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED, 403),
+        ErrorMapping(13, UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED, 401),
     )
 }
 _BY_CLASS = {m.exception: m for m in ERROR_TABLE.values()}
@@ -66,9 +83,20 @@ def mapping_for(exc: BaseException) -> ErrorMapping:
 MAX_CLIENT_MESSAGE = 1024
 
 
+# An absolute filesystem path (two components or more, not part of a URL such as s3://b/k).
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])(?:/[^\s/'\"(),;:]+){2,}/?")
+
+
+def hide_paths(text: str) -> str:
+    """``text`` with absolute filesystem paths cut to their last component (".../model.xml"): clients
+    learn which file, not where the server keeps it. The server's log keeps the whole message."""
+    return _ABS_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
 def client_message(exc: BaseException) -> str:
-    """The message a client gets for ``exc``: its text, cut to MAX_CLIENT_MESSAGE characters."""
-    text = str(exc)
+    """The message a client gets for ``exc``: its text without absolute paths, cut to
+    MAX_CLIENT_MESSAGE characters."""
+    text = hide_paths(str(exc))
     if len(text) <= MAX_CLIENT_MESSAGE:
         return text
     return text[:MAX_CLIENT_MESSAGE] + f"... ({len(text) - MAX_CLIENT_MESSAGE} more characters)"

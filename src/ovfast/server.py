@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from aiohttp import web
 
 from ovfast import _native
 from ovfast.errors import OvfastError
+from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.frontend import GrpcFrontend, grpc_addresses
 from ovfast.api.grpc.server import KServeService
@@ -17,6 +19,7 @@ from ovfast.api.grpc.tfs import TfsService
 from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
+from ovfast.api.rest.limits import ConnectionBudget, LimitedSite, max_connections, raise_descriptor_limit
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
@@ -30,6 +33,9 @@ SHUTDOWN_GRACE_S = 30.0
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # TLS, the API key (``access.api_key``: bytes or None, for the native gRPC server's
+        # ``authorization`` check too), the model-control switch and the REST limits
+        self.access: AccessConfig = config.extra.get("access") or AccessConfig()
         self.core = _native.Core()
         if config.cache_dir:
             self.core.set_property("", {"CACHE_DIR": config.cache_dir})
@@ -55,11 +61,15 @@ class Server:
         loop = asyncio.get_running_loop()
         self.completions.attach(loop)
         cfg = self.config
+        fd_limit = raise_descriptor_limit()
         if cfg.port:
-            handlers = {**KServeService(self.dataplane).handlers(), **TfsService(self.dataplane).handlers()}
+            handlers = {**KServeService(self.dataplane).handlers(),
+                        **TfsService(self.dataplane, self.access).handlers()}
             metrics = self.dataplane.metrics
             # the native front-end reports the requests it fails only when they would be logged
             on_failure = self.dataplane.log_failure if self.dataplane.logs_failures() else None
+            # --api_key_file on gRPC: the native front-end checks metadata "authorization" on every
+            # call but the health ones (api.access.HEALTH_RPCS), before anything is parsed or forwarded
             addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port)
             self._grpc = GrpcFrontend(handlers, self.registry.routes, addresses,
                                       kserve_route=metrics.route_kserve_grpc_infer,
@@ -68,6 +78,7 @@ class Server:
                                       workers=cfg.grpc_workers, max_threads=cfg.grpc_max_threads,
                                       channel_args=cfg.extra.get("grpc_channel_arguments"),
                                       tls=cfg.grpc_tls, request_memory=self.request_memory,
+                                      api_key=(self.access.api_key or b"").decode("ascii"),
                                       on_failure=on_failure)
             try:
                 bound = self._grpc.start(loop)
@@ -80,15 +91,26 @@ class Server:
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
-            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader) + tfs
-                                 + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"))
+            access = self.access
+            app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader, access) + tfs
+                                 + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"),
+                                 access=access)
+            limits = access.rest_limits
+            # keepalive_timeout: how long a connection may wait for (the rest of) a request's headers;
+            # handler_cancellation: a client that goes away cancels its handler (and its queued work)
             self._rest_runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                              shutdown_timeout=SHUTDOWN_GRACE_S)
+                                              shutdown_timeout=SHUTDOWN_GRACE_S,
+                                              keepalive_timeout=limits.header_timeout_s, handler_cancellation=True)
             await self._rest_runner.setup()
+            budget = ConnectionBudget(max_connections(limits, fd_limit))  # one for the port's addresses
             for host in cfg.rest_bind_address.split(","):
-                site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
+                site = LimitedSite(self._rest_runner, host.strip(), cfg.rest_port, budget=budget,
+                                   ssl_context=access.rest_ssl, handshake_timeout_s=limits.header_timeout_s)
                 await site.start()
-            log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
+            tls = "plaintext" if access.rest_ssl is None else (
+                "mutual TLS" if access.rest_ssl.verify_mode == ssl.CERT_REQUIRED else "TLS")
+            log.info("Started REST server on %s:%d (%s, at most %d connections)", cfg.rest_bind_address,
+                     cfg.rest_port, tls, budget.limit)
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
         self.dataplane.ready = True

@@ -16,14 +16,25 @@ from ovfast.api.rest.app import error_response
 from ovfast.errors import ERROR_TABLE, OvfastError, error_from_code, mapping_for
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 
-# status.hpp's StatusCode values, OK excluded
+# status.hpp's StatusCode values, OK excluded; then the transports' own (access errors)
 NATIVE_CODES = range(1, 12)
+TRANSPORT_CODES = range(12, 14)
 ROWS = sorted(ERROR_TABLE.values(), key=lambda m: m.code)
+NATIVE_ROWS = [m for m in ROWS if m.code in NATIVE_CODES]
 
 
 def test_every_native_code_has_a_row():
-    assert sorted(ERROR_TABLE) == list(NATIVE_CODES)
+    assert sorted(ERROR_TABLE) == [*NATIVE_CODES, *TRANSPORT_CODES]
     assert len({m.exception for m in ROWS}) == len(ROWS)
+
+
+def test_transport_errors_are_ovfast_errors():
+    for code in TRANSPORT_CODES:
+        row = ERROR_TABLE[code]
+        assert issubclass(row.exception, OvfastError) and row.exception.code == code
+        assert mapping_for(row.exception("x")) is row
+    assert (ERROR_TABLE[12].grpc_status, ERROR_TABLE[12].http_status) == (grpc.StatusCode.PERMISSION_DENIED, 403)
+    assert (ERROR_TABLE[13].grpc_status, ERROR_TABLE[13].http_status) == (grpc.StatusCode.UNAUTHENTICATED, 401)
 
 
 def test_not_found_means_only_missing_models():
@@ -31,7 +42,7 @@ def test_not_found_means_only_missing_models():
     assert row.exception is _native.NotFoundError and row.http_status == 404
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda m: m.exception.__name__)
+@pytest.mark.parametrize("row", NATIVE_ROWS, ids=lambda m: m.exception.__name__)
 def test_native_raise_maps_to_row(row):
     with pytest.raises(OvfastError) as info:
         _native._raise_status(row.code, "boom")
@@ -55,7 +66,7 @@ def test_unexpected_exceptions_are_internal():
 
 def test_native_grpc_codes_are_the_table():
     """The native front-end answers some errors itself (grpc_status.hpp): with the table's codes."""
-    for row in ROWS:
+    for row in NATIVE_ROWS:
         assert _native.grpc_status_code(row.code) == row.grpc_status.value[0]
 
 
@@ -70,7 +81,7 @@ def test_grpc_status_for_every_row():
 
     async def main():
         async def fail(request):
-            raise error_from_code(int(request.name), f"code {request.name}")
+            raise ERROR_TABLE[int(request.name)].exception(f"code {request.name}")
 
         method = "/inference.GRPCInferenceService/ModelReady"
         frontend = GrpcFrontend({method: typed(fail, pb.ModelReadyRequest)}, _native.RouteTable(), ["127.0.0.1:0"])
@@ -92,4 +103,6 @@ def test_grpc_status_for_every_row():
     seen = asyncio.run(main())
     for row in ROWS:
         assert seen[row.code] == (row.grpc_status, f"code {row.code}")
-    assert seen["undecodable"] == (grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+    # a request that is not the method's message is the client's mistake (issue 14 point 9)
+    assert seen["undecodable"] == (grpc.StatusCode.INVALID_ARGUMENT,
+                                   "Invalid request: not a valid inference.ModelReadyRequest message")

@@ -10,6 +10,7 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -52,11 +53,11 @@ constexpr int kInternal = 13;
 constexpr int kUnavailable = 14;
 constexpr int kUnauthenticated = 16;
 
-// The calls a load balancer or an orchestrator's probe makes: never behind the API key.
+// The calls a load balancer or an orchestrator's probe makes: never behind the
+// API key (api/access.py HEALTH_RPCS; REST exempts /v2/health/live and /ready).
 bool is_health(const std::string& method) {
   return method == "/inference.GRPCInferenceService/ServerLive" ||
-         method == "/inference.GRPCInferenceService/ServerReady" ||
-         method == "/inference.GRPCInferenceService/ModelReady";
+         method == "/inference.GRPCInferenceService/ServerReady";
 }
 
 // a == b, in a time that depends on their lengths only.
@@ -64,6 +65,16 @@ bool same_secret(const char* a, size_t a_size, const std::string& b) {
   unsigned char diff = a_size == b.size() ? 0 : 1;
   for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(b[i] ^ (i < a_size ? a[i] : 0));
   return diff == 0;
+}
+
+// Whether an authorization value is "Bearer <key>" (the scheme in any case, as REST accepts it).
+bool bearer_matches(grpc::string_ref value, const std::string& key) {
+  static constexpr char kScheme[] = "bearer ";
+  constexpr size_t n = sizeof(kScheme) - 1;
+  if (value.size() < n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(value.data()[i])) != kScheme[i]) return false;
+  return same_secret(value.data() + n, value.size() - n, key);
 }
 
 std::shared_ptr<grpc::ServerCredentials> credentials(const GrpcServerOptions& o) {
@@ -119,13 +130,11 @@ struct GrpcServer::Impl {
   bool stopped = false;    // guarded by mu
 
   std::atomic<uint64_t> native_calls{0}, forwarded_calls{0}, joined_messages{0}, joined_bytes{0};
-  std::string bearer;  // "Bearer <api_key>", or empty: no key asked
-
   bool authorized(const grpc::GenericCallbackServerContext* ctx) const {
-    if (bearer.empty() || is_health(ctx->method())) return true;
+    if (opts.api_key.empty() || is_health(ctx->method())) return true;
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
-    return it != md.end() && same_secret(it->second.data(), it->second.size(), bearer);
+    return it != md.end() && bearer_matches(it->second, opts.api_key);
   }
 
   Kind kind_of(const std::string& method) const {
@@ -156,7 +165,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
       : server_(server), ctx_(ctx), kind_(server->kind_of(ctx->method())) {
     server_->call_started();
     if (!server_->authorized(ctx)) {
-      Finish(grpc::Status(static_cast<grpc::StatusCode>(kUnauthenticated), "Unauthenticated: a valid API key is required"));
+      // api/access.py MISSING_KEY: the same words on both ports
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(kUnauthenticated),
+                          "Missing or invalid API key: send 'Authorization: Bearer <key>'"));
       return;
     }
     if (kind_ == Kind::UNKNOWN) {
@@ -394,7 +405,6 @@ GrpcServer::GrpcServer(GrpcServerOptions options, std::shared_ptr<RouteTable> ro
   impl_->routes = std::move(routes);
   impl_->forward = std::move(forward);
   impl_->forwarded.insert(impl_->opts.forwarded_methods.begin(), impl_->opts.forwarded_methods.end());
-  if (!impl_->opts.api_key.empty()) impl_->bearer = "Bearer " + impl_->opts.api_key;
 }
 
 GrpcServer::~GrpcServer() { shutdown(0); }

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ovfast import __version__, _native
-from ovfast.errors import OvfastError, UnavailableError
+from ovfast.errors import CancelledError, OvfastError, UnavailableError
 from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
@@ -21,6 +21,7 @@ log = logging.getLogger("ovfast.dataplane")
 # Triton extensions served (the repository index is, but not load/unload, so not "model_repository")
 EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration")
 PLATFORM = "OpenVINO"
+CLIENT_GONE = "Cancelled: the client disconnected before the request was served"
 
 
 class InferRequest:
@@ -179,13 +180,20 @@ class DataPlane:
         try:
             request.prepare(handle)
             if handle.auto_reshape:
-                handle = await self.registry.fit_shapes(handle, request.input_shapes())
+                # shielded: a reload for the new shape completes (and is kept) even if the client leaves
+                handle = await asyncio.shield(self.registry.fit_shapes(handle, request.input_shapes()))
             fut = asyncio.get_running_loop().create_future()
             submitted = True
             request.submit(handle, fut, route)
             payload, _infer_us, _wait_us = await fut
         except OvfastError as exc:
             self._account(handle, route, t0, exc, counted_natively=submitted)
+            raise
+        except asyncio.CancelledError:
+            # The client went away (a REST handler is cancelled when its connection closes): stop
+            # waiting, and drop the job if it has not started. A job that runs on is counted natively.
+            if not submitted or handle.cancel(fut):
+                self._account(handle, route, t0, CancelledError(CLIENT_GONE), counted_natively=False)
             raise
         self._account(handle, route, t0, None)
         return handle, payload

@@ -14,7 +14,8 @@ from typing import Any
 
 from ovfast import _native
 from ovfast.config.schema import Dim, ModelConfig, ShapeSpec
-from ovfast.errors import MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, one_line
+from ovfast.errors import (MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET, UnavailableError, hide_paths,
+                           one_line)
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.model")
@@ -159,7 +160,8 @@ class ModelHandle:
     def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
         self.state = state
         self.error_code = error_code
-        self.error_message = message if message is not None else error_code
+        # what clients are told (TFS status, repository index): no absolute paths; the log keeps them
+        self.error_message = hide_paths(message) if message is not None else error_code
         log.info('STATUS CHANGE: Version %d of model %s status change. New status: ( "state": "%s", "error_code": "%s" )',
                  self.version, self.name, state.name, error_code)
 
@@ -235,6 +237,15 @@ class ModelHandle:
         """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
         ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock."""
         self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
+
+    def cancel(self, fut: asyncio.Future) -> bool:
+        """Drops the job whose result ``fut`` awaits, if it has not started (its client went away).
+        True: dropped — no result comes and the native side has not counted it; False: it runs (or
+        ran) on and its result is discarded.
+
+        NOTE: the hook for the native scheduler's job cancellation (pool_scheduler, being added for
+        gRPC deadlines); it is wired to it when both land. Until then no job can be dropped."""
+        return False
 
     def flush(self) -> None:
         """Shutdown: a dynamic batcher starts what it holds without waiting out its queue delay."""

@@ -56,9 +56,9 @@ struct GrpcServerOptions {
   // present a certificate it signed (mutual TLS). The caller checks that the
   // files are readable and the key matches before start().
   std::string tls_cert_pem, tls_key_pem, tls_ca_pem;
-  // When not empty, every call but the health ones (ServerLive, ServerReady,
-  // ModelReady) must carry the metadata `authorization: Bearer <api_key>`
-  // (compared in constant time), or is answered UNAUTHENTICATED.
+  // When not empty, every call but the health ones (ServerLive, ServerReady)
+  // must carry the metadata `authorization: Bearer <api_key>` (the scheme in
+  // any case; the key compared in constant time), or is answered UNAUTHENTICATED.
   std::string api_key;
   // The server-wide bound on bytes held by requests in flight; null: none.
   // A received message is counted from OnReadDone until its call is done.

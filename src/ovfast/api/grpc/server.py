@@ -15,15 +15,18 @@ from google.protobuf.message import DecodeError
 
 from ovfast.api.dataplane import DataPlane, KServeBytesRequest
 from ovfast.api.triton_config import model_config as triton_model_config
-from ovfast.errors import InternalError
+from ovfast.errors import InvalidArgumentError
 from ovfast.observability.metrics import GRPC, KSERVE
 from ovfast._gen.kserve import grpc_predict_v2_pb2 as pb
 from ovfast._gen.kserve import model_config_pb2 as mc
 
 SERVICE = "inference.GRPCInferenceService"
 GRPC_MAX_MESSAGE = 1 << 30  # 1 GiB, as OVMS
-# What grpcio answered when a request did not deserialize.
-DESERIALIZE_ERROR = "Exception deserializing request!"
+
+
+def not_parsable(req_cls: Any) -> InvalidArgumentError:
+    """A request that is not a valid ``req_cls`` message: the client's mistake (INVALID_ARGUMENT)."""
+    return InvalidArgumentError(f"Invalid request: not a valid {req_cls.DESCRIPTOR.full_name} message")
 
 # A method's handler: serialized request in, serialized response out (or an exception).
 Handler = Callable[[bytes], Awaitable[bytes]]
@@ -35,8 +38,8 @@ def typed(fn: Callable[[Any], Awaitable[Any]], req_cls: Any) -> Handler:
     async def handler(data: bytes) -> bytes:
         try:
             request = req_cls.FromString(data)
-        except DecodeError:
-            raise InternalError(DESERIALIZE_ERROR) from None
+        except (DecodeError, ValueError, RecursionError):
+            raise not_parsable(req_cls) from None
         return (await fn(request)).SerializeToString()
 
     return handler

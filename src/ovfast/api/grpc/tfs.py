@@ -8,6 +8,7 @@ the generated classes.
 """
 from __future__ import annotations
 
+from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.server import Handler, typed
 from ovfast.api.tfs import INVALID_SIGNATURE_DEF, MODEL_SPEC_MISSING, TfsApi
@@ -23,8 +24,9 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 
 class TfsService:
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, access: AccessConfig | None = None) -> None:
         self.api = TfsApi(dataplane)
+        self.access = access or AccessConfig()
 
     def handlers(self) -> dict[str, Handler]:
         api = self.api
@@ -49,6 +51,7 @@ class TfsService:
             return resp
 
         async def reload_config(req: mm_pb.ReloadConfigRequest) -> mm_pb.ReloadConfigResponse:
+            self.access.refuse_model_control()
             await api.reload_config()
             resp = mm_pb.ReloadConfigResponse()
             resp.status.error_code = 0

@@ -7,14 +7,15 @@ import time
 import orjson
 from aiohttp import web
 
+from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane, TensorsRequest
+from ovfast.api.rest.limits import body_middleware, body_of
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
 from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import InvalidArgumentError, OvfastError, client_message, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
 
 log = logging.getLogger("ovfast.rest")
-REST_MAX_BODY = 1 << 30
 
 _JSON = "application/json"
 
@@ -26,7 +27,7 @@ def json_response(obj, status: int = 200) -> web.Response:
 async def read_json_object(request: web.Request, what: str) -> dict:
     """The body of a POST whose JSON is optional: {} when empty, else it must be a JSON object
     (InvalidArgumentError -> 400 naming ``what`` otherwise)."""
-    body = await request.read()
+    body = body_of(request)
     if not body.strip():
         return {}
     try:
@@ -95,9 +96,19 @@ def cors_middleware(origins: str = "*", methods: str = "*", headers: str = "*", 
     return middleware
 
 
-def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -> web.Application:
-    app = web.Application(client_max_size=REST_MAX_BODY,
-                          middlewares=[cors_middleware(**(cors or {})), errors_middleware])
+def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
+                   access: AccessConfig | None = None) -> web.Application:
+    """The REST application. Middlewares, outermost first: CORS, errors, the API key (when
+    ``access`` has one), then the body (read whole, within ``access.rest_limits``)."""
+    access = access or AccessConfig()
+    middlewares = [cors_middleware(**(cors or {})), errors_middleware]
+    if access.api_key is not None:
+        from ovfast.api.rest.guard import auth_middleware
+
+        middlewares.append(auth_middleware(access.api_key))
+    middlewares.append(body_middleware(access.rest_limits))
+    # body_middleware enforces the size limit; aiohttp's own would apply to request.read(), never called
+    app = web.Application(client_max_size=access.rest_limits.max_input_size, middlewares=middlewares)
 
     async def live(request):
         return json_response({"live": dp.live}, 200 if dp.live else 503)
@@ -144,7 +155,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None) -
         received_ns = time.monotonic_ns()
         name, version = request.match_info["name"], request.match_info.get("version")
         route = dp.metrics.route_kserve_rest_infer
-        body = await request.read()
+        body = body_of(request)
         try:
             doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
         except Exception as exc:

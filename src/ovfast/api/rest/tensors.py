@@ -6,7 +6,7 @@ converted once into a typed numpy buffer.
 from __future__ import annotations
 
 import base64
-import math
+import os
 
 import numpy as np
 import orjson
@@ -69,10 +69,57 @@ def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
             raise InvalidArgumentError(
                 f"Could not parse input content. Values out of range for {datatype}; input name: {name}")
     try:
-        arr = np.ascontiguousarray(arr, dtype=np_type)
+        typed = np.ascontiguousarray(arr, dtype=np_type)
     except (OverflowError, ValueError):
         raise InvalidArgumentError(f"Could not parse input content. Values out of range for {datatype}; input name: {name}") from None
-    return (name, datatype, shape, arr, True)
+    check_float_range(arr, typed, datatype, name, "Could not parse input content.")
+    return (name, datatype, shape, typed, True)
+
+
+def check_float_range(values: np.ndarray, typed: np.ndarray, datatype: str, name: str, prefix: str) -> None:
+    """JSON numbers beyond a float type's range (1e39 for FP32, 70000 for FP16) would silently become
+    infinities: INVALID_ARGUMENT instead (as TF Serving: no lossy conversion)."""
+    if typed.dtype.kind != "f" or not typed.size:
+        return
+    bad = ~np.isfinite(typed)
+    if not bad.any():
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        became_infinite = np.isfinite(np.asarray(values, dtype=np.float64)[bad]).any()
+    if became_infinite:
+        raise InvalidArgumentError(f"{prefix} Values out of range for {datatype}; input name: {name}")
+
+
+class NonFinite:
+    """±inf and NaN in JSON responses as TF Serving writes them (``Infinity``, ``-Infinity``, ``NaN``,
+    which Python's json, and so tritonclient, reads back); orjson would write ``null``. Float arrays
+    with such values go through :meth:`values`, and :meth:`dumps` swaps the markers it placed for the
+    bare tokens (the markers carry a random nonce, so no client string can collide with them)."""
+
+    _TOKENS = (("NaN", b"NaN"), ("Infinity", b"Infinity"), ("-Infinity", b"-Infinity"))
+
+    def __init__(self) -> None:
+        self._nonce = os.urandom(8).hex()
+        self.used = False
+
+    def values(self, arr):
+        """``arr`` unchanged when it is not a float array or all its values are finite; else a nested list
+        with markers in place of the non-finite values."""
+        if not isinstance(arr, (np.ndarray, np.generic)) or arr.dtype.kind != "f" or np.isfinite(arr).all():
+            return arr
+        self.used = True
+        out = np.asarray(arr).astype(object)
+        out[np.isnan(arr)] = f"{self._nonce}NaN"
+        out[np.isposinf(arr)] = f"{self._nonce}Infinity"
+        out[np.isneginf(arr)] = f"{self._nonce}-Infinity"
+        return out.tolist()
+
+    def dumps(self, doc, option: int = 0, default=None) -> bytes:
+        text = orjson.dumps(doc, option=option | orjson.OPT_SERIALIZE_NUMPY, default=default)
+        if self.used:
+            for name, token in self._TOKENS:
+                text = text.replace(b'"%s%s"' % (self._nonce.encode(), name.encode()), token)
+        return text
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -190,17 +237,17 @@ def parse_infer_body(body: bytes, header_length: str | None):
     return doc, inputs, names, flags, default_binary
 
 
-def _json_data(datatype: str, data):
+def _json_data(datatype: str, data, nonfinite: NonFinite):
     if datatype == "BYTES":
         try:
             return [b.decode() for b in data], None
         except UnicodeDecodeError:
             return [base64.b64encode(b).decode() for b in data], {"content_type": "base64"}
     if datatype == "FP16":
-        return data.astype(np.float32).reshape(-1), None
-    if datatype == "BF16":
-        return (data.astype(np.uint32) << 16).view(np.float32).reshape(-1), None
-    return data.reshape(-1), None
+        data = data.astype(np.float32)
+    elif datatype == "BF16":
+        data = (data.astype(np.uint32) << 16).view(np.float32)
+    return nonfinite.values(data.reshape(-1)), None
 
 
 def _raw_bytes(datatype: str, data) -> bytes | memoryview:
@@ -213,6 +260,7 @@ def encode_infer_response(model_name: str, version: str, req_id, outs: list, fla
                           default_binary: bool) -> tuple[bytes, int | None]:
     """Returns (body, json_header_length or None when there is no binary part)."""
     outputs, blobs = [], []
+    nonfinite = NonFinite()
     for name, datatype, shape, data in outs:
         entry = {"name": name, "datatype": datatype, "shape": shape}
         if flags.get(name, default_binary):
@@ -220,7 +268,7 @@ def encode_infer_response(model_name: str, version: str, req_id, outs: list, fla
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            values, params = _json_data(datatype, data)
+            values, params = _json_data(datatype, data, nonfinite)
             if params:
                 entry["parameters"] = params
             entry["data"] = values
@@ -230,13 +278,12 @@ def encode_infer_response(model_name: str, version: str, req_id, outs: list, fla
         resp["id"] = req_id
     resp["outputs"] = outputs
     try:
-        header = orjson.dumps(resp, option=orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError:
-        # NaN/inf or exotic values: fall back to lists
+        header = nonfinite.dumps(resp)
+    except TypeError:  # dtypes orjson cannot serialize natively (float16 never comes here: widened above)
         for o in outputs:
             if "data" in o and hasattr(o["data"], "tolist"):
-                o["data"] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in o["data"].tolist()]
-        header = orjson.dumps(resp)
+                o["data"] = o["data"].tolist()
+        header = nonfinite.dumps(resp)
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)

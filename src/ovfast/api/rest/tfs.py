@@ -20,7 +20,8 @@ from google.protobuf import json_format
 
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
-from ovfast.api.rest.tensors import MAX_NESTING, nested_too_deep
+from ovfast.api.rest.limits import body_of
+from ovfast.api.rest.tensors import MAX_NESTING, NonFinite, check_float_range, nested_too_deep
 from ovfast.api.tfs import TfsApi
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
@@ -124,7 +125,9 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
         # Unknown input (validation reports it) or numbers for a string input (precision error follows).
         datatype = {"b": "BOOL", "i": "INT64", "u": "UINT64"}.get(kind, "FP32")
     if datatype == "BF16":
-        bits = np.ascontiguousarray(arr, np.float32).view(np.uint32) >> 16
+        wide = np.ascontiguousarray(arr, np.float32)
+        check_float_range(arr, wide, datatype, name, NOT_NDARRAY + ";")
+        bits = wide.view(np.uint32) >> 16
         return (name, datatype, list(arr.shape), bits.astype(np.uint16))
     np_type = NUMPY_DTYPE[datatype]
     if arr.size and kind not in JSON_KINDS_ACCEPTED[np_type.kind]:
@@ -135,7 +138,9 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
         info = np.iinfo(np_type)
         if arr.min() < info.min or arr.max() > info.max:
             raise InvalidArgumentError(f"{NOT_NDARRAY}; values out of range for {datatype}; input name: {name}")
-    return (name, datatype, list(arr.shape), np.ascontiguousarray(arr, dtype=np_type))
+    typed = np.ascontiguousarray(arr, dtype=np_type)
+    check_float_range(arr, typed, datatype, name, NOT_NDARRAY + ";")
+    return (name, datatype, list(arr.shape), typed)
 
 
 def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
@@ -209,7 +214,7 @@ def _nest(flat: list, shape: list[int]):
     return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-def _json_value(datatype: str, shape: list[int], data):
+def _json_value(datatype: str, shape: list[int], data, nonfinite: NonFinite):
     if datatype == "BYTES":
         items = []
         for b in data:
@@ -219,40 +224,42 @@ def _json_value(datatype: str, shape: list[int], data):
                 items.append({"b64": base64.b64encode(b).decode()})
         return _nest(items, shape)
     if datatype == "BF16":
-        return (data.astype(np.uint32) << 16).view(np.float32)
-    return data
+        data = (data.astype(np.uint32) << 16).view(np.float32)
+    return nonfinite.values(data)
 
 
-def _slice(datatype: str, shape: list[int], data, i: int):
+def _slice(datatype: str, shape: list[int], data, i: int, nonfinite: NonFinite):
     if datatype == "BYTES":
         step = len(data) // shape[0]
-        return _json_value(datatype, shape[1:], data[i * step:(i + 1) * step])
-    return _json_value(datatype, shape[1:], data[i])
+        return _json_value(datatype, shape[1:], data[i * step:(i + 1) * step], nonfinite)
+    return _json_value(datatype, shape[1:], data[i], nonfinite)
 
 
 def encode_predict_response(outs: list, row_format: bool) -> bytes:
-    """[(name, datatype, shape, data)] -> TF Serving JSON (pretty-printed, as OVMS)."""
+    """[(name, datatype, shape, data)] -> TF Serving JSON (pretty-printed, as OVMS; NaN and ±inf
+    written as TF Serving writes them)."""
+    nf = NonFinite()
     if row_format:
         if len(outs) == 1:
             name, dt, shape, data = outs[0]
-            doc = {"predictions": _json_value(dt, shape, data)}
+            doc = {"predictions": _json_value(dt, shape, data, nf)}
         else:
             batches = {o[2][0] if o[2] else None for o in outs}
             if len(batches) != 1 or None in batches:
                 raise InternalError("Cannot build row-format predictions: outputs have different batch sizes; "
                                     "use the column format (\"inputs\")")
             n = batches.pop()
-            doc = {"predictions": [{name: _slice(dt, shape, data, i) for name, dt, shape, data in outs}
+            doc = {"predictions": [{name: _slice(dt, shape, data, i, nf) for name, dt, shape, data in outs}
                                    for i in range(n)]}
     elif len(outs) == 1:
         name, dt, shape, data = outs[0]
-        doc = {"outputs": _json_value(dt, shape, data)}
+        doc = {"outputs": _json_value(dt, shape, data, nf)}
     else:
-        doc = {"outputs": {name: _json_value(dt, shape, data) for name, dt, shape, data in outs}}
+        doc = {"outputs": {name: _json_value(dt, shape, data, nf) for name, dt, shape, data in outs}}
     try:
-        return orjson.dumps(doc, option=_PRETTY)
+        return nf.dumps(doc, option=_PRETTY)
     except TypeError:  # dtypes orjson cannot serialize natively
-        return orjson.dumps(doc, option=_PRETTY, default=lambda a: a.tolist())
+        return nf.dumps(doc, option=_PRETTY, default=lambda a: a.tolist())
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -272,7 +279,7 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
         # The body is decoded after the model resolves (OVMS counts a body that cannot be parsed as a
         # failed request of that model).
         received_ns = time.monotonic_ns()
-        req = TfsJsonRequest(await request.read(), received_ns)
+        req = TfsJsonRequest(body_of(request), received_ns)
         _, outs = await api.predict(name, version, dp.metrics.route_tfs_rest_predict, req)
         return web.Response(body=encode_predict_response(outs, req.row_format), content_type="application/json")
 
