@@ -21,6 +21,7 @@ from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
+from ovfast.repository.residency import Residency
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.server")
@@ -42,6 +43,9 @@ class Server:
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
+        self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
+        if config.residency.active:
+            self.registry.residency = Residency(self.registry, config.residency)
         self._stop = asyncio.Event()
         self._grpc: GrpcFrontend | None = None
         self._rest_runner: web.AppRunner | None = None
@@ -80,8 +84,17 @@ class Server:
                 site = web.TCPSite(self._rest_runner, host.strip(), cfg.rest_port, backlog=1024)
                 await site.start()
             log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
+        if self.registry.residency is not None:
+            await self.registry.residency.warm_up(cfg.models)
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
+        if self.registry.residency is not None:
+            self.registry.residency.start()
+            r = cfg.residency
+            log.info("Residency: memory budget %s, idle unload %s, model control mode %s",
+                     f"{r.memory_budget} bytes" if r.memory_budget else "none",
+                     f"after {r.idle_unload_seconds:g} s" if r.idle_unload_seconds else "never",
+                     "explicit" if r.explicit else "none")
         self.dataplane.ready = True
         log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
 
@@ -110,6 +123,8 @@ class Server:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.reloader.stop()
+        if self.registry.residency is not None:
+            await self.registry.residency.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

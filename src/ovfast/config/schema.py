@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Union
 
+from ovfast.config.budget import ResidencyConfig
 from ovfast.repository.version_policy import Latest, VersionPolicy
 
 AUTO: Final = "auto"  # shape / batch_size "auto": the model is reloaded for each new request shape
@@ -87,6 +88,9 @@ class ModelConfig:
     mean: tuple[float, ...] = ()  # CLI --mean, e.g. "[123.7,116.3,103.5]"; () = none
     scale: tuple[float, ...] = ()  # CLI --scale; every value non-zero
     dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
+    # OVMS idle-servable groups: versions of one group load and unload together; "permanent" ones
+    # are loaded at start and never unloaded. None: the model is a group of its own.
+    group_name: str | None = None
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:
@@ -123,6 +127,8 @@ class RepositoryConfig:
     invalid_names: tuple[str, ...] = ()  # names of the skipped entries, where they had one
     monitoring: MonitoringConfig | None = None
     digest: str = ""  # MD5 of the file content (change detection, as OVMS)
+    memory_budget: int | None = None  # top-level "memory_budget", bytes (None = not in the file)
+    idle_unload_seconds: float | None = None  # top-level "idle_unload_seconds"
 
 
 @dataclass(frozen=True)
@@ -145,4 +151,5 @@ class ServerConfig:
     demo: bool = False
     echo: bool = False
     repository: RepositoryConfig | None = None
+    residency: ResidencyConfig = ResidencyConfig()
     extra: dict = field(default_factory=dict)
