@@ -250,7 +250,10 @@ def run(args: argparse.Namespace) -> dict:
         # hot: as many popular models as fit, loaded first
         sampler.phase = "hot"
         m = scrape(http_url)
-        per_model = m.get("ovfast_memory_used_bytes", 0) / max(1.0, m.get("ovfast_models_loaded", 1))
+        loaded = max(1.0, m.get("ovfast_models_loaded", 1))
+        # what a loaded model costs the budget: its measured size, or the RSS growth per model when larger
+        # (residency makes room against the process's RSS growth too)
+        per_model = max(m.get("ovfast_memory_used_bytes", 0), rss_bytes(server.proc.pid) - overhead) / loaded
         hot_n = max(1, min(n, int(budget * 0.8 / max(per_model, 1))))
         hot_names = [f"m{order[i]}" for i in range(hot_n)]
         it = iter(hot_names)

@@ -26,6 +26,7 @@ from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.server")
 SHUTDOWN_GRACE_S = 30.0
+SHOWN_NAMES = 50  # model names in the "Server ready" line
 
 
 class Server:
@@ -96,7 +97,10 @@ class Server:
                      f"after {r.idle_unload_seconds:g} s" if r.idle_unload_seconds else "never",
                      "explicit" if r.explicit else "none")
         self.dataplane.ready = True
-        log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
+        names = sorted(self.registry.models)
+        shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names) - SHOWN_NAMES} more)"
+                                                   if len(names) > SHOWN_NAMES else "")
+        log.info("Server ready: %d model(s): %s", len(names), shown)
 
     async def _reload_config(self) -> None:
         result = await self.reloader.cycle()

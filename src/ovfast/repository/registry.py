@@ -105,7 +105,15 @@ class ModelRegistry:
             self.resident.add(served)
         else:
             self.resident.discard(served)
-        self.routes.publish(served.name, bool(cfg.auto_shape_inputs) or cfg.auto_batch, default, versions)
+        if versions:
+            self.routes.publish(served.name, bool(cfg.auto_shape_inputs) or cfg.auto_batch, default, versions)
+            served.routed = True
+        elif served.routed:
+            # NOTE: no entry rather than an empty one: the native side forwards an unrouted name to
+            # Python either way, and each publish copies the table (10,000 empty entries made start-up
+            # quadratic).
+            self.routes.remove(served.name)
+            served.routed = False
 
     # -- lookups (hot path: dict gets only) -------------------------------------------------
     def get_model(self, name: str) -> ServedModel:

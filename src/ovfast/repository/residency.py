@@ -79,6 +79,7 @@ class Residency:
         self._reserved = 0  # predicted bytes of the load under way
         self._touched: dict[tuple[str, int], float] = {}  # wall ms a request last reached it via Python
         self._sizes: dict[tuple[str, int], int] = {}  # last measured size of each version
+        self._baseline_rss = 0  # the process's RSS after the warm-up (0: not taken; budget mode only)
         self._samples: list[tuple[int, float]] = []  # (model files' bytes, measured / files) of recent loads
         self._selected: set[str] = set() if "*" in config.load_models else set(config.load_models)
         self._all_selected = "*" in config.load_models
@@ -108,6 +109,17 @@ class Residency:
     def used(self) -> int:
         """Measured bytes of every version holding memory (loaded, or unloading)."""
         return sum(h.size_bytes for m in self.registry.resident for h in m.versions.values() if h.servable is not None)
+
+    def pressure(self) -> int:
+        """What counts against the budget when making room: the measured sizes of the loaded versions,
+        or the process's RSS growth since start (after the warm-up) when that is larger. NOTE: RSS
+        also grows with what no version's measurement sees (allocator fragmentation after unloads,
+        the device plugin's per-shape kernel caches, transport buffers); making room against it is
+        what keeps the process's RSS under the budget plus its start-up overhead."""
+        measured = self.used()
+        if not self._baseline_rss:
+            return measured
+        return max(measured, _native.memory_sample()[0] - self._baseline_rss)
 
     def loaded_count(self) -> int:
         return sum(1 for m in self.registry.resident for h in m.versions.values() if h.available)
@@ -251,7 +263,7 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
-            if self.budget and self.used() > self.budget:  # measured more than predicted
+            if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
                 if self.used() > self.budget:
                     size = sum(h.size_bytes for _, h in loaded)
@@ -286,12 +298,12 @@ class Residency:
             raise InsufficientMemoryError(
                 f"Cannot load {what}: it needs about {need} bytes, more than the whole memory budget of "
                 f"{self.budget} bytes")
-        while self.used() + self._reserved + need > self.budget:
+        while self.pressure() + self._reserved + need > self.budget:
             units = self._units(protect)
             if not units:
                 if not must:
-                    log.warning("Memory budget exceeded: %d bytes used of %d; every loaded version is busy",
-                                self.used(), self.budget)
+                    log.warning("Memory budget exceeded: %d bytes used (process RSS growth %d) of %d; every loaded "
+                                "version is busy or permanent", self.used(), self.pressure(), self.budget)
                     return
                 raise InsufficientMemoryError(
                     f"Cannot load {what}: it needs about {need} bytes; the memory budget is {self.budget} bytes and "
@@ -317,7 +329,9 @@ class Residency:
         as the first loaded version's measured size."""
         if not self.budget:
             return
-        loop = asyncio.get_running_loop()
+        await self._warm_up(models, asyncio.get_running_loop())
+
+    async def _warm_up(self, models: tuple[ModelConfig, ...], loop: asyncio.AbstractEventLoop) -> None:
         for cfg in models:
             try:
                 versions = cfg.model_version_policy.select(list_versions(cfg.base_path))
@@ -338,6 +352,13 @@ class Residency:
             return
 
     def start(self) -> None:
+        """After the catalog is in place (and the permanent group loaded): takes the RSS baseline the
+        budget counts growth from, and starts idle unloading."""
+        if self.budget:
+            _native.release_free_memory()
+            self._baseline_rss = _native.memory_sample()[0] - self.used()
+            log.info("Residency: process RSS without models %d bytes; the budget counts what grows from here",
+                     self._baseline_rss)
         if self.config.idle_unload_seconds and self._idle_task is None:
             self._idle_task = asyncio.get_running_loop().create_task(self._idle_loop())
 

@@ -48,6 +48,7 @@ class ServedModel:
         self.generation = 0
         self.retries: dict[int, LoadRetry] = {}  # version -> back-off after failed loads
         self.folder_errors: dict[int, str] = {}  # version -> why its folder cannot be loaded (last logged)
+        self.routed = False  # has an entry in the native route table (registry._refresh)
 
     def retry_due(self, version: int, source: tuple) -> bool:
         r = self.retries.get(version)
