@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import batching, floors, inprocess, loadgen, perf, report
+from bench import batching, density, floors, inprocess, loadgen, perf, report
 from bench.models import MLP_DIMS, MODEL_NAMES, MlpDims, ModelUnavailable, get_model
 from bench.servers import start_ovfast
 
@@ -75,7 +75,7 @@ def _parse_dims(text: str) -> MlpDims:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, choices=MODEL_NAMES)
+    p.add_argument("--model", choices=MODEL_NAMES, help="the model (every run but --density)")
     p.add_argument("--concurrency", type=_parse_conc, default=_parse_conc("1,2,4,8,16"),
                    help="comma-separated concurrency sweep (default 1,2,4,8,16)")
     p.add_argument("--peers", action="store_true", help="also run MLServer, KServe Python server, PyTriton")
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-floors", action="store_true",
                    help="skip the gRPC transport floors (grpc.aio and grpc++ do-nothing endpoints)")
     p.add_argument("--model-cache", type=Path, default=BENCH_DIR / ".models")
+    density.add_arguments(p)
     return p
 
 
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return soak.main(given)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.density:
+        return density.main(args)
+    if not args.model:
+        parser.error("--model is required (or --density)")
     if args.batching < 0 or args.batching == 1:
         parser.error("--batching wants a max_batch_size >= 2")
     if args.batching and args.batch != 1:

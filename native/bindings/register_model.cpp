@@ -2,6 +2,7 @@
 // the Servable that runs it. Knobs are validated in Python (src/ovfast/config)
 // before they get here; this layer only converts types.
 #include "py_common.hpp"
+#include "ovfast/memory_usage.hpp"
 
 #include <algorithm>
 
@@ -83,6 +84,13 @@ py::class_<PyServable> register_model(py::module_& m) {
                      "Jobs queued (waiting for an infer request or a batch) beyond which submit refuses; 0 = no bound.")
       .def_readwrite("echo", &ModelOptions::echo, "Transport floor: no inference, outputs echo inputs.");
 
+  m.def("memory_sample", [] {
+        MemorySample s = sample_memory();
+        return py::make_tuple(s.rss_bytes, s.heap_bytes);
+      }, "(resident set size, allocator bytes in use) of this process, bytes.");
+  m.def("release_free_memory", [] { py::gil_scoped_release r; release_free_memory(); },
+        "Returns free allocator memory to the system (malloc_trim). Releases the GIL.");
+
   py::class_<PyServable> servable(m, "Servable");
   servable
       .def(py::init<ov::Core&, const ModelOptions&, std::shared_ptr<CompletionQueue>, std::shared_ptr<ManualClock>>(),
@@ -95,6 +103,11 @@ py::class_<PyServable> register_model(py::module_& m) {
       .def_property_readonly("streams", [](PyServable& s) { return s.impl().streams(); })
       .def_property_readonly("active", [](PyServable& s) { return s.impl().active(); })
       .def_property_readonly("queued", [](PyServable& s) { return s.impl().queued(); })
+      .def_property_readonly("in_flight", [](PyServable& s) { return s.impl().in_flight(); },
+                             "Jobs decoding, queued or running on this version (0: an unload cuts nothing off).")
+      .def_property_readonly("memory_bytes", [](PyServable& s) { return s.impl().memory_bytes(); },
+                             "What loading this version cost in memory (read + compile + infer requests), "
+                             "measured around the load: bytes.")
       .def_property_readonly("max_batch_size", [](PyServable& s) { return s.impl().max_batch_size(); },
                              "Rows per batch when dynamic batching is on; 0 when it is off.")
       .def("submit_tensors", &PyServable::submit_tensors, py::arg("inputs"), py::arg("outputs"), py::arg("context"),

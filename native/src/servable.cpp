@@ -2,6 +2,7 @@
 
 #include "ovfast/exec/result_sink.hpp"
 #include "ovfast/exec/worker_pool.hpp"
+#include "ovfast/memory_usage.hpp"
 #include "ovfast/sched/direct.hpp"
 #include "ovfast/sched/dynamic_batcher.hpp"
 #include "ovfast/sched/echo.hpp"
@@ -10,6 +11,7 @@ namespace ovfast {
 
 Status Servable::create(ov::Core& core, const ModelOptions& opts, std::shared_ptr<Clock> clock,
                         std::unique_ptr<Servable>* out) {
+  const MemorySample before = sample_memory();
   std::unique_ptr<Servable> s(new Servable());
   OVF_RETURN_IF_ERROR(ModelInstance::create(core, opts, &s->model_));
   if (!clock) clock = steady_clock();
@@ -20,6 +22,8 @@ Status Servable::create(ov::Core& core, const ModelOptions& opts, std::shared_pt
   } catch (const std::exception& e) {
     return {StatusCode::FAILED_PRECONDITION, std::string("Cannot create infer requests: ") + e.what()};
   }
+  // The schedulers create their infer requests (and buffers) above: all counted.
+  s->memory_bytes_ = load_cost(before, sample_memory());
   *out = std::move(s);
   return Status::ok();
 }
@@ -28,6 +32,15 @@ Servable::~Servable() {
   if (!scheduler_) return;  // create() failed
   drain();
   scheduler_.reset();  // before the model it runs
+}
+
+int Servable::in_flight() {
+  int decoding;
+  {
+    std::lock_guard<std::mutex> lock(decode_mu_);
+    decoding = decoding_;
+  }
+  return decoding + scheduler_->queued() + scheduler_->active();
 }
 
 void Servable::drain() {

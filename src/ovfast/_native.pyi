@@ -218,6 +218,14 @@ class ModelOptions:
     @shapes.setter
     def shapes(self, arg1: collections.abc.Mapping[str, collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]]) -> None:
         ...
+def memory_sample() -> tuple:
+    """
+    (resident set size, allocator bytes in use) of this process, bytes.
+    """
+def release_free_memory() -> None:
+    """
+    Returns free allocator memory to the system (malloc_trim). Releases the GIL.
+    """
 class Servable:
     def __init__(self, core: Core, options: ModelOptions, queue: CompletionQueue, clock: ManualClock | None = None) -> None:
         """
@@ -262,9 +270,19 @@ class Servable:
     def inputs(self) -> list:
         ...
     @property
+    def in_flight(self) -> int:
+        """
+        Jobs decoding, queued or running on this version (0: an unload cuts nothing off).
+        """
+    @property
     def max_batch_size(self) -> int:
         """
         Rows per batch when dynamic batching is on; 0 when it is off.
+        """
+    @property
+    def memory_bytes(self) -> int:
+        """
+        What loading this version cost in memory (read + compile + infer requests), measured around the load: bytes.
         """
     @property
     def nireq(self) -> int:

@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dynamic batching: longest a request waits for others to join its batch (default 0)")
     x.add_argument("--preferred_batch_sizes", default=None,
                    help="dynamic batching: comma-separated sizes dispatched at once when reached, e.g. 4,8")
+    r = p.add_argument_group("residency options (many models under a memory budget)")
+    r.add_argument("--memory_budget", default=None,
+                   help="memory for loaded models: bytes with a unit (6GiB, 512MiB, 2GB) or a percentage of RAM "
+                        "(60%%); versions then load on their first request and the least recently used idle ones "
+                        "are unloaded to make room (overrides config.json's memory_budget)")
+    r.add_argument("--idle_unload_seconds", type=float, default=None,
+                   help="unload versions unused for this many seconds; they load again on their next request "
+                        "(0 = never; overrides config.json's idle_unload_seconds)")
+    r.add_argument("--model_control_mode", default="none", choices=["none", "explicit"],
+                   help="explicit (Triton's name): serve only the models loaded through the repository API "
+                        "or --load_model")
+    r.add_argument("--load_model", action="append", default=None, metavar="NAME",
+                   help="with --model_control_mode explicit: a model to load at start (repeatable; '*' = all)")
     x.add_argument("--echo", action="store_true",
                    help="benchmarking only: serve every model in echo mode (outputs = inputs, no inference); "
                         "measures the transport floor")
@@ -243,7 +256,7 @@ def config_from_args(args: argparse.Namespace):
     from ovfast.config.schema import ServerConfig
     from ovfast.demo import ensure_demo_model, DEMO_NAME
     from ovfast.observability.metrics import select_families
-    from ovfast.config.units import parse_bytes
+    from ovfast.config.budget import parse_size
     from ovfast.security import TlsConfigError, load_tls
 
     demo = False
@@ -298,7 +311,7 @@ def config_from_args(args: argparse.Namespace):
     except TlsConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        max_request_memory = parse_bytes(args.max_request_memory or 0, "--max_request_memory")
+        max_request_memory = parse_size(args.max_request_memory or 0, "--max_request_memory")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if grpc_tls is not None and not port:
@@ -336,7 +349,9 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
     if args.echo:
         models = [replace(m, echo=True) for m in models]
+    residency = _residency_from_args(args, repository)
     return ServerConfig(
+        residency=residency,
         port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
@@ -365,6 +380,25 @@ def access_from_args(args: argparse.Namespace, rest_port: int):
             rest_port=rest_port)
     except AccessError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _residency_from_args(args: argparse.Namespace, repository):
+    """--memory_budget / --idle_unload_seconds (over config.json's), --model_control_mode, --load_model."""
+    from ovfast.config.budget import ResidencyConfig, parse_idle_unload_seconds, parse_memory_budget
+
+    budget = repository.memory_budget if repository is not None else None
+    idle = repository.idle_unload_seconds if repository is not None else None
+    try:
+        if args.memory_budget is not None:
+            budget = parse_memory_budget(args.memory_budget.strip())
+        if args.idle_unload_seconds is not None:
+            idle = parse_idle_unload_seconds(args.idle_unload_seconds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.load_model and args.model_control_mode != "explicit":
+        raise UsageError("--load_model requires --model_control_mode explicit")
+    return ResidencyConfig(memory_budget=budget or 0, idle_unload_seconds=idle or 0.0,
+                           explicit=args.model_control_mode == "explicit", load_models=tuple(args.load_model or ()))
 
 
 def _config_metrics(monitoring, enable: bool, names: tuple[str, ...], rest_port: int) -> tuple[bool, tuple[str, ...]]:

@@ -69,6 +69,15 @@ ERROR_TABLE: dict[int, ErrorMapping] = {
 _BY_CLASS = {m.exception: m for m in ERROR_TABLE.values()}
 
 
+class InsufficientMemoryError(ResourceExhaustedError):
+    """A model load that does not fit in ``--memory_budget`` even after unloading every idle version:
+    RESOURCE_EXHAUSTED on gRPC, and 507 Insufficient Storage on REST (429 would tell clients that
+    they are sending too much, which retrying cannot fix)."""
+
+
+_BY_CLASS[InsufficientMemoryError] = ErrorMapping(6, InsufficientMemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED, 507)
+
+
 def mapping_for(exc: BaseException) -> ErrorMapping:
     """The table row for an exception; anything not an OvfastError is INTERNAL."""
     for cls in type(exc).__mro__:

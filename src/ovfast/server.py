@@ -24,10 +24,12 @@ from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
+from ovfast.repository.residency import Residency
 from ovfast.runtime.completions import CompletionDispatcher
 
 log = logging.getLogger("ovfast.server")
 SHUTDOWN_GRACE_S = 30.0
+SHOWN_NAMES = 50  # model names in the "Server ready" line
 
 
 class Server:
@@ -53,6 +55,9 @@ class Server:
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
+        self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
+        if config.residency.active:
+            self.registry.residency = Residency(self.registry, config.residency)
         self._stop = asyncio.Event()
         self._grpc: GrpcFrontend | None = None
         self._rest_runner: web.AppRunner | None = None
@@ -111,10 +116,22 @@ class Server:
                 "mutual TLS" if access.rest_ssl.verify_mode == ssl.CERT_REQUIRED else "TLS")
             log.info("Started REST server on %s:%d (%s, at most %d connections)", cfg.rest_bind_address,
                      cfg.rest_port, tls, budget.limit)
+        if self.registry.residency is not None:
+            await self.registry.residency.warm_up(cfg.models)
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
+        if self.registry.residency is not None:
+            self.registry.residency.start()
+            r = cfg.residency
+            log.info("Residency: memory budget %s, idle unload %s, model control mode %s",
+                     f"{r.memory_budget} bytes" if r.memory_budget else "none",
+                     f"after {r.idle_unload_seconds:g} s" if r.idle_unload_seconds else "never",
+                     "explicit" if r.explicit else "none")
         self.dataplane.ready = True
-        log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
+        names = sorted(self.registry.models)
+        shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names) - SHOWN_NAMES} more)"
+                                                   if len(names) > SHOWN_NAMES else "")
+        log.info("Server ready: %d model(s): %s", len(names), shown)
 
     async def _reload_config(self) -> None:
         result = await self.reloader.cycle()
@@ -141,6 +158,8 @@ class Server:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.reloader.stop()
+        if self.registry.residency is not None:
+            await self.registry.residency.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

@@ -29,7 +29,7 @@ except ImportError:  # older layout
 X = np.arange(10, dtype=np.float32).reshape(1, 10)
 WAIT_S = 60.0  # upper bound for a load to show up; never asserted as a time
 BACKOFF_WATCH_S = 7.0  # how long the refused model is watched (per-second retries would make ~8 attempts)
-EXTENSIONS = {"binary_tensor_data", "statistics", "model_configuration"}
+EXTENSIONS = {"binary_tensor_data", "statistics", "model_configuration", "model_repository"}
 
 
 def build_image(base: Path) -> Path:
@@ -239,5 +239,6 @@ def test_server_metadata_lists_only_served_extensions(srv, clients):
     inp.set_data_from_numpy(X, binary_data=True)
     res = hclient.infer("add", [inp], outputs=[httpclient.InferRequestedOutput("a", binary_data=True)])
     np.testing.assert_array_equal(res.as_numpy("a"), X + 1)
-    # ... and model_repository is not listed because load/unload are not served
-    assert rest(srv.http_url, "POST", "/v2/repository/models/add/load", b"{}").status == 404
+    # ... model_repository included (load of a loaded model: nothing to do; unknown model: 404)
+    assert rest(srv.http_url, "POST", "/v2/repository/models/add/load", b"{}").status == 200
+    assert rest(srv.http_url, "POST", "/v2/repository/models/nope/load", b"{}").status == 404

@@ -43,7 +43,14 @@ class Servable {
   int streams() const { return model_->streams(); }
   int active() const { return scheduler_->active(); }
   int queued() { return scheduler_->queued(); }
+  // Jobs decoding, queued or running: 0 means nothing would be cut off by an
+  // unload now. Takes the decode lock briefly; for residency decisions, not
+  // for a per-request path.
+  int in_flight();
   int max_batch_size() const { return model_->options().batching.max_batch_size; }
+  // What create() cost in memory: read + compile + infer requests, measured
+  // around it (memory_usage.hpp), bytes.
+  int64_t memory_bytes() const { return memory_bytes_; }
   ServableMetrics& metrics() { return metrics_; }
   // Blocks until nothing is decoding, queued or running.
   void drain();
@@ -59,6 +66,7 @@ class Servable {
   std::mutex decode_mu_;
   std::condition_variable decode_cv_;
   int decoding_ = 0;  // guarded by decode_mu_: jobs on the WorkerPool
+  int64_t memory_bytes_ = 0;
 };
 
 }  // namespace ovfast

@@ -11,15 +11,15 @@ import time
 from typing import Any
 
 from ovfast import __version__, _native
-from ovfast.errors import CancelledError, OvfastError, UnavailableError
+from ovfast.errors import CancelledError, NotFoundError, OvfastError, UnavailableError
 from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.model import ModelHandle, VersionState
 
 SERVER_NAME = "ovfast"
 log = logging.getLogger("ovfast.dataplane")
-# Triton extensions served (the repository index is, but not load/unload, so not "model_repository")
-EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration")
+# Triton extensions served
+EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration", "model_repository")
 PLATFORM = "OpenVINO"
 CLIENT_GONE = "Cancelled: the client disconnected before the request was served"
 
@@ -83,6 +83,9 @@ class DataPlane:
         self.live = True
         # set by the server: applies config changes now (TFS HandleReloadConfigRequest); None = nothing to reload
         self.reload_config = None
+        # set by the server: builds the Residency that a first explicit load/unload turns on when no
+        # residency option did (repository/residency.py)
+        self.make_residency = None
 
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
@@ -90,8 +93,9 @@ class DataPlane:
 
     # -- lookups (no waiting: metadata and status answer with the state as it is) -----------------
     def resolve(self, name: str, version: str | int | None) -> ModelHandle:
-        """The AVAILABLE handle for (name, version); ''/0/None = default. NotFound / Unavailable otherwise."""
-        return self.registry.resolve(name, version)
+        """The handle describing (name, version) for metadata: the AVAILABLE one (''/0/None = default), or
+        one parked by residency, answered without loading it. NotFound / Unavailable otherwise."""
+        return self.registry.describe(name, version)
 
     def has_model(self, name: str) -> bool:
         return name in self.registry.models
@@ -101,15 +105,17 @@ class DataPlane:
         return self.registry.get_model(name).versions
 
     def model_ready(self, name: str, version: str | None) -> bool:
+        """AVAILABLE, or parked to load on its next request (a request is all it takes)."""
         _, h = self.registry.lookup_version(name, version)
-        return h is not None and h.state == VersionState.AVAILABLE
+        return h is not None and h.reported_state == VersionState.AVAILABLE
 
     def model_metadata(self, name: str, version: str | None) -> dict:
-        h = self.registry.resolve(name, version)
+        h = self.registry.describe(name, version)
         served = self.registry.models[name]
         return {
             "name": name,
-            "versions": [str(v) for v in served.available_versions()],
+            "versions": [str(v) for v, x in sorted(served.versions.items())
+                         if x.reported_state == VersionState.AVAILABLE],
             "platform": PLATFORM,
             "inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in h.inputs],
             "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in h.outputs],
@@ -118,7 +124,11 @@ class DataPlane:
     def model_names(self) -> list[str]:
         return sorted(self.registry.models)
 
-    def repository_index(self, ready_only: bool = False) -> list[dict]:
+    def repository_index(self, ready_only: bool = False, sizes: bool = False) -> list[dict]:
+        """Triton's repository index: every catalog version with its state and why. A version parked by
+        residency is UNAVAILABLE with the reason (e.g. "unloaded", or that it loads on its first
+        request). ``sizes``: each entry also carries ``size_bytes``, its measured memory cost (0 = not
+        measured yet)."""
         out = []
         for name in sorted(self.registry.models):
             served = self.registry.models[name]
@@ -127,9 +137,25 @@ class DataPlane:
                     "LOADING" if h.state < VersionState.AVAILABLE else "UNAVAILABLE")
                 if ready_only and state != "READY":
                     continue
-                reason = "" if h.error_code == "OK" else h.error_message
-                out.append({"name": name, "version": str(v), "state": state, "reason": reason})
+                reason = h.parked or ("" if h.error_code == "OK" else h.error_message)
+                entry = {"name": name, "version": str(v), "state": state, "reason": reason}
+                if sizes:
+                    entry["size_bytes"] = h.size_bytes
+                out.append(entry)
         return out
+
+    async def load_model(self, name: str, parameters: dict | None = None) -> None:
+        """RepositoryModelLoad (every API): see Residency.load_model."""
+        await self._residency().load_model(name, parameters)
+
+    async def unload_model(self, name: str, parameters: dict | None = None) -> None:
+        """RepositoryModelUnload (every API): see Residency.unload_model."""
+        await self._residency().unload_model(name, parameters)
+
+    def _residency(self):
+        if self.registry.residency is None:
+            self.registry.residency = self.make_residency()
+        return self.registry.residency
 
     def model_statistics(self, name: str, version: str | None) -> list[dict]:
         """Triton's ModelStatistics (JSON field names) for every AVAILABLE version asked for; counted natively."""
@@ -172,19 +198,25 @@ class DataPlane:
         the handle's ``submit_*`` produces (response bytes, or output tensors).
         """
         t0 = time.monotonic_ns()
+        pinned = None
         try:
             handle = self.registry.resolve(name, version)  # the common case, without a coroutine
-        except UnavailableError:
-            handle = await self.registry.resolve_wait(name, version)
+        except (UnavailableError, NotFoundError):
+            # loading, parked by residency, or unknown (resolve_wait raises the same error again)
+            handle = pinned = await self.registry.resolve_wait(name, version)
         submitted = False
         try:
-            request.prepare(handle)
-            if handle.auto_reshape:
-                # shielded: a reload for the new shape completes (and is kept) even if the client leaves
-                handle = await asyncio.shield(self.registry.fit_shapes(handle, request.input_shapes()))
-            fut = asyncio.get_running_loop().create_future()
-            submitted = True
-            request.submit(handle, fut, route)
+            try:
+                request.prepare(handle)
+                if handle.auto_reshape:
+                    # shielded: a reload for the new shape completes (and is kept) even if the client leaves
+                    handle = await asyncio.shield(self.registry.fit_shapes(handle, request.input_shapes()))
+                fut = asyncio.get_running_loop().create_future()
+                submitted = True
+                request.submit(handle, fut, route)
+            finally:
+                if pinned is not None:  # submitted (or failed): residency may unload it again
+                    pinned.pins -= 1
             payload, _infer_us, _wait_us = await fut
         except OvfastError as exc:
             self._account(handle, route, t0, exc, counted_natively=submitted)

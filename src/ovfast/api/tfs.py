@@ -124,7 +124,7 @@ class TfsApi:
             handles = [h]
         else:
             handles = [versions[k] for k in sorted(versions)]
-        return [VersionStatus(h.version, int(h.state), h.state.name, h.error_code, h.error_message)
+        return [VersionStatus(h.version, int(h.reported_state), h.reported_state.name, h.error_code, h.error_message)
                 for h in handles]
 
     def status_proto(self, name: str, version: int | str | None) -> st_pb.GetModelStatusResponse:

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, fields
 
 from ovfast.config.schema import BatchingConfig, Dim, ModelConfig, ShapeSpec
 
-# Fields whose change only re-selects versions; everything else reloads every version.
-_SELECTION_ONLY = frozenset({"model_version_policy"})
+# Fields whose change only re-selects versions (or, group_name, changes what residency loads and
+# unloads together); everything else reloads every version.
+_SELECTION_ONLY = frozenset({"model_version_policy", "group_name"})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from ovfast.config.budget import parse_idle_unload_seconds, parse_memory_budget
 from ovfast.config.plugin import parse_plugin_config
 from ovfast.config.schema import (
     ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
@@ -30,6 +31,7 @@ OVMS_MODEL_KEYS = frozenset({
     "name", "base_path", "batch_size", "shape", "layout", "model_version_policy", "nireq",
     "target_device", "plugin_config", "allow_cache", "stateful", "idle_sequence_cleanup",
     "max_sequence_number", "low_latency_transformation", "custom_loader_options", "graph_path", "subconfig",
+    "group_name",
 })
 # ovfast's own per-model keys; each one is documented in docs/config.md.
 EXTENSION_MODEL_KEYS = frozenset({"color_format", "dynamic_batching", "max_queue_size"})
@@ -52,7 +54,8 @@ NOT_SERVED_LISTS = {
         "library", "custom node libraries (used by DAG pipelines) are not served yet by ovfast; this library is skipped"),
 }
 TOP_KEYS = frozenset({"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
-                      "custom_loader_config_list", "mediapipe_config_list", "monitoring"})
+                      "custom_loader_config_list", "mediapipe_config_list", "monitoring",
+                      "memory_budget", "idle_unload_seconds"})  # the last two: ovfast's (docs/config.md)
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://")
 MAX_NIREQ = 100000
 READ_RETRIES = 3  # OVMS MAX_CONFIG_JSON_READ_RETRY_COUNT
@@ -327,8 +330,11 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         raise ConfigError(str(exc)) from None
     for note in notes:  # once per parse of the config: at start-up and when the file changes
         log.warning("Model %s: plugin_config %s", name, note)
+    group = c.get("group_name")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise ConfigError(f"'group_name' must be a non-empty string, got {group!r}")
     return ModelConfig(
-        name=name, base_path=base, target_device=device.strip(),
+        group_name=group.strip() if group else None, name=name, base_path=base, target_device=device.strip(),
         plugin_config=plugin, nireq=nireq, max_queue_size=max_queue_size, batch_size=batch,
         shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
         allow_cache=_bool(c, "allow_cache", False), color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
@@ -383,6 +389,11 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         if _array(doc, key):
             raise ConfigError(f"'{key}' is not supported by ovfast")
     monitoring = parse_monitoring(doc["monitoring"]) if "monitoring" in doc else None
+    try:
+        budget = parse_memory_budget(doc["memory_budget"]) if "memory_budget" in doc else None
+        idle = parse_idle_unload_seconds(doc["idle_unload_seconds"]) if "idle_unload_seconds" in doc else None
+    except ValueError as exc:
+        raise ConfigError(f"Config file: {exc}") from None
 
     models: list[ModelConfig] = []
     errors = _not_served_entries(doc)
@@ -409,7 +420,7 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         names.add(m.name)
         models.append(m)
     return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
-                            monitoring=monitoring, digest=digest)
+                            monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle)
 
 
 def _not_served_entries(doc: dict) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Union
 
+from ovfast.config.budget import ResidencyConfig
 from ovfast.repository.version_policy import Latest, VersionPolicy
 from ovfast.security import TlsFiles
 
@@ -89,6 +90,9 @@ class ModelConfig:
     scale: tuple[float, ...] = ()  # CLI --scale; every value non-zero
     dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
     max_queue_size: int = 0  # requests waiting beyond this are refused RESOURCE_EXHAUSTED / 503; 0 = no bound
+    # OVMS idle-servable groups: versions of one group load and unload together; "permanent" ones
+    # are loaded at start and never unloaded. None: the model is a group of its own.
+    group_name: str | None = None
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:
@@ -125,6 +129,8 @@ class RepositoryConfig:
     invalid_names: tuple[str, ...] = ()  # names of the skipped entries, where they had one
     monitoring: MonitoringConfig | None = None
     digest: str = ""  # MD5 of the file content (change detection, as OVMS)
+    memory_budget: int | None = None  # top-level "memory_budget", bytes (None = not in the file)
+    idle_unload_seconds: float | None = None  # top-level "idle_unload_seconds"
 
 
 @dataclass(frozen=True)
@@ -150,4 +156,5 @@ class ServerConfig:
     demo: bool = False
     echo: bool = False
     repository: RepositoryConfig | None = None
+    residency: ResidencyConfig = ResidencyConfig()
     extra: dict = field(default_factory=dict)

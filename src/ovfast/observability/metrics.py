@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from ovfast import _native
+from ovfast.repository.residency_stats import COLD_LOAD_BUCKETS_S
 
 if TYPE_CHECKING:  # pragma: no cover
     from ovfast.repository.registry import ModelRegistry
@@ -89,7 +90,20 @@ _FAMILY_LIST = (
     Family("ovfast_requests_rejected", "counter",
            "Requests refused because the server was overloaded (reason: queue_full, request_memory)."),
     Family("ovfast_request_memory_bytes", "gauge", "Bytes held by requests in flight (bounded by --max_request_memory)."),
+    # residency (repository/residency.py): series only when it is on (a budget, idle unloading,
+    # explicit model control, or a load/unload through the repository API)
+    Family("ovfast_memory_used_bytes", "gauge", "Measured memory of the model versions loaded now."),
+    Family("ovfast_memory_budget_bytes", "gauge", "The memory budget for loaded models (0 = none)."),
+    Family("ovfast_model_memory_bytes", "gauge",
+           "Measured memory cost of a loaded version (read + compile + infer requests)."),
+    Family("ovfast_model_loads", "counter", "Versions loaded by residency (on request or explicitly)."),
+    Family("ovfast_model_unloads", "counter", "Versions unloaded by residency, by reason (budget, idle, explicit)."),
+    Family("ovfast_model_load_failures", "counter", "Loads by residency that failed."),
+    Family("ovfast_cold_load_time_seconds", "histogram", "Time to load a version that a request or a load call asked for."),
 )
+RESIDENCY_FAMILIES = frozenset({
+    "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_memory_bytes", "ovfast_model_loads",
+    "ovfast_model_unloads", "ovfast_model_load_failures", "ovfast_cold_load_time_seconds"})
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
 # ovfast serves no MediaPipe graphs, so they have no series.
@@ -211,6 +225,10 @@ class ServingMetrics:
             if "ovfast_request_memory_bytes" in want:
                 out["ovfast_request_memory_bytes"].add_sample("ovfast_request_memory_bytes", {},
                                                               self.request_memory.in_use)
+        residency = self.registry.residency
+        if residency is None:
+            return [m for name, m in out.items() if name not in RESIDENCY_FAMILIES]
+        _add_residency(out, want, residency)
         return list(out.values())
 
     @staticmethod
@@ -255,6 +273,34 @@ class ServingMetrics:
     def render(self) -> bytes:
         """Prometheus text exposition (format 0.0.4) of the selected families."""
         return render_text(self.collect())
+
+
+def _add_residency(out: dict[str, Metric], want: set[str], residency: Any) -> None:
+    stats = residency.stats
+    scalars = (("ovfast_memory_used_bytes", residency.used), ("ovfast_memory_budget_bytes", lambda: residency.budget),
+               ("ovfast_model_loads", lambda: stats.loads), ("ovfast_model_load_failures", lambda: stats.load_failures))
+    for family, read in scalars:
+        if family in want:
+            out[family].add_sample(family, {}, read())
+    if "ovfast_model_unloads" in want:
+        for reason, n in stats.unloads.items():
+            out["ovfast_model_unloads"].add_sample("ovfast_model_unloads", {"reason": reason}, n)
+    if "ovfast_model_memory_bytes" in want:
+        for served in sorted(residency.registry.resident, key=lambda m: m.name):
+            for v, h in sorted(served.versions.items()):
+                if h.servable is not None:
+                    out["ovfast_model_memory_bytes"].add_sample(
+                        "ovfast_model_memory_bytes", {"name": served.name, "version": str(v)}, h.size_bytes)
+    if "ovfast_cold_load_time_seconds" in want:
+        m = out["ovfast_cold_load_time_seconds"]
+        cumulative = 0
+        for bound, n in zip(COLD_LOAD_BUCKETS_S, stats.cold_load_counts):
+            cumulative += n
+            m.add_sample(m.name + "_bucket", {"le": str(bound)}, cumulative)
+        cumulative += stats.cold_load_counts[-1]
+        m.add_sample(m.name + "_bucket", {"le": "+Inf"}, cumulative)
+        m.add_sample(m.name + "_count", {}, cumulative)
+        m.add_sample(m.name + "_sum", {}, stats.cold_load_sum_s)
 
 
 def _add_histogram(metric: Metric, labels: dict[str, str], hist: tuple[list[int], int],

@@ -6,7 +6,11 @@ Contracts:
 - A version is replaced by loading the new handle first, swapping it into ``versions`` (one
   dict assignment on the loop), then unloading the old one; the old handle's drain() lets
   requests in flight finish on it.
-- The default version is the highest AVAILABLE one.
+- The default version is the highest AVAILABLE one (with residency: the highest one that is
+  AVAILABLE or parked to load on demand; when that one is parked, there is no default until it loads).
+- Residency (repository/residency.py) decides what is loaded when a memory budget, idle unloading
+  or explicit model control is on; it changes state only through load_parked(), park() and
+  set_parked() here. Without it, nothing is ever parked and behaviour is as described above.
 - What a reload plan (config/diff.py) decides is what happens: a model whose settings changed gets a
   new ``generation`` and every version built for an older one is reloaded; a change of the version
   selection alone loads and retires versions but reloads none of those that stay.
@@ -14,86 +18,32 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ovfast import _native
 from ovfast.config.diff import ReloadPlan
 from ovfast.config.schema import ANY_DIM, Dim, ModelConfig, ShapeSpec
 from ovfast.errors import (
-    MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
-    MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
+    MODEL_NAME_MISSING, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET,
+    FailedPreconditionError, NotFoundError, UnavailableError, one_line,
 )
 from ovfast.repository.layout import find_model_file, list_versions, read_mapping, version_stamp
+from ovfast.repository.served import ServedModel, version_number
 from ovfast.runtime.completions import CompletionDispatcher
-from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState, load_options
+from ovfast.runtime.model import PARK_EXPLICIT, LoadOptions, ModelHandle, VersionState, load_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ovfast.repository.residency import Residency
 
 log = logging.getLogger("ovfast.registry")
 
 WAIT_FOR_LOADED_S = 10.0  # OVMS DEFAULT_WAIT_FOR_MODEL_LOADED_TIMEOUT_MS
 WAIT_STEP_S = 0.05
-# A version whose load failed is retried 1 s, 2 s, 4 s ... later (doubling, at most 60 s apart);
-# a change of what it is loaded from (config, model file) retries at once.
-RETRY_FIRST_S = 1.0
-RETRY_MAX_S = 60.0
 RESHAPE_ERROR = "Model could not be reshaped with requested shape"
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadRetry:
-    """Back-off of a version whose load failed: attempts made in a row from ``source`` (path, options
-    and the folder's files) and the time.monotonic() before which it is not tried again."""
-
-    source: tuple
-    attempts: int
-    delay_s: float
-    next_at: float
-
-
-def version_number(text: str) -> int:
-    """A version as an API spells it: ASCII decimal digits only ("+2", " 2" and "\u0662" are not version 2)."""
-    if not (text.isascii() and text.isdigit()):
-        raise InvalidArgumentError(MODEL_VERSION_INVALID_FORMAT)
-    return int(text)
-
-
-class ServedModel:
-    def __init__(self, config: ModelConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.versions: dict[int, ModelHandle] = {}
-        self.default: ModelHandle | None = None
-        self.retired = False  # removed from the config; versions stay listed as END
-        self.lock = asyncio.Lock()
-        self.scan_error: str | None = None
-        # Moves on when a reload plan changes this model's settings; versions built for an older
-        # generation are reloaded by the next sync.
-        self.generation = 0
-        self.retries: dict[int, LoadRetry] = {}  # version -> back-off after failed loads
-        self.folder_errors: dict[int, str] = {}  # version -> why its folder cannot be loaded (last logged)
-
-    def retry_due(self, version: int, source: tuple) -> bool:
-        r = self.retries.get(version)
-        return r is None or r.source != source or time.monotonic() >= r.next_at
-
-    def load_failed(self, version: int, source: tuple) -> LoadRetry:
-        r = self.retries.get(version)
-        attempts = r.attempts + 1 if r is not None and r.source == source else 1
-        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1))
-        self.retries[version] = r = LoadRetry(source, attempts, delay, time.monotonic() + delay)
-        return r
-
-    def refresh_default(self) -> None:
-        avail = [v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE]
-        self.default = self.versions[max(avail)] if avail else None
-
-    def available_versions(self) -> list[int]:
-        return sorted(v for v, h in self.versions.items() if h.state == VersionState.AVAILABLE)
-
-    def loading(self) -> bool:
-        """Some version is on its way to AVAILABLE (not failed)."""
-        return any(h.state < VersionState.AVAILABLE and h.error_code == "OK" for h in self.versions.values())
 
 
 def _load_reason(old: ModelHandle | None) -> str:
@@ -135,6 +85,12 @@ class ModelRegistry:
         # versions by _refresh().
         self.routes = _native.RouteTable()
         self._background: set[asyncio.Task] = set()
+        self.residency: Residency | None = None  # set by the server when residency is on
+        # Where loads run (None: the loop's default executor). Residency gives it one thread of its own,
+        # so that every measured load starts from the same thread's allocator state.
+        self.load_executor: concurrent.futures.Executor | None = None
+        # Models with a version that holds memory (AVAILABLE or UNLOADING): what residency walks.
+        self.resident: set[ServedModel] = set()
 
     def _refresh(self, served: ServedModel) -> None:
         """After any change of a model's versions or settings: its default version, and its routes
@@ -145,7 +101,19 @@ class ModelRegistry:
         versions = [(v, h.servable) for v, h in served.versions.items()
                     if h.state == VersionState.AVAILABLE and h.servable is not None]
         default = served.default.version if served.default is not None else 0
-        self.routes.publish(served.name, bool(cfg.auto_shape_inputs) or cfg.auto_batch, default, versions)
+        if any(h.servable is not None for h in served.versions.values()):
+            self.resident.add(served)
+        else:
+            self.resident.discard(served)
+        if versions:
+            self.routes.publish(served.name, bool(cfg.auto_shape_inputs) or cfg.auto_batch, default, versions)
+            served.routed = True
+        elif served.routed:
+            # NOTE: no entry rather than an empty one: the native side forwards an unrouted name to
+            # Python either way, and each publish copies the table (10,000 empty entries made start-up
+            # quadratic).
+            self.routes.remove(served.name)
+            served.routed = False
 
     # -- lookups (hot path: dict gets only) -------------------------------------------------
     def get_model(self, name: str) -> ServedModel:
@@ -163,8 +131,10 @@ class ModelRegistry:
         if not version:
             h = m.default
             if h is None:
-                if any(x.state < VersionState.AVAILABLE for x in m.versions.values()):
-                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)  # loading, or failed and retried
+                # loading, failed and retried, or just loaded (a load turns its handle AVAILABLE on its
+                # executor thread, before the loop makes it the default)
+                if any(x.state <= VersionState.AVAILABLE for x in m.versions.values()):
+                    raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
                 if m.versions and all(x.state == VersionState.END for x in m.versions.values()):
                     raise NotFoundError(MODEL_VERSION_NOT_LOADED_ANYMORE)
                 raise NotFoundError(MODEL_VERSION_MISSING)
@@ -181,7 +151,18 @@ class ModelRegistry:
         return h
 
     async def resolve_wait(self, name: str, version: str | int | None = None) -> ModelHandle:
-        """resolve(), but a version still loading is waited for (up to 10 s, as OVMS) instead of failing."""
+        """resolve(), but a version still loading is waited for (up to 10 s, as OVMS) instead of failing,
+        and with residency a parked version is loaded first. The handle comes back pinned
+        (``pins`` + 1: residency does not unload it); the caller unpins it once it has submitted."""
+        h = await self._resolve_wait(name, version)
+        h.pins += 1
+        return h
+
+    async def _resolve_wait(self, name: str, version: str | int | None) -> ModelHandle:
+        if self.residency is not None:
+            h = await self.residency.acquire(name, version)
+            if h is not None:
+                return h
         try:
             return self.resolve(name, version)
         except UnavailableError:
@@ -197,11 +178,34 @@ class ModelRegistry:
                 if failed or time.monotonic() >= deadline:
                     raise
 
+    def describe(self, name: str, version: str | int | None) -> ModelHandle:
+        """The handle whose signature answers metadata for (name, version): resolve()'s, or a version
+        parked by residency, whose signature is read from the model without loading it (once)."""
+        try:
+            return self.resolve(name, version)
+        except (UnavailableError, NotFoundError):
+            m = self.models.get(name)
+            if self.residency is None or m is None or m.retired:
+                raise
+            h = m.top() if not version else m.versions.get(version_number(version) if isinstance(version, str)
+                                                            else int(version))
+            if h is None or not h.parked:
+                raise
+        if not h.inputs:
+            try:
+                path, options, _ = self.version_source(m.config, h.version)
+                reader = self._new_handle(m, h.version, path, options)
+                reader.read_signature()
+            except Exception as exc:  # noqa: BLE001 - the model cannot be read: as a failed load would say
+                raise UnavailableError(f"Model {name} version {h.version} cannot be read: {one_line(str(exc))}") from None
+            h.inputs, h.outputs = reader.inputs, reader.outputs
+        return h
+
     def lookup_version(self, name: str, version: str | int | None) -> tuple[ServedModel, ModelHandle | None]:
         """Like resolve() but returns non-AVAILABLE handles too (status APIs)."""
         m = self.get_model(name)
         if not version:
-            return m, m.default
+            return m, m.default or m.top()
         h = m.versions.get(version_number(version) if isinstance(version, str) else int(version))
         if h is None:
             raise NotFoundError(MODEL_VERSION_MISSING)
@@ -271,6 +275,14 @@ class ModelRegistry:
         for v in sorted(wanted):
             old = served.versions.get(v)
             vdir = f"{cfg.base_path}/{v}"
+            if self.residency is not None and not self.residency.eager(served):
+                if old is None or (old.state == VersionState.END and not old.parked):
+                    served.versions[v] = self._parked_handle(served, v, self.residency.initial_reason(served))
+                    continue
+                if old.parked or (old.state < VersionState.AVAILABLE and old.error_code != "OK"):
+                    continue  # parked, or failed: residency loads it when a request (or a load call) asks
+            elif old is not None and old.parked:
+                continue  # unloaded by residency (idle, explicit): loads again when asked, not here
             try:
                 path = str(find_model_file(vdir))
                 mapping = read_mapping(vdir)
@@ -298,7 +310,7 @@ class ModelRegistry:
             if not replacing:
                 served.versions[v] = new  # requests for it wait while it loads
             try:
-                await loop.run_in_executor(None, new.load)
+                await loop.run_in_executor(self.load_executor, new.load)
             except Exception:  # noqa: BLE001 - logged and recorded on the handle by load()
                 r = served.load_failed(v, (path, options, version_stamp(vdir)))
                 log.info("Model %s version %d: load attempt %d failed%s; next attempt in %g s", cfg.name, v,
@@ -319,6 +331,93 @@ class ModelRegistry:
         self._refresh(served)
         return changed
 
+    @staticmethod
+    def version_source(cfg: ModelConfig, version: int) -> tuple[str, LoadOptions, tuple]:
+        """(model file, load options with the folder's mapping, the folder's stamp) of a version.
+        Raises OSError / ValueError when the folder cannot be loaded."""
+        vdir = f"{cfg.base_path}/{version}"
+        path = str(find_model_file(vdir))
+        mapping = read_mapping(vdir)
+        options = dataclasses.replace(load_options(cfg), mapping_inputs=mapping.inputs,
+                                      mapping_outputs=mapping.outputs)
+        return path, options, version_stamp(vdir)
+
+    def _parked_handle(self, served: ServedModel, version: int, reason: str) -> ModelHandle:
+        """A catalog entry for a version residency has not loaded (END, ``parked`` = reason). Set without
+        a STATUS CHANGE line: a catalog of 10,000 models would log 10,000 of them at start."""
+        h = ModelHandle(served.name, version, "", load_options(served.config), self.completions, self.core)
+        h.state = VersionState.END
+        h.parked = reason
+        return h
+
+    # -- residency's writes (repository/residency.py decides; these carry it out) ------------------
+    async def load_parked(self, served: ServedModel, version: int) -> ModelHandle:
+        """Loads a parked (or failed) version now. Returns its AVAILABLE handle; raises what the load
+        raised (recorded on the handle and in the model's back-off, as a failed load in sync is)."""
+        async with served.lock:
+            old = served.versions.get(version)
+            if old is None or served.retired:
+                raise NotFoundError(MODEL_VERSION_MISSING)
+            if old.state == VersionState.AVAILABLE:
+                return old
+            cfg = served.config
+            try:
+                path, options, stamp = self.version_source(cfg, version)
+            except (OSError, ValueError) as exc:
+                old.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
+                old.parked = ""
+                served.load_failed(version, ("", None, None))
+                self._refresh(served)
+                raise UnavailableError(f"Model {cfg.name} version {version}: {exc}") from None
+            new = self._new_handle(served, version, path, options)
+            new.inputs, new.outputs = old.inputs, old.outputs
+            log.info("Model %s version %d: loading from %s (%s)", cfg.name, version, path,
+                     old.parked or "retrying a failed load")
+            served.versions[version] = new
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.load_executor, new.load)
+            except Exception:
+                served.load_failed(version, (path, options, stamp))
+                self._refresh(served)
+                raise
+            served.retries.pop(version, None)
+            self._refresh(served)
+            return new
+
+    async def park(self, served: ServedModel, version: int, reason: str, wait_idle: bool = False) -> bool:
+        """Unloads a version and parks it with ``reason``. Refuses (returns False) a version that is not
+        AVAILABLE or has requests in flight, queued or about to be submitted, unless ``wait_idle``
+        (an explicit unload), which lets them finish first. A version that is not loaded is just
+        parked (True)."""
+        async with served.lock:
+            h = served.versions.get(version)
+            if h is None:
+                return False
+            if h.state == VersionState.AVAILABLE:
+                if h.busy() and not wait_idle:
+                    return False
+                h.parked = reason
+                await self._unload(served, h)
+                self._refresh(served)
+                return True
+            if h.state == VersionState.UNLOADING or (h.state < VersionState.AVAILABLE and h.error_code == "OK"):
+                return False  # on its way somewhere already
+            if h.state == VersionState.END and not h.parked:
+                return False  # retired
+            h.state = VersionState.END  # failed or parked: nothing to unload
+            h.parked = reason
+            self._refresh(served)
+            return True
+
+    def set_parked(self, served: ServedModel, version: int, reason: str) -> None:
+        """Changes why a parked version is parked (an explicit load makes it loadable on demand again)."""
+        h = served.versions.get(version)
+        if h is not None and h.parked:
+            h.parked = reason
+            if reason != PARK_EXPLICIT:
+                served.retries.pop(version, None)
+            self._refresh(served)
+
     def _new_handle(self, served: ServedModel, version: int, path: str, options: LoadOptions) -> ModelHandle:
         cfg = served.config
         h = ModelHandle(cfg.name, version, path, options, self.completions, self.core)
@@ -330,6 +429,7 @@ class ModelRegistry:
         changed = False
         for v in versions:
             h = served.versions[v]
+            h.parked = ""  # retired: no longer in the catalog, so nothing loads it on demand
             if h.state == VersionState.END:
                 continue
             if h.state != VersionState.AVAILABLE:  # never loaded: nothing to unload
@@ -381,7 +481,7 @@ class ModelRegistry:
             new.generation = cur.generation
             new.auto_reshape = True
             try:
-                await asyncio.get_running_loop().run_in_executor(None, new.load)
+                await asyncio.get_running_loop().run_in_executor(self.load_executor, new.load)
             except Exception as exc:  # noqa: BLE001 - the previous compiled model keeps serving
                 raise FailedPreconditionError(f"{RESHAPE_ERROR} - {exc}") from None
             served.versions[cur.version] = new

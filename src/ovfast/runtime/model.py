@@ -31,6 +31,14 @@ class VersionState(enum.IntEnum):
     END = 50
 
 
+# Why a version is parked: in the catalog but not loaded (ModelHandle.parked; repository/residency.py).
+# All but PARK_EXPLICIT load again on the version's next request.
+PARK_LAZY = "not loaded yet: loads on its first request"
+PARK_BUDGET = "unloaded to make room under the memory budget: loads on its next request"
+PARK_IDLE = "unloaded after being idle: loads on its next request"
+PARK_EXPLICIT = "unloaded"  # Triton's word: only a load through the repository API brings it back
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -156,6 +164,12 @@ class ModelHandle:
         # reloads every version built for an older one. An "auto" reshape keeps the generation.
         self.generation = 0
         self.auto_reshape = False
+        # Residency (repository/residency.py): why this version is in the catalog but not loaded
+        # ("" = it is not parked); its measured memory cost (bytes, 0 = not measured); and how many
+        # requests that waited for its load have not reached submit yet (it is not unloaded meanwhile).
+        self.parked = ""
+        self.size_bytes = 0
+        self.pins = 0
 
     def set_state(self, state: VersionState, error_code: str = "OK", message: str | None = None) -> None:
         self.state = state
@@ -178,6 +192,7 @@ class ModelHandle:
             log.error("Error loading model %s version %d from %s: %s", self.name, self.version, self.path, message)
             raise
         self.load_seconds = time.perf_counter() - t0
+        self.size_bytes = self.servable.memory_bytes
         self.inputs = tuple(_spec(t) for t in self.servable.inputs)
         self.outputs = tuple(_spec(t) for t in self.servable.outputs)
         batching = self.options.describe_batching()
@@ -185,6 +200,20 @@ class ModelHandle:
                  self.name, self.version, self.servable.nireq, self.servable.streams, self.load_seconds,
                  f"; {batching}" if batching else "")
         self.set_state(VersionState.AVAILABLE)
+
+    def read_signature(self) -> None:
+        """Blocking: reads the model (renamed, reshaped, with its pre-processing) without compiling it,
+        for the metadata of a version that is not loaded. The native part releases the GIL."""
+        from dataclasses import replace
+        probe = _native.Servable(self._core, _native_options(self.path, replace(self.options, echo=True)),
+                                 self._completions.queue)
+        self.inputs = tuple(_spec(t) for t in probe.inputs)
+        self.outputs = tuple(_spec(t) for t in probe.outputs)
+
+    def busy(self) -> bool:
+        """Requests in flight or queued on this version (native counters; no Python per request)."""
+        s = self.servable
+        return self.pins > 0 or (s is not None and s.in_flight > 0)
 
     def unload(self) -> None:
         """Blocking: waits for in-flight jobs, then frees the compiled model."""
@@ -198,6 +227,17 @@ class ModelHandle:
     @property
     def available(self) -> bool:
         return self.state == VersionState.AVAILABLE
+
+    @property
+    def loadable(self) -> bool:
+        """Parked, and loaded again by its next request (not unloaded explicitly)."""
+        return bool(self.parked) and self.parked != PARK_EXPLICIT
+
+    @property
+    def reported_state(self) -> VersionState:
+        """The state status APIs report: a version that loads on demand is AVAILABLE to clients (as
+        OVMS reports its idle-unloaded servables), since a request is all it takes to serve it."""
+        return VersionState.AVAILABLE if self.loadable else self.state
 
     def statistics(self) -> dict:
         """Triton statistics of this version, counted natively on every path (zeros before it loads)."""

@@ -95,6 +95,17 @@ class KServeService:
             return pb.RepositoryIndexResponse(models=[
                 pb.RepositoryIndexResponse.ModelIndex(**m) for m in dp.repository_index(req.ready)])
 
+        def parameters(req) -> dict:
+            return {k: getattr(p, p.WhichOneof("parameter_choice") or "bool_param") for k, p in req.parameters.items()}
+
+        async def repository_model_load(req):
+            await dp.load_model(req.model_name, parameters(req))
+            return pb.RepositoryModelLoadResponse()
+
+        async def repository_model_unload(req):
+            await dp.unload_model(req.model_name, parameters(req))
+            return pb.RepositoryModelUnloadResponse()
+
         methods = {
             "ServerLive": (server_live, pb.ServerLiveRequest),
             "ServerReady": (server_ready, pb.ServerReadyRequest),
@@ -104,6 +115,8 @@ class KServeService:
             "ModelConfig": (model_config, pb.ModelConfigRequest),
             "ModelStatistics": (model_statistics, pb.ModelStatisticsRequest),
             "RepositoryIndex": (repository_index, pb.RepositoryIndexRequest),
+            "RepositoryModelLoad": (repository_model_load, pb.RepositoryModelLoadRequest),
+            "RepositoryModelUnload": (repository_model_unload, pb.RepositoryModelUnloadRequest),
         }
         out = {f"/{SERVICE}/{name}": typed(fn, cls) for name, (fn, cls) in methods.items()}
         out[f"/{SERVICE}/ModelInfer"] = model_infer

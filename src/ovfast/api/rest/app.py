@@ -149,7 +149,21 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
         if not isinstance(ready_only, bool):
             raise InvalidArgumentError(f"Invalid repository index request body: 'ready' must be true or false, "
                                        f"got {ready_only!r}")
-        return json_response(dp.repository_index(ready_only))
+        return json_response(dp.repository_index(ready_only, sizes=True))
+
+    async def repository_parameters(request) -> dict:
+        params = (await read_json_object(request, "repository")).get("parameters", {})
+        if not isinstance(params, dict):
+            raise InvalidArgumentError(f"Invalid repository request body: 'parameters' must be an object, got {params!r}")
+        return params
+
+    async def repository_load(request):
+        await dp.load_model(request.match_info["name"], await repository_parameters(request))
+        return json_response({})
+
+    async def repository_unload(request):
+        await dp.unload_model(request.match_info["name"], await repository_parameters(request))
+        return json_response({})
 
     async def infer(request: web.Request):
         received_ns = time.monotonic_ns()
@@ -174,6 +188,8 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
     r.add_get("/v2", server_metadata)
     r.add_get("/v2/models", list_models)
     r.add_post("/v2/repository/index", repository_index)
+    r.add_post("/v2/repository/models/{name}/load", repository_load)
+    r.add_post("/v2/repository/models/{name}/unload", repository_unload)
     r.add_get("/v2/models/stats", model_statistics)  # every model (before {name} captures "stats")
     r.add_get("/v2/models/{name}", model_metadata)
     r.add_get("/v2/models/{name}/versions/{version}", model_metadata)

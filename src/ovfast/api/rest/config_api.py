@@ -18,7 +18,7 @@ RELOAD_FAILED = "Reloading config file failed. Check server logs for more info."
 
 def version_status(h: ModelHandle) -> dict:
     """One TFS ModelVersionStatus in OVMS's JSON form (error_message repeats the code, as OVMS)."""
-    return {"version": h.version_str, "state": h.state.name,
+    return {"version": h.version_str, "state": h.reported_state.name,
             "status": {"error_code": h.error_code, "error_message": h.error_code}}
 
 
