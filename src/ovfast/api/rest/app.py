@@ -10,7 +10,7 @@ from aiohttp import web
 from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.limits import body_middleware, body_of
-from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body
+from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body, parse_json
 from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import InvalidArgumentError, OvfastError, client_message, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
@@ -28,12 +28,11 @@ async def read_json_object(request: web.Request, what: str) -> dict:
     """The body of a POST whose JSON is optional: {} when empty, else it must be a JSON object
     (InvalidArgumentError -> 400 naming ``what`` otherwise)."""
     body = body_of(request)
-    if not body.strip():
+    if not len(body) or (len(body) <= 4096 and not bytes(body).strip()):  # a long blank body is not JSON
         return {}
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"Invalid {what} request body: not valid JSON ({exc})") from None
+    doc, error = parse_json(body)
+    if error is not None:
+        raise InvalidArgumentError(f"Invalid {what} request body: not valid JSON ({error})")
     if not isinstance(doc, dict):
         raise InvalidArgumentError(f"Invalid {what} request body: expected a JSON object, got {type(doc).__name__}")
     return doc

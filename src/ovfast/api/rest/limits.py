@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import resource
 import ssl
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger("ovfast.rest")
 DEFAULT_MAX_INPUT_SIZE = 1 << 30  # the gRPC message limit (api/grpc/server.py GRPC_MAX_MESSAGE), as OVMS
 BODY = "ovfast.body"  # where body_middleware leaves the body on the request
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SMALL_BODY = 1 << 20  # bodies that can be larger are read into a memory map (_BodyBuffer)
 # Descriptors kept out of the REST connection budget: gRPC, models, logs, the config watcher.
 FD_RESERVE_MIN = 256
 _REFUSED = orjson.dumps({"error": "Too many open connections; try again later"})
@@ -95,33 +97,66 @@ def too_large(limit: int, what: str) -> web.Response:
     return _closing(f"Request body {what} exceeds the limit of {limit} bytes (--rest_max_input_size)", 413)
 
 
-async def read_body(request: web.Request, limits: RestLimits) -> bytearray | web.Response:
+async def read_body(request: web.Request, limits: RestLimits) -> bytearray | memoryview | web.Response:
     """The whole body (decompressed), or the error response that refuses it."""
     limit = limits.max_input_size
     length = request.content_length
     if length is not None and length > limit:
         return too_large(limit, f"of {length} bytes (Content-Length)")
-    buf = bytearray()
+    encoded = "Content-Encoding" in request.headers
+    buf = _BodyBuffer(length if length is not None and not encoded else limit)
     try:
         async with asyncio.timeout(limits.body_timeout_s):
             while True:
                 chunk = await request.content.readany()
                 if not chunk:
-                    return buf
-                if len(buf) + len(chunk) > limit:
-                    buf.clear()
-                    encoding = request.headers.get("Content-Encoding")
-                    return too_large(limit, "decompressed" if encoding else "received")
-                buf += chunk
+                    return buf.value()
+                if buf.size + len(chunk) > limit:
+                    buf.release()
+                    return too_large(limit, "decompressed" if encoded else "received")
+                buf.append(chunk)
     except TimeoutError:
-        buf.clear()
+        buf.release()
         return _closing(f"Request body not received within {limits.body_timeout_s:g} s "
                         f"(--rest_body_timeout_seconds)", 408)
     except BaseException:
         # NOTE: the exception's traceback keeps this frame (and so ``buf``) alive until the garbage
-        # collector breaks its cycle; emptying the buffer gives the memory back now.
-        buf.clear()
+        # collector breaks its cycle; releasing the buffer gives the memory back now.
+        buf.release()
         raise
+
+
+class _BodyBuffer:
+    """A request body as it arrives. Up to SMALL_BODY bytes it is a bytearray; a body that may be larger
+    goes into an anonymous memory map of its largest possible size (its Content-Length, else the limit):
+    only the pages written are committed, so memory follows what was received, and the map is returned
+    to the system as soon as the body is released (the heap would keep a freed 300 MB body's pages)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.size = 0
+        self._small: bytearray | None = bytearray() if capacity <= SMALL_BODY else None
+        self._map = None if self._small is not None else mmap.mmap(-1, capacity)
+
+    def append(self, chunk: bytes) -> None:
+        if self._small is not None:
+            self._small += chunk
+        else:
+            assert self._map is not None
+            self._map[self.size:self.size + len(chunk)] = chunk
+        self.size += len(chunk)
+
+    def value(self) -> bytearray | memoryview:
+        if self._small is not None:
+            return self._small
+        assert self._map is not None
+        return memoryview(self._map)[:self.size]
+
+    def release(self) -> None:
+        if self._small is not None:
+            self._small.clear()
+        elif self._map is not None:
+            self._map.close()
+            self._map = None
 
 
 def body_middleware(limits: RestLimits):
@@ -132,12 +167,17 @@ def body_middleware(limits: RestLimits):
             if isinstance(body, web.Response):
                 return body
             request[BODY] = body
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            # NOTE: aiohttp keeps the last request of a keep-alive connection referenced while it waits
+            # for the next one (up to --rest_header_timeout_seconds): the body must not live that long.
+            request.pop(BODY, None)
 
     return middleware
 
 
-def body_of(request: web.Request) -> bytearray | bytes:
+def body_of(request: web.Request) -> bytearray | memoryview | bytes:
     """The body :func:`body_middleware` read (b"" for a request without one)."""
     return request.get(BODY, b"")
 

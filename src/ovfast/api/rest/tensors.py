@@ -144,6 +144,18 @@ def _check_counts(limits: dict, inputs: list, outputs, params: dict) -> None:
         raise _over_limit("parameters", limits["max_parameters"], "--max_request_parameters")
 
 
+def parse_json(data) -> tuple[object, str | None]:
+    """``(orjson.loads(data), None)``, or ``(None, why it is not JSON)``.
+
+    NOTE: orjson's JSONDecodeError carries the whole document (``.doc``, as a str); an error raised
+    while handling it would keep it as ``__context__`` for as long as that error lives. Only its
+    message leaves this function."""
+    try:
+        return orjson.loads(data), None
+    except orjson.JSONDecodeError as exc:
+        return None, str(exc)
+
+
 def _check_shape(name, shape, max_dims: int) -> list:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InvalidArgumentError(f"Invalid shape for input {name}: expected a list of integers")
@@ -167,10 +179,9 @@ def parse_infer_body(body: bytes, header_length: str | None):
         header, binary = body[:hlen], memoryview(body)[hlen:]
     else:
         header, binary = body, memoryview(b"")
-    try:
-        doc = orjson.loads(header)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"Invalid JSON in request body: {exc}") from None
+    doc, error = parse_json(header)
+    if error is not None:
+        raise InvalidArgumentError(f"Invalid JSON in request body: {error}")
     if not isinstance(doc, dict):
         raise InvalidArgumentError("Invalid request body: expected a JSON object")
     if not isinstance(doc.get("id", ""), str):

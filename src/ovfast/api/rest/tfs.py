@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
 from ovfast.api.rest.limits import body_of
-from ovfast.api.rest.tensors import MAX_NESTING, NonFinite, check_float_range, nested_too_deep
+from ovfast.api.rest.tensors import MAX_NESTING, NonFinite, check_float_range, nested_too_deep, parse_json
 from ovfast.api.tfs import TfsApi
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
@@ -189,10 +189,9 @@ class TfsJsonRequest(TensorsRequest):
         self.row_format = False
 
     def prepare(self, handle: ModelHandle) -> None:
-        try:
-            doc = orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
-            raise FailedPreconditionError(f"The file is not valid json - Error: {exc}") from None
+        doc, error = parse_json(self.body)
+        if error is not None:
+            raise FailedPreconditionError(f"The file is not valid json - Error: {error}")
         self.inputs, self.row_format = parse_predict_body(doc, handle.inputs)
 
 
