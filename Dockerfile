@@ -1,18 +1,53 @@
-# Multi-stage: build the wheel (compiler + headers), install it into a slim runtime image.
-FROM python:3.11-slim-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev \
-    && rm -rf /var/lib/apt/lists/*
+# ovfast's container image. Multi-stage: `build` compiles the extension and repairs the wheel
+# (packaging/build-wheel.sh: libjpeg, libpng and grpc++ bundled, OpenVINO from the openvino wheel); the
+# runtime stage installs that wheel with the pinned dependencies of packaging/constraints.txt into a venv
+# on the slim Python base, with no compiler and no -dev package.
+#
+#   docker build -t ovfast .                      (or: podman build --format docker -t ovfast .)
+#   docker run -p 9000:9000 -p 8000:8000 ovfast   (the demo model; --read-only and any --user work)
+#
+# Build arguments:
+#   PYTHON_IMAGE  the base of both stages (Debian 12 with python3 >= 3.11 and venv; default below)
+#   OVFAST_WHEEL  a prebuilt repaired wheel inside the build context (e.g. wheelhouse/ovfast-...whl from
+#                 packaging/build-wheel.sh) to install instead of compiling; empty = build from source
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG OVFAST_WHEEL=
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-deps -w /wheels .
+RUN set -eu; mkdir -p /wheelhouse; \
+    if [ -n "$OVFAST_WHEEL" ]; then cp "$OVFAST_WHEEL" /wheelhouse/; exit 0; fi; \
+    # Python.h: python:* images have it; Debian's python3 needs python3-dev
+    dev="$(python3 -c 'import os, sysconfig; print("" if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else "python3-dev")')"; \
+    apt-get update -qq; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev $dev >/dev/null; \
+    packaging/build-wheel.sh /wheelhouse
 
-FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo libpng16-16 libgrpc++1.51 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home ovfast
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER ovfast
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/ovfast/venv/bin:$PATH \
+    OVFAST_CACHE=/opt/ovfast/cache \
+    OVFAST_HEALTH_PORT=8000 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY packaging/constraints.txt /opt/ovfast/constraints.txt
+# one layer: the venv (without pip once done), the demo model built now into a path any uid can read,
+# and a non-root user in group 0 (OpenShift runs a random uid in group 0)
+RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \
+    set -eu; \
+    python3 -m venv /opt/ovfast/venv; \
+    /opt/ovfast/venv/bin/pip install --no-cache-dir -q --disable-pip-version-check \
+        -c /opt/ovfast/constraints.txt /wheelhouse/ovfast-*.whl; \
+    /opt/ovfast/venv/bin/pip uninstall -q -y pip setuptools; \
+    python3 -c 'from ovfast.demo import ensure_demo_model; print("demo model:", ensure_demo_model())'; \
+    chmod -R a+rX /opt/ovfast; \
+    useradd --uid 1000 --gid 0 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ovfast
+USER 1000
+WORKDIR /opt/ovfast
 EXPOSE 9000 8000
+# no curl in the image: Python asks the REST port's readiness endpoint (OVFAST_HEALTH_PORT if you move it)
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['OVFAST_HEALTH_PORT'], timeout=4)"]
 ENTRYPOINT ["ovfast"]
 CMD ["--port", "9000", "--rest_port", "8000"]
