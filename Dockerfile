@@ -26,6 +26,10 @@ RUN set -eu; mkdir -p /wheelhouse; \
     packaging/build-wheel.sh /wheelhouse
 
 FROM ${PYTHON_IMAGE}
+# OpenVINO device plugins left out: the GPU and NPU plugins (and the GPU kernel cache) need Intel's
+# compute/NPU drivers, which this image does not have; build with OPENVINO_DROP_PLUGINS="" for an image
+# that adds them
+ARG OPENVINO_DROP_PLUGINS="intel_gpu intel_npu"
 ENV PATH=/opt/ovfast/venv/bin:$PATH \
     OVFAST_CACHE=/opt/ovfast/cache \
     OVFAST_HEALTH_PORT=8000 \
@@ -40,6 +44,12 @@ RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \
     /opt/ovfast/venv/bin/pip install --no-cache-dir -q --disable-pip-version-check \
         -c /opt/ovfast/constraints.txt /wheelhouse/ovfast-*.whl; \
     /opt/ovfast/venv/bin/pip uninstall -q -y pip setuptools; \
+    site="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
+    for p in $OPENVINO_DROP_PLUGINS; do rm -f "$site/openvino/libs/libopenvino_${p}_plugin.so"; done; \
+    case " $OPENVINO_DROP_PLUGINS " in *" intel_gpu "*) rm -f "$site/openvino/libs/cache.json";; esac; \
+    # what nothing runs: OpenVINO's C++ headers and pkg-config file, numpy's test suites
+    rm -rf "$site/openvino/include" "$site/openvino/libs/tbb.pc"; \
+    find "$site/numpy" -depth -type d -name tests -exec rm -rf {} +; \
     python3 -c 'from ovfast.demo import ensure_demo_model; print("demo model:", ensure_demo_model())'; \
     chmod -R a+rX /opt/ovfast; \
     useradd --uid 1000 --gid 0 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ovfast

@@ -23,11 +23,20 @@ fi
 root="$(mktemp -d "$cache/root.XXXXXX")"
 trap 'rm -rf "$root"' EXIT
 echo "debian-root: debootstrap bookworm from $mirror (about a minute)" >&2
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-  bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 \
-  || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+# a second try on a fresh directory if the mirror drops a download
+for attempt in 1 2; do
+  if debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+       bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+    break
+  fi
+  tail -20 "$cache/debootstrap.log" >&2
+  [ "$attempt" = 2 ] && exit 1
+  echo "debian-root: debootstrap failed; trying once more" >&2
+  rm -rf --one-file-system "$root" && mkdir "$root"
+done
 # slim like python:*-slim: no apt lists, docs, man pages or locales beyond C
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* \
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+       "$root"/usr/share/doc/* \
        "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/var/log/*.log
 tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
 mv "$tarball.tmp" "$tarball"

@@ -41,10 +41,15 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
 export CONTAINERS_CONF="$conf"
+# pip inside the build trusts this machine's CA bundle (it may hold a TLS-inspecting proxy's CA): both are
+# mounted for the RUN steps only, nothing of them stays in the image
+pipconf="$(mktemp)"
+printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$pipconf"
+chmod 644 "$pipconf"
 ctrs=()
 cleanup() {
   for c in "${ctrs[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
-  rm -f "$conf" "${staged:-/nonexistent}"
+  rm -f "$conf" "$conf.err" "$pipconf" "${staged:-/nonexistent}"
 }
 trap cleanup EXIT
 
@@ -71,7 +76,9 @@ if [ -n "$wheel" ]; then
 fi
 step "podman build $tag on $base${wheel:+ with $(basename "$wheel")}"
 tb=$SECONDS
-podman build -q --isolation chroot --network host --format docker "${build_args[@]}" -t "$tag" "$src" >/dev/null
+podman build -q --isolation chroot --network host --format docker "${build_args[@]}" \
+  -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro -v "$pipconf:/etc/pip.conf:ro" \
+  -t "$tag" "$src" >/dev/null
 size="$(podman image inspect --format '{{.Size}}' "$tag")"
 step "built in $((SECONDS - tb)) s; image size $((size / 1000000)) MB ($size bytes)"
 
@@ -81,9 +88,14 @@ smoke_run() {  # NAME [podman run options...]
   read -r grpc_port rest_port < <("$python" "$here/smoke.py" ports)
   ctrs+=("$name")
   step "run $name ($*) on gRPC $grpc_port, REST $rest_port"
-  podman run -d --name "$name" --network host -e "OVFAST_HEALTH_PORT=$rest_port" "$@" "$tag" \
-    --port "$grpc_port" --rest_port "$rest_port" --grpc_bind_address 127.0.0.1 --rest_bind_address 127.0.0.1 \
-    --metrics_enable >/dev/null
+  # --health-interval disable: no systemd timer (there is no systemd here); `healthcheck run` still runs it
+  # (podman 4.3 still complains on stderr that it cannot reach systemd: shown only on a failure)
+  if ! podman run -d --name "$name" --network host --health-interval disable -e "OVFAST_HEALTH_PORT=$rest_port" \
+      "$@" "$tag" \
+      --port "$grpc_port" --rest_port "$rest_port" --grpc_bind_address 127.0.0.1 --rest_bind_address 127.0.0.1 \
+      --metrics_enable >/dev/null 2>"$conf.err"; then
+    cat "$conf.err" >&2; return 1
+  fi
   if ! "$python" "$here/smoke.py" check --grpc "127.0.0.1:$grpc_port" --rest "127.0.0.1:$rest_port"; then
     podman logs "$name" 2>&1 | tail -40 >&2; return 1
   fi
@@ -93,7 +105,7 @@ smoke_run() {  # NAME [podman run options...]
   if podman logs "$name" 2>&1 | grep -E "Traceback|ERROR|built the demo model in" >&2; then
     echo "test-image: unexpected errors (or a demo model rebuilt at start) in the log" >&2; return 1
   fi
-  podman stop -t 30 "$name" >/dev/null
+  podman stop -t 30 "$name" >/dev/null 2>"$conf.err" || { cat "$conf.err" >&2; return 1; }
   local rc; rc="$(podman inspect --format '{{.State.ExitCode}}' "$name")"
   if [ "$rc" != 0 ] || ! podman logs "$name" 2>&1 | grep -q "Server stopped"; then
     echo "test-image: stop gave exit status $rc" >&2; podman logs "$name" 2>&1 | tail -20 >&2; return 1
