@@ -14,16 +14,17 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG OVFAST_WHEEL=
-WORKDIR /src
-COPY . .
-RUN set -eu; mkdir -p /wheelhouse; \
-    if [ -n "$OVFAST_WHEEL" ]; then cp "$OVFAST_WHEEL" /wheelhouse/; exit 0; fi; \
+# The source is the build context mounted read-only (no layer copies it): the build writes only to /tmp
+# (scikit-build-core's build-dir) and /wheelhouse, so this also builds from a read-only checkout.
+RUN --mount=type=bind,target=/src \
+    set -eu; mkdir -p /wheelhouse; \
+    if [ -n "$OVFAST_WHEEL" ]; then cp "/src/$OVFAST_WHEEL" /wheelhouse/; exit 0; fi; \
     # Python.h: python:* images have it; Debian's python3 needs python3-dev
     dev="$(python3 -c 'import os, sysconfig; print("" if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else "python3-dev")')"; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev $dev >/dev/null; \
-    packaging/build-wheel.sh /wheelhouse
+        g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev protobuf-compiler-grpc $dev >/dev/null; \
+    /src/packaging/build-wheel.sh /wheelhouse
 
 FROM ${PYTHON_IMAGE}
 # OpenVINO device plugins left out: the GPU and NPU plugins (and the GPU kernel cache) need Intel's

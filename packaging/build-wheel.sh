@@ -21,8 +21,9 @@ python="${PYTHON:-python3}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# PIP_CONSTRAINT also reaches the isolated build environment (a -c option would not)
-export PIP_CONSTRAINT="$constraints"
+# PIP_CONSTRAINT also reaches the isolated build environment (a -c option would not); newer pips take
+# build constraints from PIP_BUILD_CONSTRAINT instead
+export PIP_CONSTRAINT="$constraints" PIP_BUILD_CONSTRAINT="$constraints"
 
 # a venv of our own: Debian's python3 has no pip and is externally managed
 "$python" -m venv "$work/tools"

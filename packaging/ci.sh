@@ -28,4 +28,6 @@ wheel="$(tail -1 "$out/path")"
 timed "debian-root" "$here/debian-root.sh" >/dev/null
 timed "test-wheel-debootstrap" "$here/test-wheel-debootstrap.sh" "$wheel"
 timed "test-image" "$here/test-image.sh" --wheel "$wheel"
+# the build stages' dangling images (the tagged image and the base stay for the next run)
+podman image prune -f >/dev/null 2>&1 || true
 echo "packaging: wheel and image tests passed in $((SECONDS - t0)) s" >&2

@@ -87,6 +87,7 @@ smoke_run() {  # NAME [podman run options...]
   local grpc_port rest_port
   read -r grpc_port rest_port < <("$python" "$here/smoke.py" ports)
   ctrs+=("$name")
+  podman rm -f -t 0 "$name" >/dev/null 2>&1 || true  # left by an interrupted run
   step "run $name ($*) on gRPC $grpc_port, REST $rest_port"
   # --health-interval disable: no systemd timer (there is no systemd here); `healthcheck run` still runs it
   # (podman 4.3 still complains on stderr that it cannot reach systemd: shown only on a failure)
