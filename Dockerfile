@@ -14,17 +14,21 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG OVFAST_WHEEL=
-# The source is the build context mounted read-only (no layer copies it): the build writes only to /tmp
-# (scikit-build-core's build-dir) and /wheelhouse, so this also builds from a read-only checkout.
+# The COPY keys the layer cache to the source (podman/buildah do not hash what a RUN mounts); the build
+# itself runs on the same files mounted read-only over it, writing only to /tmp (scikit-build-core's
+# build-dir) and /wheelhouse: a read-only checkout builds.
+COPY . /src
 RUN --mount=type=bind,target=/src \
     set -eu; mkdir -p /wheelhouse; \
-    if [ -n "$OVFAST_WHEEL" ]; then cp "/src/$OVFAST_WHEEL" /wheelhouse/; exit 0; fi; \
+    if [ -n "$OVFAST_WHEEL" ]; then cp "/src/$OVFAST_WHEEL" /wheelhouse/; \
+        cd /wheelhouse && sha256sum ovfast-*.whl >SHA256SUMS && exit 0; fi; \
     # Python.h: python:* images have it; Debian's python3 needs python3-dev
     dev="$(python3 -c 'import os, sysconfig; print("" if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else "python3-dev")')"; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         g++ libjpeg62-turbo-dev libpng-dev libgrpc++-dev protobuf-compiler-grpc $dev >/dev/null; \
-    /src/packaging/build-wheel.sh /wheelhouse
+    /src/packaging/build-wheel.sh /wheelhouse; \
+    cd /wheelhouse && sha256sum ovfast-*.whl >SHA256SUMS
 
 FROM ${PYTHON_IMAGE}
 # OpenVINO device plugins left out: the GPU and NPU plugins (and the GPU kernel cache) need Intel's
@@ -37,6 +41,8 @@ ENV PATH=/opt/ovfast/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY packaging/constraints.txt /opt/ovfast/constraints.txt
+# the wheel's checksum: a new wheel invalidates the cached install below, which only mounts the wheel
+COPY --from=build /wheelhouse/SHA256SUMS /opt/ovfast/wheel.sha256
 # one layer: the venv (without pip once done), the demo model built now into a path any uid can read,
 # and a non-root user in group 0 (OpenShift runs a random uid in group 0)
 RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \

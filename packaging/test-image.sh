@@ -49,7 +49,8 @@ chmod 644 "$pipconf"
 ctrs=()
 cleanup() {
   for c in "${ctrs[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
-  rm -f "$conf" "$conf.err" "$pipconf" "${staged:-/nonexistent}"
+  rm -f "$conf" "$conf.err" "$pipconf"
+  if [ -n "${staged:-}" ]; then rm -rf "$staged"; fi
 }
 trap cleanup EXIT
 
@@ -69,10 +70,10 @@ fi
 build_args=(--build-arg "PYTHON_IMAGE=$base")
 staged=""
 if [ -n "$wheel" ]; then
-  mkdir -p "$src/wheelhouse"
-  staged="$src/wheelhouse/$(basename "$wheel")"
-  [ "$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")" = "$staged" ] && staged="" || cp "$wheel" "$src/wheelhouse/"
-  build_args+=(--build-arg "OVFAST_WHEEL=wheelhouse/$(basename "$wheel")")
+  # into the build context, in a directory of its own: a wheel of the same name in wheelhouse/ stays as it is
+  staged="$(mktemp -d "$src/wheelhouse/stage.XXXXXX" 2>/dev/null || { mkdir -p "$src/wheelhouse"; mktemp -d "$src/wheelhouse/stage.XXXXXX"; })"
+  cp "$wheel" "$staged/"
+  build_args+=(--build-arg "OVFAST_WHEEL=${staged#"$src/"}/$(basename "$wheel")")
 fi
 step "podman build $tag on $base${wheel:+ with $(basename "$wheel")}"
 tb=$SECONDS
