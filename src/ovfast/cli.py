@@ -331,7 +331,10 @@ def config_from_args(args: argparse.Namespace):
             logging.getLogger("ovfast.config").error("Configuration entry skipped: %s", e)
     else:
         if demo:
-            name, path = DEMO_NAME, str(ensure_demo_model())
+            try:
+                name, path = DEMO_NAME, str(ensure_demo_model())
+            except OSError as exc:  # read-only everywhere: no cache and no temporary directory
+                raise UsageError(str(exc)) from None
             logging.getLogger("ovfast.cli").info(
                 "No model given: serving the built-in demo model '%s' (input b FP32 [1,10] -> output a = b + 1)",
                 DEMO_NAME)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 
@@ -39,7 +40,7 @@ class Server:
         # ``authorization`` check too), the model-control switch and the REST limits
         self.access: AccessConfig = config.extra.get("access") or AccessConfig()
         self.core = _native.Core()
-        if config.cache_dir:
+        if config.cache_dir and _writable_dir(config.cache_dir):
             self.core.set_property("", {"CACHE_DIR": config.cache_dir})
         if config.extra.get("cpu_extension"):
             self.core.add_extension(config.extra["cpu_extension"])
@@ -163,6 +164,21 @@ class Server:
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")
+
+
+def _writable_dir(path: str) -> bool:
+    """Whether the compiled-model cache can live in ``path`` (created if missing). A read-only file
+    system (e.g. a container run with --read-only) or a directory of another user turns the cache off
+    with a warning rather than failing every model load."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+        reason = "permission denied"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    if not writable:
+        log.warning("--cache_dir %s is not writable (%s): compiled models are not cached", path, reason)
+    return writable
 
 
 async def run_server(config: ServerConfig) -> int:
