@@ -20,6 +20,7 @@ from ovfast.api.rest.config_api import config_routes
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
+from ovfast.repository.storage import Storage
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.completions import CompletionDispatcher
 
@@ -37,6 +38,7 @@ class Server:
             self.core.add_extension(config.extra["cpu_extension"])
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
+        self.registry.storage = Storage(**config.extra.get("storage", {}))
         self.dataplane = DataPlane(self.registry)
         self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
         # every port reserves what a request holds from this one bound (--max_request_memory; 0 = none)

@@ -25,7 +25,8 @@ from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_INVALID_FORMAT, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE,
     MODEL_VERSION_NOT_LOADED_YET, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 )
-from ovfast.repository.layout import find_model_file, list_versions, read_mapping, version_stamp
+from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
+from ovfast.repository.storage import Storage
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState, load_options
 
@@ -135,6 +136,8 @@ class ModelRegistry:
         # versions by _refresh().
         self.routes = _native.RouteTable()
         self._background: set[asyncio.Task] = set()
+        # where version folders are listed and read from: local, or object storage through a cache
+        self.storage = Storage()
 
     def _refresh(self, served: ServedModel) -> None:
         """After any change of a model's versions or settings: its default version, and its routes
@@ -167,7 +170,9 @@ class ModelRegistry:
                     raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)  # loading, or failed and retried
                 if m.versions and all(x.state == VersionState.END for x in m.versions.values()):
                     raise NotFoundError(MODEL_VERSION_NOT_LOADED_ANYMORE)
-                raise NotFoundError(MODEL_VERSION_MISSING)
+                # a base path that cannot be read (e.g. a bucket): say why
+                raise NotFoundError(f"{MODEL_VERSION_MISSING} - {m.scan_error}" if m.scan_error
+                                    else MODEL_VERSION_MISSING)
             return h
         if isinstance(version, str):
             version = version_number(version)
@@ -256,7 +261,7 @@ class ModelRegistry:
     async def _sync_locked(self, served: ServedModel) -> bool:
         cfg = served.config
         try:
-            available = list_versions(cfg.base_path)
+            available = await self.storage.list_versions(cfg.base_path)
         except (FileNotFoundError, OSError) as exc:
             msg = f"Model {cfg.name}: {exc}"
             if served.scan_error != msg:
@@ -270,8 +275,8 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
             old = served.versions.get(v)
-            vdir = f"{cfg.base_path}/{v}"
             try:
+                vdir = await self.storage.version_dir(cfg.base_path, v)
                 path = str(find_model_file(vdir))
                 mapping = read_mapping(vdir)
             except (OSError, ValueError) as exc:
@@ -338,6 +343,7 @@ class ModelRegistry:
             await self._unload(served, h)
             changed = True
         self._refresh(served)
+        self.storage.release(served.config.base_path, versions)  # cached copies of remote versions
         return changed
 
     async def _unload(self, served: ServedModel, h: ModelHandle) -> None:
