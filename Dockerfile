@@ -11,7 +11,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home ovfast
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# [storage]: s3:// gs:// az:// model paths, as the OVMS image serves them (docs/storage.md)
+RUN pip install --no-cache-dir "$(ls /wheels/*.whl)[storage]" && rm -rf /wheels
 USER ovfast
 EXPOSE 9000 8000
 ENTRYPOINT ["ovfast"]
