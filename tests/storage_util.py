@@ -86,13 +86,17 @@ def start_moto(workdir: Path) -> MotoS3:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    _wait_http(f"{url}/moto-api/data.json", proc, "moto_server")
-    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                       aws_access_key_id="setup", aws_secret_access_key="setup")
-    iam.create_user(UserName="ovfast")
-    iam.put_user_policy(UserName="ovfast", PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    k = iam.create_access_key(UserName="ovfast")["AccessKey"]
+    try:
+        _wait_http(f"{url}/moto-api/data.json", proc, "moto_server")
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.create_user(UserName="ovfast")
+        iam.put_user_policy(UserName="ovfast", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        k = iam.create_access_key(UserName="ovfast")["AccessKey"]
+    except BaseException:
+        _stop(proc)
+        raise
     return MotoS3(proc, url, k["AccessKeyId"], k["SecretAccessKey"])
 
 
@@ -134,7 +138,11 @@ def start_gcs(workdir: Path) -> GcsEmulator:
                              "--port", str(port), "--in-memory"],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
-    _wait_http(f"{url}/storage/v1/b", proc, "gcp-storage-emulator")
+    try:
+        _wait_http(f"{url}/storage/v1/b", proc, "gcp-storage-emulator")
+    except BaseException:
+        _stop(proc)
+        raise
     return GcsEmulator(proc, url)
 
 
