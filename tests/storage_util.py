@@ -131,11 +131,12 @@ class GcsEmulator:
         _stop(self.proc)
 
 
-def start_gcs(workdir: Path) -> GcsEmulator:
+def start_gcs(workdir: Path, in_memory: bool = True) -> GcsEmulator:
+    """The emulator; with ``in_memory=False`` it keeps objects under ``workdir/.cloudstorage``."""
     (port,) = free_ports(1)
     log = open(workdir / "gcs.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                             "--port", str(port), "--in-memory"],
+                             "--port", str(port), *(["--in-memory"] if in_memory else [])],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     try:
