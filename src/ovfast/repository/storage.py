@@ -181,7 +181,7 @@ class Storage:
                 shutil.rmtree(old, ignore_errors=True)
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
-        total = sum(s for _, s, _ in stamp)
+        total = sum(int(info.get("size") or 0) for _, info in files.values())
         log.info("Model cache: downloaded %s (%d files, %d bytes) to %s", uri.url, len(files), total, final)
         return str(final)
 

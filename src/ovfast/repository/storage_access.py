@@ -274,7 +274,7 @@ def _azure_client(options: dict) -> Any:
     # the SDK logs every request's headers at INFO
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-    kw = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=RETRIES),
+    kw: dict[str, Any] = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=RETRIES),
           "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S}
     if options.get("connection_string"):
         return BlobServiceClient.from_connection_string(options["connection_string"], **kw)
