@@ -43,13 +43,14 @@ ENV PATH=/opt/ovfast/venv/bin:$PATH \
 COPY packaging/constraints.txt /opt/ovfast/constraints.txt
 # the wheel's checksum: a new wheel invalidates the cached install below, which only mounts the wheel
 COPY --from=build /wheelhouse/SHA256SUMS /opt/ovfast/wheel.sha256
-# one layer: the venv (without pip once done), the demo model built now into a path any uid can read,
+# one layer: the venv (without pip once done; [storage]: s3:// gs:// az:// model paths, as the OVMS
+# image serves them, docs/storage.md), the demo model built now into a path any uid can read,
 # and a non-root user in group 0 (OpenShift runs a random uid in group 0)
 RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \
     set -eu; \
     python3 -m venv /opt/ovfast/venv; \
     /opt/ovfast/venv/bin/pip install --no-cache-dir -q --disable-pip-version-check \
-        -c /opt/ovfast/constraints.txt /wheelhouse/ovfast-*.whl; \
+        -c /opt/ovfast/constraints.txt "$(ls /wheelhouse/ovfast-*.whl)[storage]"; \
     /opt/ovfast/venv/bin/pip uninstall -q -y pip setuptools; \
     site="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
     for p in $OPENVINO_DROP_PLUGINS; do rm -f "$site/openvino/libs/libopenvino_${p}_plugin.so"; done; \

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "measures the transport floor")
     _add_limit_flags(p)
     _add_access_flags(p)
+    st = p.add_argument_group("object storage (s3:// gs:// az:// base paths; docs/storage.md)")
+    st.add_argument("--storage_cache_dir", default=None,
+                    help="local folder remote model versions are downloaded into "
+                         "(default: ovfast-model-cache in the system temp folder)")
+    st.add_argument("--storage_config_dir", default=None,
+                    help="ModelMesh storage-config folder: one JSON file per storage key "
+                         "(type s3/gcs/azure, endpoint, bucket, credentials)")
     return p
 
 
@@ -339,7 +346,8 @@ def config_from_args(args: argparse.Namespace):
                 "No model given: serving the built-in demo model '%s' (input b FP32 [1,10] -> output a = b + 1)",
                 DEMO_NAME)
         else:
-            name, path = args.model_name, os.path.abspath(args.model_path)
+            name = args.model_name
+            path = args.model_path if "://" in args.model_path else os.path.abspath(args.model_path)
         try:
             # --mean / --scale are CLI-only (as in OVMS): not config.json keys
             models = [replace(model_config_from_dict(single_model_dict(args, name, path)),
@@ -366,6 +374,7 @@ def config_from_args(args: argparse.Namespace):
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,
                           "request_limits": request_limits(args),
                           "access": access_from_args(args, rest_port),
+                          "storage": {"cache_dir": args.storage_cache_dir, "config_dir": args.storage_config_dir},
                           "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",
                                    "headers": args.allowed_headers or "*", "credentials": args.allow_credentials}})
 

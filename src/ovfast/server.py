@@ -24,6 +24,7 @@ from ovfast.api.rest.limits import ConnectionBudget, LimitedSite, max_connection
 from ovfast.config.schema import ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
+from ovfast.repository.storage import Storage
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.repository.residency import Residency
 from ovfast.runtime.completions import CompletionDispatcher
@@ -48,6 +49,7 @@ class Server:
             _native.set_decode_limits(**config.extra["request_limits"])
         self.completions = CompletionDispatcher()
         self.registry = ModelRegistry(self.completions, self.core)
+        self.registry.storage = Storage(**config.extra.get("storage", {}))
         self.dataplane = DataPlane(self.registry)
         self.dataplane.metrics.configure(config.metrics_enable, select_families(config.metrics_list))
         # every port reserves what a request holds from this one bound (--max_request_memory; 0 = none)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,21 +17,24 @@ def list_versions(base_path: str | os.PathLike) -> list[int]:
     base = Path(base_path)
     if not base.is_dir():
         raise FileNotFoundError(f"Directory does not exist: {base}")
+    return version_numbers((e.name for e in base.iterdir() if e.is_dir()), str(base))
+
+
+def version_numbers(names: Iterable[str], where: str) -> list[int]:
+    """The versions among a base path's folder names (local or remote), sorted; OVMS's warnings for the rest."""
     versions = []
-    for entry in base.iterdir():
-        if not entry.is_dir():
-            continue
+    for name in names:
         try:
-            v = int(entry.name)
+            v = int(name)
         except ValueError:
-            log.warning("Expected version directory name to be in number format. Got: %s", entry.name)
+            log.warning("Expected version directory name to be in number format. Got: %s", name)
             continue
         if v <= 0:
-            log.warning("Expected version directory name to be a positive number. Got: %s", entry.name)
+            log.warning("Expected version directory name to be a positive number. Got: %s", name)
             continue
         versions.append(v)
     if not versions:
-        log.warning("No version found for model in path: %s", base)
+        log.warning("No version found for model in path: %s", where)
     return sorted(versions)
 
 

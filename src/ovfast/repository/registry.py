@@ -31,8 +31,9 @@ from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET,
     FailedPreconditionError, NotFoundError, UnavailableError, one_line,
 )
-from ovfast.repository.layout import find_model_file, list_versions, read_mapping, version_stamp
+from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
 from ovfast.repository.served import ServedModel, version_number
+from ovfast.repository.storage import Storage
 from ovfast.runtime.completions import CompletionDispatcher
 from ovfast.runtime.model import PARK_EXPLICIT, LoadOptions, ModelHandle, VersionState, load_options
 
@@ -91,6 +92,8 @@ class ModelRegistry:
         self.load_executor: concurrent.futures.Executor | None = None
         # Models with a version that holds memory (AVAILABLE or UNLOADING): what residency walks.
         self.resident: set[ServedModel] = set()
+        # where version folders are listed and read from: local, or object storage through a cache
+        self.storage = Storage()
 
     def _refresh(self, served: ServedModel) -> None:
         """After any change of a model's versions or settings: its default version, and its routes
@@ -137,7 +140,9 @@ class ModelRegistry:
                     raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
                 if m.versions and all(x.state == VersionState.END for x in m.versions.values()):
                     raise NotFoundError(MODEL_VERSION_NOT_LOADED_ANYMORE)
-                raise NotFoundError(MODEL_VERSION_MISSING)
+                # a base path that cannot be read (e.g. a bucket): say why
+                raise NotFoundError(f"{MODEL_VERSION_MISSING} - {m.scan_error}" if m.scan_error
+                                    else MODEL_VERSION_MISSING)
             return h
         if isinstance(version, str):
             version = version_number(version)
@@ -260,7 +265,7 @@ class ModelRegistry:
     async def _sync_locked(self, served: ServedModel) -> bool:
         cfg = served.config
         try:
-            available = list_versions(cfg.base_path)
+            available = await self.storage.list_versions(cfg.base_path)
         except (FileNotFoundError, OSError) as exc:
             msg = f"Model {cfg.name}: {exc}"
             if served.scan_error != msg:
@@ -274,7 +279,6 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
         for v in sorted(wanted):
             old = served.versions.get(v)
-            vdir = f"{cfg.base_path}/{v}"
             if self.residency is not None and not self.residency.eager(served):
                 if old is None or (old.state == VersionState.END and not old.parked):
                     served.versions[v] = self._parked_handle(served, v, self.residency.initial_reason(served))
@@ -284,6 +288,7 @@ class ModelRegistry:
             elif old is not None and old.parked:
                 continue  # unloaded by residency (idle, explicit): loads again when asked, not here
             try:
+                vdir = await self.storage.version_dir(cfg.base_path, v)
                 path = str(find_model_file(vdir))
                 mapping = read_mapping(vdir)
             except (OSError, ValueError) as exc:
@@ -438,6 +443,7 @@ class ModelRegistry:
             await self._unload(served, h)
             changed = True
         self._refresh(served)
+        self.storage.release(served.config.base_path, versions)  # cached copies of remote versions
         return changed
 
     async def _unload(self, served: ServedModel, h: ModelHandle) -> None:
