@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import textwrap
 
 import pytest
+import yaml
 
 import k8s_schemas as K
 from test_manifests import parse_with_ovfast
@@ -222,3 +225,19 @@ def test_image_defaults_to_app_version_and_can_be_pinned():
     (dep,) = [d for d in render({"image": {"repository": "registry.local/ovfast", "tag": "dev"}})
               if d["kind"] == "Deployment"]
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/ovfast:dev"
+
+
+def test_docs_examples_render_and_validate():
+    """The manifests and values files docs/kubernetes.md tells users to write (its `<<'EOF'` blocks)."""
+    text = (K.ROOT / "docs" / "kubernetes.md").read_text()
+    bodies = [textwrap.dedent(b) for b in re.findall(r"<<'EOF'\n(.*?)\n[ ]*EOF\n", text, re.S)]
+    manifests = [d for b in bodies if b.lstrip().startswith("apiVersion:") for d in K.load_documents(b)]
+    values = [yaml.safe_load(b) for b in bodies if b.startswith("config:")]
+    assert manifests and values
+    for doc in manifests:
+        assert K.errors(doc) == [], doc["metadata"]["name"]
+    for v in values:
+        objs = render(v)
+        assert {d["kind"] for d in objs} >= {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"}
+        for doc in objs:
+            assert K.errors(doc) == [], doc["kind"]
