@@ -7,8 +7,15 @@
 #include "ovfast/codec/kserve.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // Tight limits on odd sizes, so the limit checks are reached as often as the parse past them.
+  ovfast::DecodeLimits limits;
+  if (size & 1) limits = {2, 2, 3, 2};
   ovfast::InferJob job;
-  ovfast::Status st = ovfast::parse_kserve_request(data, size, &job);
+  ovfast::Status st = ovfast::parse_kserve_request(data, size, &job, limits);
+  if (st.is_ok() && (job.inputs.size() > limits.max_inputs || job.requested_outputs.size() > limits.max_outputs))
+    __builtin_trap();
+  for (const auto& in : job.inputs)
+    if (in.shape.size() > limits.max_dims) __builtin_trap();
   if (st.is_ok()) {
     // Every view must lie inside the input buffer.
     for (const auto& in : job.inputs) {

@@ -7,9 +7,15 @@
 #include "ovfast/codec/tfs.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // Tight limits on odd sizes, so the limit checks are reached as often as the parse past them.
+  ovfast::DecodeLimits limits;
+  if (size & 1) limits = {2, 2, 3, 2};
   ovfast::InferJob job;
   ovfast::TfsModelSpec spec;
-  ovfast::Status st = ovfast::parse_tfs_predict_request(data, size, &spec, &job);
+  ovfast::Status st = ovfast::parse_tfs_predict_request(data, size, &spec, &job, limits);
+  if (st.is_ok() && job.inputs.size() > limits.max_inputs) std::abort();
+  for (const auto& in : job.inputs)
+    if (in.shape.size() > limits.max_dims) std::abort();
   if (!st.is_ok()) {
     if (st.code() != ovfast::StatusCode::INVALID_ARGUMENT) std::abort();
     return 0;

@@ -218,5 +218,20 @@ TEST(DecodeMemory, UnpackedTypedContentsCostOnlyTheirTensor) {
   EXPECT_LT(peak, n * sizeof(int32_t) + 64 * 1024);
 }
 
+// Raw BYTES contents split into strings: the vector is sized once from a
+// count, not grown by doubling (which held 1.5x while it last moved).
+TEST(DecodeMemory, RawBytesElementsAreReservedOnce) {
+  const size_t n = 1 << 20;
+  const std::string raw(4 * n, '\0');  // a million empty elements
+  std::vector<std::string> out;
+  Status st;
+  size_t peak = peak_during([&] {
+    st = split_bytes_elements(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), &out, "s");
+  });
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(out.size(), n);
+  EXPECT_LT(peak, n * sizeof(std::string) * 5 / 4);
+}
+
 }  // namespace
 }  // namespace ovfast

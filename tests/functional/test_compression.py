@@ -85,3 +85,16 @@ def test_rejected_compressed_requests_give_their_memory_back(server, stub):
     after = settled_rss_mb(server.proc.pid, base + 150)
     assert after - base < 150, f"RSS went from {base:.0f} MB to {after:.0f} MB"
     assert_grpc_serving(stub)
+
+
+def test_compressed_calls_to_the_control_plane_are_served(server):
+    # ModelMetadata is forwarded to the Python handlers: it is inflated on the way like ModelInfer
+    from tritonclient.grpc import service_pb2
+
+    ch = grpc.insecure_channel(server.grpc_url, compression=grpc.Compression.Gzip)
+    with ch:
+        call = ch.unary_unary("/inference.GRPCInferenceService/ModelMetadata",
+                              request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        resp = service_pb2.ModelMetadataResponse.FromString(
+            call(service_pb2.ModelMetadataRequest(name="add").SerializeToString(), timeout=60))
+    assert resp.name == "add" and [t.name for t in resp.inputs] == ["b"]

@@ -231,6 +231,16 @@ Status check_counts(const uint8_t* buf, size_t len, Budget* budget, size_t count
 
 Status split_bytes_elements(const uint8_t* data, size_t size, std::vector<std::string>* out,
                             const std::string& input_name) {
+  // Counted first (a well-formed buffer only), so the vector is sized once, never grown by doubling.
+  size_t count = 0;
+  for (size_t at = 0; size - at >= 4;) {
+    uint32_t n;
+    std::memcpy(&n, data + at, 4);
+    if (n > size - at - 4) break;
+    at += 4 + static_cast<size_t>(n);
+    ++count;
+  }
+  out->reserve(out->size() + count);
   size_t pos = 0;
   while (pos < size) {
     if (size - pos < 4)
