@@ -22,6 +22,7 @@ from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.runtime.completions import CompletionDispatcher
+from ovfast.runtime.sequence_cleaner import SequenceCleaner
 
 log = logging.getLogger("ovfast.server")
 SHUTDOWN_GRACE_S = 30.0
@@ -42,6 +43,7 @@ class Server:
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
+        self.sequence_cleaner = SequenceCleaner(self.registry, config.sequence_cleaner_poll_wait_minutes * 60)
         self._stop = asyncio.Event()
         self._grpc: GrpcFrontend | None = None
         self._rest_runner: web.AppRunner | None = None
@@ -82,6 +84,7 @@ class Server:
             log.info("Started REST server on %s:%d", cfg.rest_bind_address, cfg.rest_port)
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
+        self.sequence_cleaner.start()
         self.dataplane.ready = True
         log.info("Server ready: %d model(s): %s", len(self.registry.models), ", ".join(sorted(self.registry.models)))
 
@@ -110,6 +113,7 @@ class Server:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.reloader.stop()
+        await self.sequence_cleaner.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

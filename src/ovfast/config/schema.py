@@ -87,6 +87,11 @@ class ModelConfig:
     mean: tuple[float, ...] = ()  # CLI --mean, e.g. "[123.7,116.3,103.5]"; () = none
     scale: tuple[float, ...] = ()  # CLI --scale; every value non-zero
     dynamic_batching: BatchingConfig | None = None  # None: every request runs on its own
+    # stateful models (spec/ovms.md §5): requests come in sequences whose state the server keeps
+    stateful: bool = False
+    max_sequence_number: int = 500
+    idle_sequence_cleanup: bool = True
+    low_latency_transformation: bool = False
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:
@@ -134,6 +139,7 @@ class ServerConfig:
     models: tuple[ModelConfig, ...] = ()
     config_path: str | None = None
     file_system_poll_wait_seconds: int = 1
+    sequence_cleaner_poll_wait_minutes: float = 5  # 0: no idle-sequence cleaner
     log_level: str = "INFO"
     log_path: str | None = None
     cache_dir: str | None = None

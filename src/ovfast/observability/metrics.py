@@ -85,6 +85,10 @@ _FAMILY_LIST = (
     Family("ovfast_batch_size", "histogram", "Rows per inference run by the dynamic batcher."),
     Family("ovfast_batch_queue_delay_us", "histogram",
            "Time a request waited in the dynamic batcher's queue before its batch was dispatched."),
+    # stateful models (spec/ovms.md §5): series only for stateful versions
+    Family("ovfast_sequences", "gauge", "Number of live sequences of a stateful model version."),
+    Family("ovfast_sequence_state_bytes", "gauge",
+           "Memory held by the saved state of a stateful model version's live sequences, in bytes."),
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
@@ -225,6 +229,11 @@ class ServingMetrics:
                 _add_histogram(out["ovfast_batch_size"], nv, snap["batch_size"], BATCH_SIZE_BOUNDS)
             if "ovfast_batch_queue_delay_us" in want:
                 _add_histogram(out["ovfast_batch_queue_delay_us"], nv, snap["batch_queue_delay_us"])
+        if handle.stateful:
+            sequences, state_bytes = handle.sequence_stats()
+            for family, value in (("ovfast_sequences", sequences), ("ovfast_sequence_state_bytes", state_bytes)):
+                if family in want:
+                    out[family].add_sample(family, nv, value)
         gauges = (
             ("ovms_streams", lambda: servable.streams),
             ("ovms_infer_req_queue_size", lambda: servable.nireq),

@@ -47,6 +47,11 @@ struct ModelOptions {
   std::map<std::string, std::string> input_names, output_names;
   BatchingOptions batching;                            // max_batch_size 0: no dynamic batching
   bool echo = false;                                   // transport floor: no compile, outputs echo inputs
+  // Stateful model (sched/sequence.hpp): requests come in sequences whose state variables are
+  // kept between requests. (idle_sequence_cleanup is the control plane's: it runs the cleaner.)
+  bool stateful = false;
+  uint32_t max_sequence_number = 500;
+  bool low_latency_transformation = false;             // ov::pass::LowLatency2 before compiling
 };
 
 class ModelInstance {
