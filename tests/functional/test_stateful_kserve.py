@@ -146,3 +146,13 @@ def test_sequence_errors(server):
         assert info.value.status() == "404"
     finally:
         h.close()
+
+
+def test_model_config_says_sequences(server):
+    with grpcclient.InferenceServerClient(server.grpc_url) as g:
+        assert g.get_model_config("vad", as_json=True)["config"]["sequence_batching"] == {}
+    h = httpclient.InferenceServerClient(server.http_url)
+    try:
+        assert "sequence_batching" in h.get_model_config("vad")
+    finally:
+        h.close()
