@@ -251,7 +251,8 @@ TEST_F(SequenceTest, StartOfASequenceStillEndingIsRefused) {
   ASSERT_TRUE(recorded_->wait_held());
   ASSERT_TRUE(submit("b end", 2, kEnd, 1).is_ok());  // queued behind it: b is ending
   expect_error(submit("b restart", 2, kStart, 1), StatusCode::FAILED_PRECONDITION, msg::kTerminated);
-  expect_error(submit("b more", 2, kNone, 1), StatusCode::NOT_FOUND, msg::kMissing);
+  expect_error(submit("b more", 2, kNone, 1), StatusCode::FAILED_PRECONDITION, msg::kTerminated);
+  expect_error(submit("b end again", 2, kEnd, 1), StatusCode::FAILED_PRECONDITION, msg::kTerminated);
   recorded_->release();
   EXPECT_EQ(result("b end"), 2);
   EXPECT_EQ(run("b restarted", 2, kStart, 1), 1);

@@ -79,7 +79,8 @@ SequenceScheduler::Sequence* SequenceScheduler::find_locked(const SequenceReques
 Status SequenceScheduler::admit_locked(SequenceRequest& seq) {
   if (!seq.start) {
     Sequence* s = find_locked(seq);
-    if (!s || s->ending) return {StatusCode::NOT_FOUND, msg::kMissing};
+    if (!s) return {StatusCode::NOT_FOUND, msg::kMissing};
+    if (s->ending) return {StatusCode::FAILED_PRECONDITION, msg::kTerminated};
     ++s->pending;
     s->idle = false;
     s->ending = seq.end;

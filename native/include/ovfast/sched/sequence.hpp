@@ -10,7 +10,7 @@
 // InferJob::sequence from their request parameters); submit() checks the
 // job against the live sequences (start: new id or a server-assigned one,
 // `max_sequence_number`; otherwise the sequence must exist and not be
-// ending) before queuing it. The jobs of one sequence run one at a time, in
+// ending — OVMS's SEQUENCE_TERMINATED) before queuing it. The jobs of one sequence run one at a time, in
 // the order they were submitted; sequences never share state. A job that
 // ends its sequence removes it once it ran. sweep_idle() is one pass of the
 // idle-sequence cleaner.
