@@ -16,6 +16,10 @@ It prints a table and ratios, and writes results.json and results.png to --out. 
 ``--batching N`` runs the dynamic batching comparison instead (see bench/batching.py): in-process
 batch-1 and batch-N, then ovfast plain and ovfast with ``--max_batch_size N`` under batch-1 requests;
 with ``--peers``, the batched ovfast and the peers that batch (PyTriton, MLServer) through the loadgen.
+
+``--stateful`` runs the stateful-model comparison instead (see bench/stateful.py): Silero VAD streamed window
+by window, one sequence per client, at ``--concurrency`` (default there 1,8,32) against the in-process
+stateful loop.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import batching, density, floors, inprocess, loadgen, perf, report
+from bench import batching, density, floors, inprocess, loadgen, perf, report, stateful
 from bench.models import MLP_DIMS, MODEL_NAMES, MlpDims, ModelUnavailable, get_model
 from bench.servers import start_ovfast
 
@@ -75,7 +79,7 @@ def _parse_dims(text: str) -> MlpDims:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODEL_NAMES, help="the model (every run but --density)")
+    p.add_argument("--model", choices=MODEL_NAMES, help="the model (every run but --density and --stateful)")
     p.add_argument("--concurrency", type=_parse_conc, default=_parse_conc("1,2,4,8,16"),
                    help="comma-separated concurrency sweep (default 1,2,4,8,16)")
     p.add_argument("--peers", action="store_true", help="also run MLServer, KServe Python server, PyTriton")
@@ -95,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PERFORMANCE_HINT of the batched server (default: the in-process batch-N winner)")
     g.add_argument("--batch-nireq", type=int, default=0,
                    help="nireq of the batched server (default 0: OpenVINO's optimal number for its hint)")
+    s = p.add_argument_group("stateful models (--stateful)")
+    s.add_argument("--stateful", action="store_true",
+                   help="stream Silero VAD windows as sequences through ovfast against the in-process stateful loop "
+                        "(concurrency default 1,8,32; --hint default LATENCY)")
+    s.add_argument("--stateful-seconds", type=float, default=5.0, help="seconds per series")
     p.add_argument("--mlp-dims", type=_parse_dims, default=MLP_DIMS, metavar="IN,HIDDEN,LAYERS[,OUT]",
                    help="size of the mlp model (default %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="rows per request for the dynamic-batch mlp model")
@@ -139,6 +148,15 @@ def loadgen_sweep(label: str, url: str, model, conc: list[int], seconds: float) 
                                    if "error" not in p else f"error: {p['error']}"))
         points.append(p)
     return points
+
+
+def run_stateful(args: argparse.Namespace, out: Path) -> dict:
+    results: dict = {"machine": machine_info(), "concurrency": args.concurrency, "unavailable": {},
+                     "command": " ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    stateful.run(args, results, out / "logs", log)
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return results
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -283,8 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.density:
         return density.main(args)
+    if args.stateful:
+        if args.batching:
+            parser.error("--stateful and --batching are separate comparisons")
+        if "--concurrency" not in (sys.argv[1:] if argv is None else argv):
+            args.concurrency = [1, 8, 32]
+        out = (args.out or (BENCH_DIR / "results" / "stateful")).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        results = run_stateful(args, out)
+        print(stateful.table(results), flush=True)
+        report.write_json(results, out / "results.json")
+        log(f"wrote {out / 'results.json'}")
+        return 0
     if not args.model:
-        parser.error("--model is required (or --density)")
+        parser.error("--model is required (or --density, --stateful)")
     if args.batching < 0 or args.batching == 1:
         parser.error("--batching wants a max_batch_size >= 2")
     if args.batching and args.batch != 1:

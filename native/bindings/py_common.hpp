@@ -183,11 +183,22 @@ class PyServable {
 
   // inputs: [(name, datatype, shape, data)], data = buffer, or list of bytes for BYTES.
   // route / received_ns: see InferJob::metrics_route / received_ns.
+  // sequence: None, or (id: int | str, start, end) from KServe request parameters.
   void submit_tensors(py::list inputs, py::object outputs, py::object context, int route = kNoRoute,
-                      uint64_t received_ns = 0) {
+                      uint64_t received_ns = 0, py::object sequence = py::none()) {
     auto job = std::make_unique<InferJob>();
     job->metrics_route = route;
     job->received_ns = received_ns;
+    if (!sequence.is_none()) {
+      py::tuple t = sequence.cast<py::tuple>();
+      if (t.size() != 3) throw py::value_error("sequence must be (id, start, end)");
+      SequenceRequest& seq = job->sequence;
+      seq.given = true;
+      if (py::isinstance<py::str>(t[0])) seq.id_string = t[0].cast<std::string>();
+      else seq.id = t[0].cast<uint64_t>();
+      seq.start = t[1].cast<bool>();
+      seq.end = t[2].cast<bool>();
+    }
     auto holder = std::make_unique<BufferSet>();
     for (auto item : inputs) {
       py::tuple t = item.cast<py::tuple>();

@@ -82,7 +82,11 @@ py::class_<PyServable> register_model(py::module_& m) {
                     })
       .def_readwrite("max_queue_size", &ModelOptions::max_queue_size,
                      "Jobs queued (waiting for an infer request or a batch) beyond which submit refuses; 0 = no bound.")
-      .def_readwrite("echo", &ModelOptions::echo, "Transport floor: no inference, outputs echo inputs.");
+            .def_readwrite("echo", &ModelOptions::echo, "Transport floor: no inference, outputs echo inputs.")
+      .def_readwrite("stateful", &ModelOptions::stateful, "Requests come in sequences that keep the model's state.")
+      .def_readwrite("max_sequence_number", &ModelOptions::max_sequence_number, "Live sequences at most (stateful).")
+      .def_readwrite("low_latency_transformation", &ModelOptions::low_latency_transformation,
+                     "Apply OpenVINO's LowLatency2 before compiling (stateful).");
 
   m.def("memory_sample", [] {
         MemorySample s = sample_memory();
@@ -112,9 +116,11 @@ py::class_<PyServable> register_model(py::module_& m) {
                              "Rows per batch when dynamic batching is on; 0 when it is off.")
       .def("submit_tensors", &PyServable::submit_tensors, py::arg("inputs"), py::arg("outputs"), py::arg("context"),
            py::arg("route") = kNoRoute, py::arg("received_ns") = 0,
+           py::arg("sequence") = py::none(),
            "Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until "
            "completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) "
-           "starts its request-time clock. Releases the GIL while starting.")
+           "starts its request-time clock. `sequence`: (id: int | str, start: bool, end: bool) from KServe "
+           "request parameters, or None. Releases the GIL while starting.")
       .def("statistics", &statistics,
            "Triton statistics of this version, counted natively on every path: {success_count, success_ns, "
            "fail_count, fail_ns, queue_ns, compute_ns, inference_count, execution_count, last_inference_ms}.")
@@ -123,6 +129,18 @@ py::class_<PyServable> register_model(py::module_& m) {
            }, py::arg("received_ns"),
            "Counts a request for this version that failed before submit (Triton statistics); `received_ns` is "
            "time.monotonic_ns() at receipt.")
+      .def("sweep_idle_sequences", [](PyServable& s) {
+             py::gil_scoped_release r;
+             return s.impl().sweep_idle_sequences();
+           },
+           "One pass of the idle-sequence cleaner: removes the sequences flagged idle by the previous pass and "
+           "flags the others (a request clears the flag). Returns how many were removed; 0 for a model that is "
+           "not stateful. Releases the GIL.")
+      .def("sequence_stats", [](PyServable& s) {
+             SequenceStats st = s.impl().sequence_stats();
+             return py::make_tuple(st.sequences, st.state_bytes);
+           },
+           "(live sequences, bytes of their saved state); zeros for a model that is not stateful.")
       .def("drain", [](PyServable& s) { py::gil_scoped_release r; s.impl().drain(); },
            "Blocks until nothing is decoding, queued or running. Releases the GIL.")
       .def("flush", [](PyServable& s) { py::gil_scoped_release r; s.impl().flush(); },

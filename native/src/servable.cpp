@@ -6,6 +6,7 @@
 #include "ovfast/sched/direct.hpp"
 #include "ovfast/sched/dynamic_batcher.hpp"
 #include "ovfast/sched/echo.hpp"
+#include "ovfast/sched/sequence.hpp"
 
 namespace ovfast {
 
@@ -16,8 +17,14 @@ Status Servable::create(ov::Core& core, const ModelOptions& opts, std::shared_pt
   OVF_RETURN_IF_ERROR(ModelInstance::create(core, opts, &s->model_));
   if (!clock) clock = steady_clock();
   try {
-    if (opts.echo) s->scheduler_ = std::make_unique<EchoScheduler>(*s->model_, s->metrics_);
-    else if (opts.batching.enabled()) s->scheduler_ = std::make_unique<DynamicBatcher>(*s->model_, s->metrics_, clock);
+    if (opts.echo) {
+      s->scheduler_ = std::make_unique<EchoScheduler>(*s->model_, s->metrics_);
+    } else if (opts.stateful) {
+      auto seq = std::make_unique<SequenceScheduler>(*s->model_, s->metrics_, clock,
+                                                     SequenceOptions{opts.max_sequence_number});
+      s->sequences_ = seq.get();
+      s->scheduler_ = std::move(seq);
+    } else if (opts.batching.enabled()) s->scheduler_ = std::make_unique<DynamicBatcher>(*s->model_, s->metrics_, clock);
     else s->scheduler_ = std::make_unique<DirectScheduler>(*s->model_, s->metrics_, clock);
   } catch (const std::exception& e) {
     return {StatusCode::FAILED_PRECONDITION, std::string("Cannot create infer requests: ") + e.what()};
@@ -64,7 +71,8 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
     WorkerPool::shared().post([this, raw] { decode_then_schedule(std::unique_ptr<InferJob>(raw)); });
     return Status::ok();
   }
-  Status st = model_->validate(*job);
+  Status st = scheduler_->prepare(*job);
+  if (st.is_ok()) st = model_->validate(*job);
   if (!st.is_ok()) {
     metrics_.job_refused(job->metrics_route, job->received_ns);
     return st;
@@ -77,6 +85,7 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
 
 void Servable::decode_then_schedule(std::unique_ptr<InferJob> job) {
   Status st = model_->decode_images(*job);
+  if (st.is_ok()) st = scheduler_->prepare(*job);
   if (st.is_ok()) st = model_->validate(*job);
   if (st.is_ok()) st = scheduler_->submit(job);
   if (!st.is_ok()) {
@@ -88,5 +97,9 @@ void Servable::decode_then_schedule(std::unique_ptr<InferJob> job) {
   std::lock_guard<std::mutex> lock(decode_mu_);
   if (--decoding_ == 0) decode_cv_.notify_all();
 }
+
+size_t Servable::sweep_idle_sequences() { return sequences_ ? sequences_->sweep_idle() : 0; }
+
+SequenceStats Servable::sequence_stats() { return sequences_ ? sequences_->stats() : SequenceStats{}; }
 
 }  // namespace ovfast

@@ -127,6 +127,30 @@ class ModelOptions:
     def echo(self, arg0: bool) -> None:
         ...
     @property
+    def low_latency_transformation(self) -> bool:
+        """
+        Apply OpenVINO's LowLatency2 before compiling (stateful).
+        """
+    @low_latency_transformation.setter
+    def low_latency_transformation(self, arg0: bool) -> None:
+        ...
+    @property
+    def max_sequence_number(self) -> int:
+        """
+        Live sequences at most (stateful).
+        """
+    @max_sequence_number.setter
+    def max_sequence_number(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def stateful(self) -> bool:
+        """
+        Requests come in sequences that keep the model's state.
+        """
+    @stateful.setter
+    def stateful(self, arg0: bool) -> None:
+        ...
+    @property
     def input_names(self) -> dict[str, str]:
         """
         mapping_config.json: {model name: served name}
@@ -251,6 +275,10 @@ class Servable:
         """
         Counts a request for this version that failed before submit (Triton statistics); `received_ns` is time.monotonic_ns() at receipt.
         """
+    def sequence_stats(self) -> tuple:
+        """
+        (live sequences, bytes of their saved state); zeros for a model that is not stateful.
+        """
     def statistics(self) -> dict:
         """
         Triton statistics of this version, counted natively on every path: {success_count, success_ns, fail_count, fail_ns, queue_ns, compute_ns, inference_count, execution_count, last_inference_ms}.
@@ -259,9 +287,13 @@ class Servable:
         """
         Starts inference for a parsed request; the serialized ModelInferResponse arrives through the CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request natively. Releases the GIL while starting.
         """
-    def submit_tensors(self, inputs: list, outputs: typing.Any, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1, received_ns: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def submit_tensors(self, inputs: list, outputs: typing.Any, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1, received_ns: typing.SupportsInt | typing.SupportsIndex = 0, sequence: typing.Any = None) -> None:
         """
-        Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) starts its request-time clock. Releases the GIL while starting.
+        Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) starts its request-time clock. `sequence`: (id: int | str, start: bool, end: bool) from KServe request parameters, or None. Releases the GIL while starting.
+        """
+    def sweep_idle_sequences(self) -> int:
+        """
+        One pass of the idle-sequence cleaner: removes the sequences flagged idle by the previous pass and flags the others (a request clears the flag). Returns how many were removed; 0 for a model that is not stateful. Releases the GIL.
         """
     @property
     def active(self) -> int:

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     s.add_argument("--log_path", default=None)
     s.add_argument("--file_system_poll_wait_seconds", type=int, default=1)
-    s.add_argument("--sequence_cleaner_poll_wait_minutes", type=int, default=5)
+    s.add_argument("--sequence_cleaner_poll_wait_minutes", type=float, default=5,
+                   help="minutes between two passes of the idle-sequence cleaner (0 = off); a fraction is accepted")
     s.add_argument("--custom_node_resources_cleaner_interval_seconds", type=int, default=300)
     s.add_argument("--cache_dir", default=None, help="OpenVINO compiled-model cache directory")
     s.add_argument("--metrics_enable", action="store_true")
@@ -250,6 +251,11 @@ def single_model_dict(args: argparse.Namespace, name: str, path: str) -> dict:
         c["max_sequence_number"] = args.max_sequence_number
     if args.low_latency_transformation:
         c["low_latency_transformation"] = True
+    if args.idle_sequence_cleanup is not None:
+        flag = args.idle_sequence_cleanup.strip().lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise UsageError(f"--idle_sequence_cleanup must be true or false, got '{args.idle_sequence_cleanup}'")
+        c["idle_sequence_cleanup"] = flag in ("true", "1")
     batching = _batching_arg(args)
     if batching is not None:
         c["dynamic_batching"] = batching
@@ -312,6 +318,8 @@ def config_from_args(args: argparse.Namespace):
                          f"{args.cpu_extension}")
     if args.file_system_poll_wait_seconds < 0:
         raise UsageError("file_system_poll_wait_seconds must be >= 0")
+    if not 0 <= args.sequence_cleaner_poll_wait_minutes <= 2**32 - 1:
+        raise UsageError("sequence_cleaner_poll_wait_minutes must be >= 0")
 
     try:
         grpc_tls = load_tls("grpc", args.grpc_certificate_path, args.grpc_key_path, args.grpc_ca_path)
@@ -365,7 +373,8 @@ def config_from_args(args: argparse.Namespace):
         residency=residency,
         port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
-        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds, log_level=args.log_level,
+        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        sequence_cleaner_poll_wait_minutes=args.sequence_cleaner_poll_wait_minutes, log_level=args.log_level,
         log_path=args.log_path, cache_dir=args.cache_dir, grpc_workers=args.grpc_workers,
         grpc_memory_quota=args.grpc_memory_quota, grpc_max_threads=args.grpc_max_threads or 0, grpc_tls=grpc_tls,
         max_request_memory=max_request_memory,

@@ -123,6 +123,29 @@ MODEL_VERSION_NOT_LOADED_YET = "Model with requested version is not loaded yet"
 MODEL_VERSION_NOT_LOADED_ANYMORE = "Model with requested version is retired"
 MODEL_VERSION_INVALID_FORMAT = "invalid model version format in request"
 
+# OVMS messages of stateful models (spec/ovms.md §5), with the code each travels with. The native side words
+# the request errors itself (native/include/ovfast/sched/sequence.hpp, sequence_messages); tests compare both.
+SEQUENCE_MISSING = "Sequence with provided ID does not exist"  # NOT_FOUND
+SEQUENCE_ALREADY_EXISTS = "Sequence with provided ID already exists"  # ALREADY_EXISTS
+SEQUENCE_TERMINATED = "Sequence last request is being processed and it's not available anymore"  # FAILED_PRECONDITION
+MAX_SEQUENCE_NUMBER_REACHED = "Max sequence number has been reached. Could not create new sequence."  # UNAVAILABLE
+SEQUENCE_ID_NOT_PROVIDED = "Sequence ID has not been provided in request inputs"  # INVALID_ARGUMENT, as the rest
+INVALID_SEQUENCE_CONTROL_INPUT = "Unexpected value of sequence control input"
+SEQUENCE_ID_BAD_TYPE = "Could not find sequence id in expected tensor proto field uint64_val"
+SEQUENCE_CONTROL_INPUT_BAD_TYPE = "Could not find sequence control input in expected tensor proto field uint32_val"
+SPECIAL_INPUT_NO_TENSOR_SHAPE = "Special input proto does not contain tensor shape information"
+SEQUENCE_ERRORS: dict[str, int] = {
+    SEQUENCE_MISSING: 2, SEQUENCE_ALREADY_EXISTS: 4, SEQUENCE_TERMINATED: 11, MAX_SEQUENCE_NUMBER_REACHED: 3,
+    SEQUENCE_ID_NOT_PROVIDED: 1, INVALID_SEQUENCE_CONTROL_INPUT: 1, SEQUENCE_ID_BAD_TYPE: 1,
+    SEQUENCE_CONTROL_INPUT_BAD_TYPE: 1, SPECIAL_INPUT_NO_TENSOR_SHAPE: 1,
+}
+# ... and of their configuration (a model entry refused, or a reload not applied)
+REQUESTED_DYNAMIC_PARAMETERS_ON_STATEFUL_MODEL = "Dynamic shape and dynamic batch size are not supported for stateful models"
+REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL = "Stateful model cannot be subscribed to pipeline"
+REQUESTED_MODEL_TYPE_CHANGE = "Model type cannot be changed after it is loaded"
+INVALID_NON_STATEFUL_MODEL_PARAMETER = "Stateful model config parameter used for non stateful model"
+INVALID_MAX_SEQUENCE_NUMBER = "Sequence max number parameter too high"
+
 
 _OV_FRAME = re.compile(r"Exception from \S+:\d+:\s*")
 

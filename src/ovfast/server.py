@@ -28,6 +28,7 @@ from ovfast.repository.storage import Storage
 from ovfast.repository.reloader import ConfigReloader
 from ovfast.repository.residency import Residency
 from ovfast.runtime.completions import CompletionDispatcher
+from ovfast.runtime.sequence_cleaner import SequenceCleaner
 
 log = logging.getLogger("ovfast.server")
 SHUTDOWN_GRACE_S = 30.0
@@ -61,6 +62,7 @@ class Server:
         self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
         if config.residency.active:
             self.registry.residency = Residency(self.registry, config.residency)
+        self.sequence_cleaner = SequenceCleaner(self.registry, config.sequence_cleaner_poll_wait_minutes * 60)
         self._stop = asyncio.Event()
         self._grpc: GrpcFrontend | None = None
         self._rest_runner: web.AppRunner | None = None
@@ -130,6 +132,7 @@ class Server:
                      f"{r.memory_budget} bytes" if r.memory_budget else "none",
                      f"after {r.idle_unload_seconds:g} s" if r.idle_unload_seconds else "never",
                      "explicit" if r.explicit else "none")
+        self.sequence_cleaner.start()
         self.dataplane.ready = True
         names = sorted(self.registry.models)
         shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names) - SHOWN_NAMES} more)"
@@ -163,6 +166,7 @@ class Server:
         await self.reloader.stop()
         if self.registry.residency is not None:
             await self.registry.residency.stop()
+        await self.sequence_cleaner.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

@@ -168,10 +168,12 @@ def test_default_family_set(metrics_server):
         "ovms_wait_for_infer_req_time_us", "ovms_streams", "ovms_current_requests", "ovfast_models_loaded",
         "ovfast_model_load_time_seconds", "ovfast_batch_size", "ovfast_batch_queue_delay_us",
         "ovfast_requests_rejected", "ovfast_request_memory_bytes",
+        "ovfast_sequences", "ovfast_sequence_state_bytes",
     }
     assert set(s.types) == expected  # the infer_req gauges are opt-in, as in OVMS
     # the dynamic-batching families have series only for models served with a batcher
     assert not any(n.startswith("ovfast_batch") for n in s.samples)
+    assert not any(n.startswith("ovfast_sequence") for n in s.samples)  # and the sequence ones for stateful models
 
 
 def test_histogram_buckets_are_ovms(metrics_server):

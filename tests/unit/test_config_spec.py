@@ -121,9 +121,34 @@ def test_pipelines_and_custom_nodes_are_refused_the_models_are_served():
     )
 
 
-def test_stateful_is_refused_by_name():
-    assert cfg(stateful=False).name == "m"  # the default, written out, is fine
-    with pytest.raises(ConfigError, match="'stateful': stateful models .*are not served yet"):
-        cfg(stateful=True, max_sequence_number=10)
-    with pytest.raises(ConfigError, match=r"\['low_latency_transformation'\] are only allowed for stateful models"):
+def test_stateful_keys_as_ovms():
+    m = cfg(stateful=True)
+    assert (m.stateful, m.max_sequence_number, m.idle_sequence_cleanup, m.low_latency_transformation) == (
+        True, 500, True, False)
+    m = cfg(stateful=True, max_sequence_number=10, idle_sequence_cleanup=False, low_latency_transformation=True)
+    assert (m.max_sequence_number, m.idle_sequence_cleanup, m.low_latency_transformation) == (10, False, True)
+    assert cfg(stateful=False).stateful is False  # the default, written out, is fine
+    with pytest.raises(ConfigError, match="Stateful model config parameter used for non stateful model: "
+                                          "low_latency_transformation"):
         cfg(low_latency_transformation=True)
+    with pytest.raises(ConfigError, match="^Dynamic shape and dynamic batch size are not supported for stateful"):
+        cfg(stateful=True, batch_size="auto")
+    with pytest.raises(ConfigError, match="^Dynamic shape and dynamic batch size are not supported for stateful"):
+        cfg(stateful=True, shape={"x": "auto"})
+    with pytest.raises(ConfigError, match="Sequence max number parameter too high"):
+        cfg(stateful=True, max_sequence_number=1 << 32)
+    with pytest.raises(ConfigError, match="max_sequence_number"):
+        cfg(stateful=True, max_sequence_number=-1)
+    with pytest.raises(ConfigError, match="dynamic_batching' cannot be used with a stateful model"):
+        cfg(stateful=True, dynamic_batching={"max_batch_size": 4})
+
+
+def test_a_pipeline_on_a_stateful_model_is_refused():
+    repo = parse_config_text(json.dumps({
+        "model_config_list": [{"config": {"name": "lstm", "base_path": "/m", "stateful": True}}],
+        "pipeline_config_list": [{"name": "p", "inputs": ["x"], "outputs": [], "nodes": [
+            {"name": "n", "model_name": "lstm", "type": "DL model", "inputs": [], "outputs": []}]}]}).encode())
+    assert repo.errors == ("pipeline_config_list[0] (pipeline 'p'): Stateful model cannot be subscribed to "
+                           "pipeline: model 'lstm'",)
+
+

@@ -31,6 +31,19 @@ struct InputTensor {
   std::vector<std::string> strings;  // BYTES elements (decoded)
   bool has_typed_contents = false;
   size_t typed_count = 0;         // element count found in typed contents
+  bool has_shape = true;          // TFS: the TensorProto carried a tensor_shape (special inputs need one)
+};
+
+// What a request asks of a sequence (stateful models). KServe carries it in
+// the request parameters (Triton: sequence_id, sequence_start, sequence_end);
+// TFS in the special inputs sequence_id / sequence_control_input, which the
+// sequence scheduler takes out of the inputs.
+struct SequenceRequest {
+  bool given = false;       // any sequence parameter was present (KServe)
+  uint64_t id = 0;          // 0: none (a start then gets an id from the server)
+  std::string id_string;    // KServe string id; non-empty: used instead of `id`
+  bool start = false;
+  bool end = false;
 };
 
 class ResultSink;  // exec/result_sink.hpp: where a job's outcome goes
@@ -62,6 +75,7 @@ struct InferJob {
   const std::atomic<bool>* cancelled = nullptr;
   // Why the job is no longer wanted at `now` (DEADLINE_EXCEEDED / CANCELLED), or OK.
   Status unwanted(uint64_t now) const;
+  SequenceRequest sequence;
 };
 
 struct OutputTensor {
@@ -71,6 +85,10 @@ struct OutputTensor {
   // May view an infer request's output buffer while a ResultSink runs; a sink
   // that keeps outputs beyond deliver() copies them.
   ov::Tensor tensor;
+  // The response's sequence id (stateful models; UINT64 or BYTES, shape [1]):
+  // TFS sends it as output `sequence_id` in uint64_val (OVMS), KServe as the
+  // response parameter `sequence_id`.
+  bool sequence_id = false;
 };
 
 struct Completion {

@@ -20,6 +20,7 @@
 #include "ovfast/model/model_instance.hpp"
 #include "ovfast/request.hpp"
 #include "ovfast/sched/scheduler.hpp"
+#include "ovfast/sched/sequence.hpp"
 #include "ovfast/status.hpp"
 
 namespace ovfast {
@@ -55,6 +56,10 @@ class Servable {
   // Blocks until nothing is decoding, queued or running.
   void drain();
   void flush() { scheduler_->flush(); }
+  // Stateful models: one pass of the idle-sequence cleaner (SequenceScheduler::sweep_idle;
+  // returns the sequences removed), and the live sequences. Zeros for other models.
+  size_t sweep_idle_sequences();
+  SequenceStats sequence_stats();
 
  private:
   Servable() = default;
@@ -63,6 +68,7 @@ class Servable {
   std::unique_ptr<ModelInstance> model_;
   ServableMetrics metrics_;
   std::unique_ptr<Scheduler> scheduler_;
+  SequenceScheduler* sequences_ = nullptr;  // scheduler_, when the model is stateful
   std::mutex decode_mu_;
   std::condition_variable decode_cv_;
   int decoding_ = 0;  // guarded by decode_mu_: jobs on the WorkerPool

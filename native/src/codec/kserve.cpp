@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "ovfast/codec/wire.hpp"
+#include "kserve_sequence.hpp"
 
 namespace ovfast {
 namespace {
@@ -278,6 +279,14 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job, const
       case 1: if (t != wire::LEN || !r.view(&sv)) return malformed("model_name"); job->model_name.assign(sv); break;
       case 2: if (t != wire::LEN || !r.view(&sv)) return malformed("model_version"); job->model_version.assign(sv); break;
       case 3: if (t != wire::LEN || !r.view(&sv)) return malformed("id"); job->id.assign(sv); break;
+      case 4: {  // parameters: only the sequence keys are acted on
+        const uint8_t* d; size_t n;
+        bool bad = false;
+        if (t != wire::LEN || !r.bytes(&d, &n)) return malformed("parameters");
+        OVF_RETURN_IF_ERROR(parse_sequence_parameter(d, n, &job->sequence, &bad));
+        if (bad) return malformed("parameters");
+        break;
+      }
       case 5: {
         const uint8_t* d; size_t n;
         if (t != wire::LEN || !r.bytes(&d, &n)) return malformed("inputs");
@@ -360,6 +369,10 @@ std::string encode_kserve_response(const std::string& model_name, const std::str
   if (!id.empty()) total += len_field_size(3, id.size());
   for (size_t i = 0; i < outputs.size(); ++i) {
     const OutputTensor& o = outputs[i];
+    if (o.sequence_id) {  // a response parameter, not an output
+      total += sequence_parameter_size(o);
+      continue;
+    }
     Sizes& s = sizes[i];
     s.shape_payload = 0;
     for (int64_t d : o.shape) s.shape_payload += varint_size(static_cast<uint64_t>(d));
@@ -381,8 +394,11 @@ std::string encode_kserve_response(const std::string& model_name, const std::str
   if (!model_name.empty()) w.string(1, model_name);
   if (!model_version.empty()) w.string(2, model_version);
   if (!id.empty()) w.string(3, id);
+  for (const OutputTensor& o : outputs)
+    if (o.sequence_id) write_sequence_parameter(w, o);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const OutputTensor& o = outputs[i];
+    if (o.sequence_id) continue;
     w.len_prefix(5, sizes[i].tensor_msg);
     w.string(1, o.name);
     w.string(2, datatype_info(o.dtype).kserve_name);
@@ -393,6 +409,7 @@ std::string encode_kserve_response(const std::string& model_name, const std::str
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
     const OutputTensor& o = outputs[i];
+    if (o.sequence_id) continue;
     w.len_prefix(6, sizes[i].data);
     if (o.dtype == DataType::BYTES) {
       const std::string* strs = o.tensor.data<std::string>();

@@ -30,6 +30,7 @@ struct ParsedTensor {
   const uint8_t* msg = nullptr;  // the TensorProto message
   size_t msg_len = 0;
   bool has_typed = false;        // a typed value list (anything but string_val) is present
+  bool has_shape = false;
 };
 
 Status malformed(const std::string& what) {
@@ -92,6 +93,7 @@ Status parse_tensor(const uint8_t* d, size_t n, const std::string& name, size_t 
               over_limit_message("dimensions in the shape of input " + name, max_dims, "--max_tensor_dims"));
         return malformed("inputs");
       }
+      out->has_shape = true;
     } else if (f == kContent && t == wire::LEN) {
       // proto3 `bytes`: the last occurrence wins.
       if (!r.bytes(&out->content, &out->content_len)) break;
@@ -159,6 +161,7 @@ Status to_input(const ParsedTensor& pt, InputTensor* in) {
   in->datatype_name = in->dtype == DataType::INVALID ? std::string("UNDEFINED")
                                                      : std::string(datatype_info(in->dtype).kserve_name);
   in->shape = pt.shape;
+  in->has_shape = pt.has_shape;
   if (in->dtype == DataType::BYTES) {
     // NOTE: string_val goes to `strings` whatever the model input type is;
     // binary-image inputs (rank-4 numeric) are decoded from there downstream.
@@ -257,7 +260,18 @@ size_t shape_msg_size(const Shape& s) {
   return n;
 }
 
+// A sequence id goes out as uint64_val (packed varints), as OVMS sends it.
+bool in_uint64_val(const OutputTensor& o) { return o.sequence_id && o.dtype == DataType::UINT64; }
+
+size_t sequence_id_size(const OutputTensor& o) {
+  size_t n = 0;
+  const uint64_t* v = o.tensor.data<const uint64_t>();
+  for (size_t k = 0; k < o.tensor.get_size(); ++k) n += wire::varint_size(v[k]);
+  return n;
+}
+
 size_t data_size(const OutputTensor& o) {
+  if (in_uint64_val(o)) return sequence_id_size(o);
   if (o.dtype != DataType::BYTES) return o.tensor.get_byte_size();
   size_t n = 0;
   const std::string* strs = o.tensor.data<std::string>();
@@ -270,7 +284,7 @@ size_t tensor_msg_size(const OutputTensor& o, size_t shape_size, size_t data) {
   size_t n = tf ? wire::tag_size(kDtype) + wire::varint_size(static_cast<uint64_t>(tf)) : 0;
   n += wire::len_field_size(kShape, shape_size);
   if (o.dtype == DataType::BYTES) return n + data;
-  return n + (data ? wire::len_field_size(kContent, data) : 0);
+  return n + (data ? wire::len_field_size(in_uint64_val(o) ? kUint64Val : kContent, data) : 0);
 }
 
 }  // namespace
@@ -373,6 +387,10 @@ std::string encode_tfs_response(const std::string& model_name, const std::string
     if (o.dtype == DataType::BYTES) {
       const std::string* strs = o.tensor.data<std::string>();
       for (size_t k = 0; k < o.tensor.get_size(); ++k) w.string(kStringVal, strs[k]);
+    } else if (in_uint64_val(o)) {
+      w.len_prefix(kUint64Val, s.data);
+      const uint64_t* v = o.tensor.data<const uint64_t>();
+      for (size_t k = 0; k < o.tensor.get_size(); ++k) w.varint(v[k]);
     } else if (s.data) {
       w.len_prefix(kContent, s.data);
       w.raw(o.tensor.data(), s.data);

@@ -1,5 +1,8 @@
 #include "ovfast/model/model_instance.hpp"
 
+#include <openvino/pass/low_latency.hpp>
+#include <openvino/pass/manager.hpp>
+
 #include <algorithm>
 #include <limits>
 #include <set>
@@ -99,10 +102,17 @@ Status ModelInstance::build(ov::Core& core) {
   // NOTE: with nothing to change in the model, compile straight from the file: with CACHE_DIR
   // set, OpenVINO then finds the cached blob by file and skips reading and hashing the model.
   const bool from_file = o.shapes.empty() && !o.batch_size && !o.echo && o.layouts.empty() && o.mean.empty() &&
-                         o.scale.empty() && o.input_names.empty() && o.output_names.empty();
+                         o.scale.empty() && o.input_names.empty() && o.output_names.empty() &&
+                         !o.low_latency_transformation && !o.stateful;
   std::shared_ptr<ov::Model> model;
   if (!from_file) {
     model = core.read_model(o.model_path);
+    if (o.low_latency_transformation) {
+      // OVMS: LowLatency2 at load turns TensorIterator/Loop recurrences into state variables.
+      ov::pass::Manager passes;
+      passes.register_pass<ov::pass::LowLatency2>();
+      passes.run_passes(model);
+    }
     OVF_RETURN_IF_ERROR(rename_tensors(*model, o.input_names, true));
     OVF_RETURN_IF_ERROR(rename_tensors(*model, o.output_names, false));
     OVF_RETURN_IF_ERROR(reshape(*model, o));
@@ -127,13 +137,16 @@ Status ModelInstance::build(ov::Core& core) {
     ins = compiled_.inputs();
     outs = compiled_.outputs();
   }
+  // NOTE: a stateful model serves the names of the model as read: compiling may add the names of
+  // fused nodes to a port (Silero VAD's inlined If does), and the first of those would win.
+  std::shared_ptr<const ov::Model> named = o.stateful ? model : nullptr;
   for (size_t i = 0; i < ins.size(); ++i) {
-    inputs_.push_back({port_name(ins[i], i, "input"), datatype_from_element(ins[i].get_element_type()),
+    inputs_.push_back({port_name(named ? named->input(i) : ins[i], i, "input"), datatype_from_element(ins[i].get_element_type()),
                        ins[i].get_partial_shape()});
     image_nhwc_ok_.push_back(accepts_nhwc_images(ins[i]));
   }
   for (size_t i = 0; i < outs.size(); ++i)
-    outputs_.push_back({port_name(outs[i], i, "output"), datatype_from_element(outs[i].get_element_type()),
+    outputs_.push_back({port_name(named ? named->output(i) : outs[i], i, "output"), datatype_from_element(outs[i].get_element_type()),
                         outs[i].get_partial_shape()});
   for (const auto& t : inputs_)
     if (t.dtype == DataType::INVALID)

@@ -150,6 +150,7 @@ void PoolScheduler::start(Launch launch) {
         metrics_.batch_size.observe(static_cast<uint64_t>(run.rows));
       }
       bind_inputs(run);
+      before_run(run.lease->request(), run.jobs);
       if (in_completion || !short_runs()) {
         run.lease->request().start_async();
         return;
@@ -288,6 +289,8 @@ void PoolScheduler::finish(Run& run, std::exception_ptr err) {
       results.clear();
     }
   }
+  after_run(run.lease->request(), jobs, run_status);
+  if (!run_status.is_ok()) results.clear();
   for (size_t k = 0; k < jobs.size(); ++k) {
     std::unique_ptr<InferJob> job = std::move(jobs[k].job);
     Status st = run_status;
@@ -310,6 +313,7 @@ void PoolScheduler::finish(Run& run, std::exception_ptr err) {
         } else {
           for (const std::string& name : job->requested_outputs) collect(static_cast<size_t>(model_.output_index(name)));
         }
+        add_outputs(*job, outs);
       } catch (const std::exception& e) {
         st = internal_error(std::string("Internal server error - cannot read outputs: ") + e.what());
         outs.clear();

@@ -63,16 +63,18 @@ class KServeBytesRequest(NativeParsedRequest):
 class TensorsRequest(InferRequest):
     """REST: inputs already decoded to [(name, datatype, shape, buffer|list[bytes])]."""
 
-    def __init__(self, inputs: list, outputs: list | None = None, received_ns: int = 0) -> None:
+    def __init__(self, inputs: list, outputs: list | None = None, received_ns: int = 0,
+                 sequence: tuple | None = None) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.received_ns = received_ns
+        self.sequence = sequence  # KServe sequence parameters: (id, start, end)
 
     def input_shapes(self) -> dict[str, list[int]]:
         return {i[0]: list(i[2]) for i in self.inputs}
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
-        handle.submit_tensors(self.inputs, self.outputs, fut, route, self.received_ns)
+        handle.submit_tensors(self.inputs, self.outputs, fut, route, self.received_ns, self.sequence)
 
 
 class DataPlane:

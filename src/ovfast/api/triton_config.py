@@ -40,4 +40,7 @@ def model_config(h: ModelHandle) -> dict:
     if h.options.max_batch_size:
         body["dynamic_batching"] = {"preferred_batch_size": list(h.options.preferred_batch_sizes),
                                     "max_queue_delay_microseconds": h.options.max_queue_delay_us}
+    if h.stateful:
+        # a sequence model to Triton's clients (perf_analyzer then sends sequence ids itself)
+        body["sequence_batching"] = {}
     return body

@@ -23,6 +23,10 @@ from ovfast.config.schema import (
     ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
     ShapeSetting, ShapeSpec,
 )
+from ovfast.errors import (
+    INVALID_MAX_SEQUENCE_NUMBER, INVALID_NON_STATEFUL_MODEL_PARAMETER, REQUESTED_DYNAMIC_PARAMETERS_ON_STATEFUL_MODEL,
+    REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL,
+)
 from ovfast.repository.version_policy import Latest, policy_from_json
 
 log = logging.getLogger("ovfast.config")
@@ -44,9 +48,9 @@ UNSUPPORTED_MODEL_KEYS = {
     "graph_path": "MediaPipe graphs are not supported by ovfast",
     "subconfig": "MediaPipe graphs are not supported by ovfast",
 }
-# OVMS's stateful-model keys: refused until sequences are served (only "stateful": false passes).
+# OVMS's keys of stateful models (spec/ovms.md §5): allowed only with "stateful": true.
 STATEFUL_KEYS = ("idle_sequence_cleanup", "max_sequence_number", "low_latency_transformation")
-STATEFUL_NOT_SERVED = "stateful models (sequences) are not served yet by ovfast; serve the model without 'stateful'"
+MAX_SEQUENCE_NUMBER = (1 << 32) - 1  # uint32, as OVMS
 # Accepted in the file but not served yet: each entry is skipped with this reason, the models are still served.
 NOT_SERVED_LISTS = {
     "pipeline_config_list": ("pipeline", "DAG pipelines are not served yet by ovfast; this pipeline is skipped"),
@@ -309,14 +313,9 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         policy = policy_from_json(c["model_version_policy"]) if "model_version_policy" in c else Latest(1)
     except ValueError as exc:
         raise ConfigError(f"model_version_policy: {exc}") from None
-    if _bool(c, "stateful", False):
-        # Refused rather than served as a stateless model.
-        raise ConfigError(f"'stateful': {STATEFUL_NOT_SERVED}")
-    given = [k for k in STATEFUL_KEYS if k in c]
-    if given:
-        raise ConfigError(f"{given} are only allowed for stateful models, which are not served yet by ovfast")
     shape = parse_shape(c.get("shape"))
     batch = parse_batch_size(c.get("batch_size"))
+    stateful = parse_stateful(c, shape, batch)
     if shape and batch is not None:
         log.warning("Model %s: both shape and batch size have been defined. Batch size parameter will be ignored",
                     name)
@@ -324,6 +323,9 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
     batching = parse_dynamic_batching(c.get("dynamic_batching"))
     if batching is not None:
         check_batching(batching, batch, shape)
+        if stateful["stateful"]:
+            raise ConfigError("'dynamic_batching' cannot be used with a stateful model: the requests of a sequence "
+                              "run one at a time on the state it left")
     try:
         plugin, notes = parse_plugin_config(c.get("plugin_config"))
     except ValueError as exc:
@@ -338,7 +340,28 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         plugin_config=plugin, nireq=nireq, max_queue_size=max_queue_size, batch_size=batch,
         shape=shape, layout=parse_layout(c.get("layout")), model_version_policy=policy,
         allow_cache=_bool(c, "allow_cache", False), color_format=_color_format(c.get("color_format")), dynamic_batching=batching,
+        **stateful,
     )
+
+
+def parse_stateful(c: dict, shape, batch) -> dict:
+    """The stateful-model keys as ModelConfig fields, with OVMS's refusals (spec/ovms.md §1.1, §5)."""
+    stateful = _bool(c, "stateful", False)
+    if not stateful:
+        given = [k for k in STATEFUL_KEYS if k in c]
+        if given:
+            raise ConfigError(f"{INVALID_NON_STATEFUL_MODEL_PARAMETER}: {', '.join(given)}")
+        return {"stateful": False}
+    if batch == AUTO or any(v == AUTO for _, v in shape):
+        raise ConfigError(REQUESTED_DYNAMIC_PARAMETERS_ON_STATEFUL_MODEL)
+    n = c.get("max_sequence_number", 500)
+    if not _is_int(n) or n < 0:
+        raise ConfigError(f"'max_sequence_number' must be an integer >= 0, got {n!r}")
+    if n > MAX_SEQUENCE_NUMBER:
+        raise ConfigError(f"{INVALID_MAX_SEQUENCE_NUMBER}: {n} (max {MAX_SEQUENCE_NUMBER})")
+    return {"stateful": True, "max_sequence_number": n,
+            "idle_sequence_cleanup": _bool(c, "idle_sequence_cleanup", True),
+            "low_latency_transformation": _bool(c, "low_latency_transformation", False)}
 
 
 def parse_monitoring(value: Any) -> MonitoringConfig:
@@ -396,7 +419,7 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         raise ConfigError(f"Config file: {exc}") from None
 
     models: list[ModelConfig] = []
-    errors = _not_served_entries(doc)
+    errors: list[str] = []
     invalid: list[str] = []
     names: set[str] = set()
     for i, entry in enumerate(entries):
@@ -419,18 +442,24 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
             continue
         names.add(m.name)
         models.append(m)
+    errors[:0] = _not_served_entries(doc, {m.name for m in models if m.stateful})
     return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
                             monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle)
 
 
-def _not_served_entries(doc: dict) -> list[str]:
-    """One skip reason per entry of the lists ovfast accepts but does not serve yet (pipelines, custom nodes)."""
+def _not_served_entries(doc: dict, stateful: set[str]) -> list[str]:
+    """One skip reason per entry of the lists ovfast accepts but does not serve yet (pipelines, custom nodes);
+    a pipeline with a node on a stateful model gets OVMS's refusal instead."""
     errors = []
     for key, (kind, why) in NOT_SERVED_LISTS.items():
         for i, entry in enumerate(_array(doc, key)):
             name = entry.get("name") if isinstance(entry, dict) else None
             label = f"{key}[{i}]" + (f" ({kind} '{name}')" if isinstance(name, str) else "")
-            errors.append(f"{label}: {why}")
+            nodes = entry.get("nodes") if isinstance(entry, dict) and key == "pipeline_config_list" else None
+            used = sorted(stateful & {n.get("model_name") for n in nodes if isinstance(n, dict)}) \
+                if isinstance(nodes, list) else []
+            errors.append(f"{label}: {REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL}: model '{used[0]}'"
+                          if used else f"{label}: {why}")
     return errors
 
 

@@ -93,6 +93,11 @@ class ModelConfig:
     # OVMS idle-servable groups: versions of one group load and unload together; "permanent" ones
     # are loaded at start and never unloaded. None: the model is a group of its own.
     group_name: str | None = None
+    # stateful models (spec/ovms.md §5): requests come in sequences whose state the server keeps
+    stateful: bool = False
+    max_sequence_number: int = 500
+    idle_sequence_cleanup: bool = True
+    low_latency_transformation: bool = False
 
     @property
     def plugin_config_dict(self) -> dict[str, Any]:
@@ -142,6 +147,7 @@ class ServerConfig:
     models: tuple[ModelConfig, ...] = ()
     config_path: str | None = None
     file_system_poll_wait_seconds: int = 1
+    sequence_cleaner_poll_wait_minutes: float = 5  # 0: no idle-sequence cleaner
     log_level: str = "INFO"
     log_path: str | None = None
     cache_dir: str | None = None

@@ -100,6 +100,10 @@ _FAMILY_LIST = (
     Family("ovfast_model_unloads", "counter", "Versions unloaded by residency, by reason (budget, idle, explicit)."),
     Family("ovfast_model_load_failures", "counter", "Loads by residency that failed."),
     Family("ovfast_cold_load_time_seconds", "histogram", "Time to load a version that a request or a load call asked for."),
+    # stateful models (spec/ovms.md §5): series only for stateful versions
+    Family("ovfast_sequences", "gauge", "Number of live sequences of a stateful model version."),
+    Family("ovfast_sequence_state_bytes", "gauge",
+           "Memory held by the saved state of a stateful model version's live sequences, in bytes."),
 )
 RESIDENCY_FAMILIES = frozenset({
     "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_memory_bytes", "ovfast_model_loads",
@@ -259,6 +263,11 @@ class ServingMetrics:
                 _add_histogram(out["ovfast_batch_size"], nv, snap["batch_size"], BATCH_SIZE_BOUNDS)
             if "ovfast_batch_queue_delay_us" in want:
                 _add_histogram(out["ovfast_batch_queue_delay_us"], nv, snap["batch_queue_delay_us"])
+        if handle.stateful:
+            sequences, state_bytes = handle.sequence_stats()
+            for family, value in (("ovfast_sequences", sequences), ("ovfast_sequence_state_bytes", state_bytes)):
+                if family in want:
+                    out[family].add_sample(family, nv, value)
         gauges = (
             ("ovms_streams", lambda: servable.streams),
             ("ovms_infer_req_queue_size", lambda: servable.nireq),

@@ -21,7 +21,9 @@ from ovfast.config.load import (
     READ_RETRIES, READ_RETRY_DELAY_S, ConfigError, parse_config_text, read_config_bytes,
 )
 from ovfast.config.schema import ModelConfig, RepositoryConfig
+from ovfast.errors import REQUESTED_MODEL_TYPE_CHANGE
 from ovfast.repository.registry import ModelRegistry
+from ovfast.runtime.periodic import Periodic
 
 log = logging.getLogger("ovfast.reload")
 
@@ -43,7 +45,7 @@ class ConfigReloader:
         self.digest = initial.digest if initial is not None else ""
         self.error: str | None = self._entry_errors(initial) if initial is not None else None
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._watcher = Periodic(self.cycle, log, "Config watcher cycle")
 
     @staticmethod
     def _entry_errors(repo: RepositoryConfig) -> str | None:
@@ -59,27 +61,10 @@ class ConfigReloader:
             await self.registry.apply(plan)
 
     def watch(self, poll_seconds: int) -> None:
-        if poll_seconds > 0 and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(poll_seconds))
+        self._watcher.start(poll_seconds)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _watch(self, poll_seconds: int) -> None:
-        while True:
-            await asyncio.sleep(poll_seconds)
-            try:
-                await self.cycle()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad cycle
-                log.exception("Config watcher cycle failed")
+        await self._watcher.stop()
 
     async def cycle(self) -> ReloadResult:
         async with self._lock:
@@ -128,9 +113,20 @@ class ConfigReloader:
                 log.warning("Config reload: model %s keeps its running configuration until its entry is fixed", name)
                 new.append(running[name])
                 new_names.add(name)
+        refused = []
+        for i, m in enumerate(new):
+            old = running.get(m.name)
+            if old is not None and old.stateful != m.stateful:
+                # OVMS: a loaded model keeps its type; the entry is not applied
+                log.error("Config reload: model %s: %s; keeping its running configuration",
+                          m.name, REQUESTED_MODEL_TYPE_CHANGE)
+                refused.append(f"model '{m.name}': {REQUESTED_MODEL_TYPE_CHANGE}")
+                new[i] = old
         plan = diff(self.models, tuple(new))
         self.models = tuple(new)
         self.error = self._entry_errors(repo)
+        if refused:
+            self.error = "; ".join(([self.error] if self.error else []) + refused)
         if plan.empty:
             log.info("Config reload: the file changed but no model's configuration did")
         changed = await self.registry.apply(plan)

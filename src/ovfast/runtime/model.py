@@ -71,6 +71,11 @@ class LoadOptions:
     # mapping_config.json of the version folder: (model tensor name, public name) pairs
     mapping_inputs: tuple[tuple[str, str], ...] = ()
     mapping_outputs: tuple[tuple[str, str], ...] = ()
+    # stateful models (config.schema.ModelConfig); idle_sequence_cleanup is the cleaner's, not native
+    stateful: bool = False
+    max_sequence_number: int = 500
+    idle_sequence_cleanup: bool = True
+    low_latency_transformation: bool = False
 
     def describe_batching(self) -> str:
         """'' when batching is off, else the settings for the load log line."""
@@ -104,7 +109,10 @@ def load_options(cfg: ModelConfig) -> LoadOptions:
         shapes=tuple((k, v) for k, v in cfg.shape if isinstance(v, ShapeSpec)),
         batch_size=cfg.batch_size if isinstance(cfg.batch_size, Dim) else None, echo=cfg.echo,
         layouts=cfg.layout, color_format=cfg.color_format or "", mean=cfg.mean, scale=cfg.scale,
-        max_queue_size=cfg.max_queue_size, **batching)
+        max_queue_size=cfg.max_queue_size,
+        stateful=cfg.stateful, max_sequence_number=cfg.max_sequence_number,
+        idle_sequence_cleanup=cfg.idle_sequence_cleanup, low_latency_transformation=cfg.low_latency_transformation,
+        **batching)
 
 
 def _plugin_value(v: object) -> str:
@@ -133,6 +141,9 @@ def _native_options(path: str, o: LoadOptions) -> _native.ModelOptions:
     n.input_names = dict(o.mapping_inputs)
     n.output_names = dict(o.mapping_outputs)
     n.echo = bool(o.echo)
+    n.stateful = bool(o.stateful)
+    n.max_sequence_number = int(o.max_sequence_number)
+    n.low_latency_transformation = bool(o.low_latency_transformation)
     return n
 
 
@@ -273,10 +284,28 @@ class ModelHandle:
         _native.submit_tfs(self._live_servable(), request, self.version_str, fut, route)
 
     def submit_tensors(self, inputs: list, outputs: list | None, fut: asyncio.Future, route: int = -1,
-                       received_ns: int = 0) -> None:
+                       received_ns: int = 0, sequence: tuple | None = None) -> None:
         """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
-        ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock."""
-        self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns)
+        ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock. ``sequence``: KServe's
+        (sequence_id, sequence_start, sequence_end) request parameters, or None."""
+        self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns, sequence)
+
+    @property
+    def stateful(self) -> bool:
+        return self.options.stateful
+
+    def sweep_idle_sequences(self) -> int:
+        """One pass of the idle-sequence cleaner (blocking briefly; releases the GIL). Returns how many
+        sequences were removed."""
+        s = self.servable
+        if s is None or not self.options.stateful or not self.options.idle_sequence_cleanup:
+            return 0
+        return s.sweep_idle_sequences()
+
+    def sequence_stats(self) -> tuple[int, int]:
+        """(live sequences, bytes of their saved state)."""
+        s = self.servable
+        return (0, 0) if s is None else tuple(s.sequence_stats())
 
     def cancel(self, fut: asyncio.Future) -> bool:
         """Drops the job whose result ``fut`` awaits, if it has not started (its client went away).

@@ -44,7 +44,7 @@ Status parse_tfs_predict_request(const uint8_t* buf, size_t len, TfsModelSpec* s
 
 // Serializes a PredictResponse in one allocation: model_spec{name, version}
 // and one `outputs` map entry per output (tensor_content; BYTES as
-// string_val). `version` is written as Int64Value when it parses as a
+// string_val; a sequence id (OutputTensor::sequence_id) in uint64_val). `version` is written as Int64Value when it parses as a
 // positive integer.
 std::string encode_tfs_response(const std::string& model_name, const std::string& version,
                                 const std::vector<OutputTensor>& outputs);

@@ -48,6 +48,11 @@ struct ModelOptions {
   BatchingOptions batching;                            // max_batch_size 0: no dynamic batching
   int max_queue_size = 0;                              // jobs queued beyond this are refused; 0: no bound
   bool echo = false;                                   // transport floor: no compile, outputs echo inputs
+  // Stateful model (sched/sequence.hpp): requests come in sequences whose state variables are
+  // kept between requests. (idle_sequence_cleanup is the control plane's: it runs the cleaner.)
+  bool stateful = false;
+  uint32_t max_sequence_number = 500;
+  bool low_latency_transformation = false;             // ov::pass::LowLatency2 before compiling
 };
 
 class ModelInstance {

@@ -56,6 +56,18 @@ class PoolScheduler : public Scheduler {
   // Dispatch whatever can be formed without waiting (drain or flush in progress). Needs mu_.
   bool flushing_locked() const { return flushing_ > 0 || flush_all_; }
 
+  // Hooks for a scheduler that keeps state in the infer request between jobs
+  // (sequences). Called with no lock held, by whoever holds the run's lease.
+  // Before the run starts, its inputs bound; throwing fails the run as a failed start would.
+  virtual void before_run(ov::InferRequest& request, std::vector<QueuedJob>& jobs) { (void)request; (void)jobs; }
+  // After the run, its outputs read (they may view the request's buffers), before any job
+  // is delivered: `status` is the run's outcome, and may be turned into an error.
+  virtual void after_run(ov::InferRequest& request, std::vector<QueuedJob>& jobs, Status& status) {
+    (void)request; (void)jobs; (void)status;
+  }
+  // Outputs a job that succeeded carries besides the model's (e.g. its sequence id).
+  virtual void add_outputs(const InferJob& job, std::vector<OutputTensor>& outputs) { (void)job; (void)outputs; }
+
   struct Launch {
     std::optional<InferPool::Lease> lease;
     std::vector<QueuedJob> jobs;

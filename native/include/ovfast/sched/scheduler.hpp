@@ -19,6 +19,10 @@ namespace ovfast {
 class Scheduler {
  public:
   virtual ~Scheduler() = default;
+  // Before the job is validated against the model: takes out of it what is
+  // the scheduler's own (a sequence scheduler's special inputs). An error
+  // refuses the job.
+  virtual Status prepare(InferJob& job) { (void)job; return Status::ok(); }
   virtual Status submit(std::unique_ptr<InferJob>& job) = 0;
   // Jobs waiting for an infer request (or for their batch).
   virtual int queued() = 0;

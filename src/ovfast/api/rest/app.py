@@ -10,7 +10,7 @@ from aiohttp import web
 from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.limits import body_middleware, body_of
-from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body, parse_json
+from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body, parse_json, sequence_parameters
 from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import InvalidArgumentError, OvfastError, client_message, mapping_for
 from ovfast.observability.metrics import KSERVE, REST
@@ -171,12 +171,18 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
         body = body_of(request)
         try:
             doc, inputs, names, flags, default_binary = parse_infer_body(body, request.headers.get(HEADER))
+            sequence = sequence_parameters(doc.get("parameters") or {})
         except Exception as exc:
             dp.reject(name, version, route, exc)
             raise
-        handle, outs = await dp.infer(name, version, route, TensorsRequest(inputs, names, received_ns))
+        handle, outs = await dp.infer(name, version, route, TensorsRequest(inputs, names, received_ns, sequence))
+        params = None
+        if handle.stateful and outs and outs[-1][0] == "sequence_id":
+            # a stateful model's answer carries its sequence id last: a response parameter, as over gRPC
+            seq_id = outs.pop()[3][0]
+            params = {"sequence_id": seq_id.decode() if isinstance(seq_id, bytes) else int(seq_id)}
         payload, hlen = encode_infer_response(handle.name, handle.version_str, doc.get("id"), outs, flags,
-                                              default_binary)
+                                              default_binary, params)
         if hlen is None:
             return web.Response(body=payload, content_type=_JSON)
         return web.Response(body=payload, content_type="application/octet-stream", headers={HEADER: str(hlen)})

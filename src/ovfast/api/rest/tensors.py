@@ -248,6 +248,24 @@ def parse_infer_body(body: bytes, header_length: str | None):
     return doc, inputs, names, flags, default_binary
 
 
+def sequence_parameters(params: dict) -> tuple | None:
+    """Triton's sequence request parameters -> (sequence_id: int | str, start, end), or None when absent."""
+    if not any(k in params for k in ("sequence_id", "sequence_start", "sequence_end")):
+        return None
+    seq_id = params.get("sequence_id", 0)
+    if isinstance(seq_id, bool) or not isinstance(seq_id, (int, str)):
+        raise InvalidArgumentError("Invalid sequence_id parameter - expected an integer or a string value")
+    if isinstance(seq_id, int) and not 0 <= seq_id < 1 << 64:
+        raise InvalidArgumentError("Invalid sequence_id parameter - a sequence id is an unsigned 64-bit integer")
+    flags = []
+    for key in ("sequence_start", "sequence_end"):
+        v = params.get(key, False)
+        if not isinstance(v, bool):
+            raise InvalidArgumentError(f"Invalid {key} parameter - expected a bool value")
+        flags.append(v)
+    return seq_id, flags[0], flags[1]
+
+
 def _json_data(datatype: str, data, nonfinite: NonFinite):
     if datatype == "BYTES":
         try:
@@ -268,8 +286,9 @@ def _raw_bytes(datatype: str, data) -> bytes | memoryview:
 
 
 def encode_infer_response(model_name: str, version: str, req_id, outs: list, flags: dict,
-                          default_binary: bool) -> tuple[bytes, int | None]:
-    """Returns (body, json_header_length or None when there is no binary part)."""
+                          default_binary: bool, parameters: dict | None = None) -> tuple[bytes, int | None]:
+    """Returns (body, json_header_length or None when there is no binary part). ``parameters``: the
+    response parameters (e.g. a sequence's id), if any."""
     outputs, blobs = [], []
     nonfinite = NonFinite()
     for name, datatype, shape, data in outs:
@@ -284,9 +303,11 @@ def encode_infer_response(model_name: str, version: str, req_id, outs: list, fla
                 entry["parameters"] = params
             entry["data"] = values
         outputs.append(entry)
-    resp = {"model_name": model_name, "model_version": version}
+    resp: dict[str, object] = {"model_name": model_name, "model_version": version}
     if req_id is not None:
         resp["id"] = req_id
+    if parameters:
+        resp["parameters"] = parameters
     resp["outputs"] = outputs
     try:
         header = nonfinite.dumps(resp)

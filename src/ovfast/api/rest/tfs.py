@@ -143,14 +143,21 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
     return (name, datatype, list(arr.shape), typed)
 
 
-def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
-    """A TFS predict JSON document -> (native input tuples, row_format)."""
+# A stateful model's special inputs (spec/ovms.md §5): typed as OVMS types them, their JSON values are typed
+# values (uint64_val / uint32_val), as the REST API of OVMS makes them.
+SEQUENCE_INPUTS = (TensorSpec("sequence_id", "UINT64", (1,)), TensorSpec("sequence_control_input", "UINT32", (1,)))
+
+
+def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[TensorSpec, ...] = ()
+                       ) -> tuple[list, bool]:
+    """A TFS predict JSON document -> (native input tuples, row_format). ``special``: inputs accepted by
+    name besides the model's (a stateful model's sequence inputs)."""
     if not isinstance(doc, dict):
         raise InvalidArgumentError(NOT_AN_OBJECT)
     has_rows, has_cols = "instances" in doc, "inputs" in doc
     if has_rows == has_cols:
         raise InvalidArgumentError(NO_FORMAT)
-    by_name = {s.name: s for s in specs}
+    by_name = {s.name: s for s in (*specs, *special)}
     inputs = []
     if has_rows:
         rows = doc["instances"]
@@ -177,6 +184,9 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...]) -> tuple[list, bool]:
         else:
             name, spec = _only_input(specs)
             inputs.append(to_input(name, cols, spec))
+    if special:
+        extra = {s.name for s in special} - {s.name for s in specs}
+        inputs = [(*i, True) if i[0] in extra and i[1] != "BYTES" else i for i in inputs]
     return inputs, has_rows
 
 
@@ -192,7 +202,8 @@ class TfsJsonRequest(TensorsRequest):
         doc, error = parse_json(self.body)
         if error is not None:
             raise FailedPreconditionError(f"The file is not valid json - Error: {error}")
-        self.inputs, self.row_format = parse_predict_body(doc, handle.inputs)
+        self.inputs, self.row_format = parse_predict_body(doc, handle.inputs,
+                                                          SEQUENCE_INPUTS if handle.stateful else ())
 
 
 def _only_input(specs):
