@@ -17,7 +17,10 @@ from tritonclient.grpc import service_pb2_grpc
 import models as M
 from kserve_util import grpc_input, make_infer_request, predict_request
 
-DEPTH = 100  # one inference: 100 chained [128,1024]x[1024,1024] matmuls, far longer than DEADLINE_S
+# One inference: DEPTH chained [128,1024]x[1024,1024] matmuls, 80 GFLOP: at least 0.4 s even at this 2-core
+# machine's peak, so the two blockers outlast DEADLINE_S (plus the 0.2 s head start) on any machine like it;
+# with 100 (27 GFLOP) a quiet machine finished them in time for a late request to start.
+DEPTH = 300
 DEADLINE_S = 0.25
 X = np.zeros((1, M.SLOW_WIDTH), np.float32)
 
