@@ -33,7 +33,11 @@ Status special_value(const InputTensor& in, DataType want, const char* bad_type,
 
 SequenceScheduler::SequenceScheduler(ModelInstance& model, ServableMetrics& metrics, std::shared_ptr<Clock> clock,
                                      SequenceOptions opts)
-    : PoolScheduler(model, metrics, std::move(clock), false), opts_(opts) {}
+    : PoolScheduler(model, metrics, std::move(clock), false), opts_(opts) {
+  // NOTE: a sequence's state is restored and saved around each run; runs stay on OpenVINO's
+  // threads (start_async), where the sequence tests and the state hooks expect them.
+  allow_inline_ = false;
+}
 
 SequenceScheduler::~SequenceScheduler() {
   // NOTE: before the members go: runs in flight still call the hooks, which use them.

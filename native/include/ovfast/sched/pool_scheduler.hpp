@@ -90,6 +90,9 @@ class PoolScheduler : public Scheduler {
   bool stopping_ = false;             // guarded by mu_
   int flushing_ = 0;                  // guarded by mu_: drain() calls in progress
   bool flush_all_ = false;            // guarded by mu_: flush() was called
+  // Short runs may go inline (see short_runs); a subclass whose run hooks
+  // must not run on the submitting thread turns it off in its constructor.
+  bool allow_inline_ = true;
   int answering_ = 0;                 // guarded by mu_: dropped jobs not yet answered (drain waits)
 
  private:
