@@ -123,7 +123,7 @@ thread_local bool in_completion = false;
 
 bool PoolScheduler::short_runs() const {
   const uint64_t avg = avg_infer_ns_.load(std::memory_order_relaxed);
-  return allow_inline_ && !batching_ && avg != 0 && avg <= kInlineMaxNs;
+  return allow_inline_ && !batching_ && avg != 0 && avg <= model_.options().inline_max_us * 1000;
 }
 
 void PoolScheduler::start(Launch launch) {

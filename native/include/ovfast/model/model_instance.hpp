@@ -47,6 +47,8 @@ struct ModelOptions {
   std::map<std::string, std::string> input_names, output_names;
   BatchingOptions batching;                            // max_batch_size 0: no dynamic batching
   int max_queue_size = 0;                              // jobs queued beyond this are refused; 0: no bound
+  // Unbatched runs whose measured mean is at most this many µs go inline (sched/pool_scheduler.hpp).
+  uint64_t inline_max_us = 200;
   bool echo = false;                                   // transport floor: no compile, outputs echo inputs
   // Stateful model (sched/sequence.hpp): requests come in sequences whose state variables are
   // kept between requests. (idle_sequence_cleanup is the control plane's: it runs the cleaner.)

@@ -110,7 +110,7 @@ class PoolScheduler : public Scheduler {
   void start(Launch launch);
   void answer_dropped(std::vector<QueuedJob>& dropped);
   // Whether a model's runs are short enough to run inline on the thread that
-  // starts them: unbatched, with a measured mean below kInlineMaxNs.
+  // starts them: unbatched, with a measured mean of at most ModelOptions::inline_max_us.
   bool short_runs() const;
   // A run finished: its jobs get their outcome, its request goes back; fills
   // *next with what runs next (true when there is something to dispatch).
@@ -123,7 +123,6 @@ class PoolScheduler : public Scheduler {
   std::vector<Run> runs_;
   std::unique_ptr<InferPool> pool_;
   std::atomic<int> active_{0};
-  static constexpr uint64_t kInlineMaxNs = 200'000;
   std::atomic<uint64_t> avg_infer_ns_{0};  // mean run time, start to outputs (0: none measured yet)
 };
 
