@@ -114,8 +114,9 @@ def test_refused_plugin_config_fails_the_version_and_backs_off(ovfast_server, tm
             r = rest(s.http_url, "GET", "/v1/models/bad")
             assert r.status == 200
             status = r.json()["model_version_status"][0]
-            assert status["state"] == "LOADING"
-            return status["status"]["error_code"] == "UNKNOWN"
+            # a retry starts from START (a fresh attempt), then LOADING; never AVAILABLE
+            assert status["state"] in ("START", "LOADING"), status
+            return status["state"] == "LOADING" and status["status"]["error_code"] == "UNKNOWN"
 
         wait_until(failed, "model bad to show its failed load", s)
         # a config change retries at once, and this one loads

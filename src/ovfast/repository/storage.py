@@ -34,7 +34,13 @@ from ovfast.repository.storage_access import (
 
 log = logging.getLogger("ovfast.storage")
 
-DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "ovfast-model-cache"
+CACHE_DIR_NAME = "ovfast-model-cache"  # under the system temp folder unless --storage_cache_dir says where
+
+
+def default_cache_dir() -> Path:
+    """Asked only when a remote version is fetched: a read-only container with no writable temp folder
+    serves local models (tempfile.gettempdir() raises there)."""
+    return Path(tempfile.gettempdir()) / CACHE_DIR_NAME
 _SOURCE = ".source.json"  # beside a cached folder: the stamp it was downloaded from
 _PARTIAL = ".partial-"
 
@@ -64,10 +70,16 @@ class Storage:
     """Local folders as they are; s3:// gs:// az:// through ``cache_dir``. Thread-safe."""
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, config_dir: str | os.PathLike | None = None):
-        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self._cache_dir = Path(cache_dir) if cache_dir else None
         self.config_dir = config_dir
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    @property
+    def cache_dir(self) -> Path:
+        if self._cache_dir is None:
+            self._cache_dir = default_cache_dir()
+        return self._cache_dir
 
     # -- what the registry calls (on the event loop) ---------------------------------------
     async def list_versions(self, base: str) -> list[int]:
@@ -221,4 +233,4 @@ class Storage:
                     raise StorageError(f"{uri.url}/{rel}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})")
 
 
-__all__ = ["DEFAULT_CACHE_DIR", "Storage", "StorageError", "is_remote"]
+__all__ = ["Storage", "StorageError", "default_cache_dir", "is_remote"]
