@@ -132,6 +132,13 @@ Status ModelInstance::build(ov::Core& core) {
   } else {
     ov::AnyMap plugin;
     for (const auto& [k, v] : o.plugin_config) plugin[k] = v;
+    // NOTE: on the CPU, OpenVINO pins its stream threads by default, and a
+    // synchronous infer() (an inline run, sched/pool_scheduler.cpp) pins and
+    // unpins the calling gRPC thread around every run: two sched_setaffinity
+    // calls and a migration per request. The server's own threads share the
+    // cores with the streams, so it does not pin unless plugin_config asks.
+    if (o.device == "CPU" && plugin.count(ov::hint::enable_cpu_pinning.name()) == 0)
+      plugin[ov::hint::enable_cpu_pinning.name()] = false;
     compiled_ = from_file ? core.compile_model(o.model_path, o.device, plugin)
                           : core.compile_model(model, o.device, plugin);
     ins = compiled_.inputs();
