@@ -159,7 +159,8 @@ def _add_access_flags(p: argparse.ArgumentParser) -> None:
                         "'Authorization: Bearer <key>', else 401")
     a.add_argument("--disable_model_control", action="store_true",
                    help="refuse the state-changing endpoints (config reload: POST /v1/config/reload, gRPC "
-                        "HandleReloadConfigRequest): 403 / PERMISSION_DENIED")
+                        "HandleReloadConfigRequest; repository load/unload: POST /v2/repository/models/{m}/load "
+                        "and /unload, gRPC RepositoryModelLoad/Unload): 403 / PERMISSION_DENIED")
     a.add_argument("--rest_certificate_path", default=None, help="REST over TLS: the server certificate (PEM)")
     a.add_argument("--rest_key_path", default=None, help="REST over TLS: the server certificate's private key (PEM)")
     a.add_argument("--rest_ca_path", default=None,

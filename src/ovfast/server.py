@@ -61,6 +61,7 @@ class Server:
                                        echo=config.echo)
         self.reloader.on_file = self._apply_request_limits
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
+        self.dataplane.refuse_model_control = self.access.refuse_model_control  # repository load / unload
         self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
         if config.residency.active:
             self.registry.residency = Residency(self.registry, config.residency)

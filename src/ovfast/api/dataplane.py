@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ovfast import __version__, _native
@@ -101,6 +102,8 @@ class DataPlane:
         # set by the server: builds the Residency that a first explicit load/unload turns on when no
         # residency option did (repository/residency.py)
         self.make_residency = None
+        # set by the server: raises PermissionDeniedError under --disable_model_control (api/access.py)
+        self.refuse_model_control: Callable[[], None] = lambda: None
 
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
@@ -160,11 +163,13 @@ class DataPlane:
         return out
 
     async def load_model(self, name: str, parameters: dict | None = None) -> None:
-        """RepositoryModelLoad (every API): see Residency.load_model."""
+        """RepositoryModelLoad (every API): see Residency.load_model. Refused under --disable_model_control."""
+        self.refuse_model_control()
         await self._residency().load_model(name, parameters)
 
     async def unload_model(self, name: str, parameters: dict | None = None) -> None:
-        """RepositoryModelUnload (every API): see Residency.unload_model."""
+        """RepositoryModelUnload (every API): see Residency.unload_model. Refused under --disable_model_control."""
+        self.refuse_model_control()
         await self._residency().unload_model(name, parameters)
 
     def _residency(self):
