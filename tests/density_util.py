@@ -43,7 +43,10 @@ def infer(srv, api: str, name: str, version: str = "") -> np.ndarray:
 
 
 def check(y: np.ndarray, seed: int, hidden: int = 256) -> None:
-    np.testing.assert_allclose(y, D.expected(X, seed, hidden), rtol=1e-3, atol=1e-3)
+    """``y`` is what the model of ``seed`` answers, up to CPU inference precision (bf16 where the CPU has
+    AMX: ~1e-2 relative); models of other seeds answer differently by the whole output scale."""
+    want = D.expected(X, seed, hidden)
+    np.testing.assert_allclose(y, want, rtol=2e-2, atol=2e-2 * float(np.abs(want).max()))
 
 
 def post(srv, path: str, doc: dict | None = None) -> tuple[int, dict]:

@@ -140,6 +140,45 @@ def build_slow(base: Path, depth: int = 30) -> Path:
     return _save(ov.Model([ops.result(y)], [x], "slow"), base)
 
 
+PROBE_DEPTHS = (50, 150)
+
+
+def slow_depth(run_s: float) -> int:
+    """The :func:`build_slow` depth whose one inference takes ``run_s`` seconds or more on this machine.
+
+    Measured, not assumed: two probe models are compiled on CPU as the server compiles them (default
+    precision: bf16 where the CPU has AMX, f32 elsewhere, ~13x apart), and the process CPU time of
+    their fastest runs gives the cost of one matmul without the fixed part. CPU time, not wall time:
+    on a loaded machine wall time swells (10x seen here) while the work does not, and a depth chosen
+    from a swollen time would run far shorter once the machine is quiet. That cost spread over every
+    core is the least wall time a matmul can take, so the depth errs long."""
+    import os
+    import tempfile
+    import time
+
+    cpu = []
+    x = np.zeros((1, SLOW_WIDTH), np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        for depth in PROBE_DEPTHS:
+            base = build_slow(Path(tmp) / f"probe{depth}", depth=depth)
+            req = ov.Core().compile_model(str(base / "1" / "model.xml"), "CPU").create_infer_request()
+            req.infer({0: x})  # first run: one-off kernel preparation
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.process_time()
+                req.infer({0: x})
+                best = min(best, time.process_time() - t0)
+            cpu.append(best)
+    per_matmul = max((cpu[1] - cpu[0]) / (PROBE_DEPTHS[1] - PROBE_DEPTHS[0]), cpu[1] / PROBE_DEPTHS[1] / 4, 1e-6)
+    wall_per_matmul = per_matmul / (os.cpu_count() or 1)
+    return max(PROBE_DEPTHS[0], min(50_000, int(run_s / wall_per_matmul) + 1))
+
+
+def build_slow_lasting(base: Path, run_s: float) -> Path:
+    """:func:`build_slow` with the depth that makes one inference last ``run_s`` seconds or more here."""
+    return build_slow(base, depth=slow_depth(run_s))
+
+
 # --- ONNX, hand-encoded (no `onnx` package needed) -----------------------------------------
 
 

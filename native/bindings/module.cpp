@@ -184,7 +184,8 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("input_shapes", &KServeRequest::input_shapes,
                              "{input name: shape} as parsed; readable until the request is submitted.")
       .def_property_readonly("input_addresses", &KServeRequest::input_addresses,
-                             "Where each input's data starts (0 for BYTES): proves zero-copy in tests.");
+                             "Where each input's data starts (0 for BYTES): proves zero-copy in tests.")
+      .def("cancel", &KServeRequest::cancel, "The client went away: drops the job if it has not started.");
   m.def("parse_kserve_request", [](py::handle buf) { return std::make_unique<KServeRequest>(buf); },
         py::arg("buffer"),
         "Parses serialized ModelInferRequest bytes without copying tensor data. Releases the GIL while parsing.");
@@ -203,7 +204,10 @@ PYBIND11_MODULE(_native, m) {
         },
         "The process-wide request decoding limits, as a dict.");
 
-  py::class_<BufferSet>(m, "_BufferSet");
+  py::class_<BufferSet>(m, "_BufferSet")
+      .def("cancel", [](BufferSet& b) { b.cancelled.store(true, std::memory_order_relaxed); },
+           "The client went away: the job is dropped (answered CANCELLED, counted as failed) if it has "
+           "not started; one that runs is answered as usual.");
 
   py::class_<PyServable> servable = register_model(m);
   servable.def("submit_kserve", &submit_kserve, py::arg("request"), py::arg("version"), py::arg("context"),

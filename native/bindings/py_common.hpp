@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <map>
 #include <memory>
@@ -64,12 +65,15 @@ struct PinnedBuffer {
   size_t size() const { return static_cast<size_t>(view.len); }
 };
 
-// Keeps the buffers of a submit_tensors() call pinned until completion.
+// Keeps the buffers of a submit_tensors() call pinned until completion, and
+// the job's cancel flag (InferJob::cancelled) alive for as long: the object is
+// the job's keepalive, released only when its completion is drained.
 struct BufferSet {
   BufferSet() = default;
   BufferSet(const BufferSet&) = delete;
   BufferSet& operator=(const BufferSet&) = delete;
   std::vector<std::unique_ptr<PinnedBuffer>> buffers;
+  std::atomic<bool> cancelled{false};
 };
 
 inline py::dtype numpy_dtype(DataType dt) {
@@ -184,8 +188,9 @@ class PyServable {
   // inputs: [(name, datatype, shape, data)], data = buffer, or list of bytes for BYTES.
   // route / received_ns: see InferJob::metrics_route / received_ns.
   // sequence: None, or (id: int | str, start, end) from KServe request parameters.
-  void submit_tensors(py::list inputs, py::object outputs, py::object context, int route = kNoRoute,
-                      uint64_t received_ns = 0, py::object sequence = py::none()) {
+  // Returns the job's keepalive: its cancel() drops the job if it has not started.
+  py::object submit_tensors(py::list inputs, py::object outputs, py::object context, int route = kNoRoute,
+                            uint64_t received_ns = 0, py::object sequence = py::none()) {
     auto job = std::make_unique<InferJob>();
     job->metrics_route = route;
     job->received_ns = received_ns;
@@ -234,8 +239,10 @@ class PyServable {
     }
     if (!outputs.is_none())
       for (auto o : outputs.cast<py::list>()) job->requested_outputs.push_back(o.cast<std::string>());
+    job->cancelled = &holder->cancelled;
     py::object keep = py::cast(holder.release(), py::return_value_policy::take_ownership);
     submit_job(std::move(job), SinkKind::TENSORS, keep, context);
+    return keep;
   }
 
   Servable& impl() { return *impl_; }
@@ -268,6 +275,9 @@ class ParsedRequest {
     for (const auto& in : job_->inputs) out[py::str(in.name)] = py::cast(in.shape);
     return out;
   }
+  // The client went away: the job is dropped if it has not started (it keeps
+  // this object alive until its completion is drained).
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   uintptr_t buffer_address() const { return reinterpret_cast<uintptr_t>(buf_.data()); }
   size_t buffer_size() const { return buf_.size(); }
   const std::vector<uintptr_t>& input_addresses() const { return addresses_; }
@@ -276,6 +286,7 @@ class ParsedRequest {
   // The request's clock (request-time metrics) starts here, before parsing.
   explicit ParsedRequest(py::handle buffer) : buf_(buffer), job_(std::make_unique<InferJob>()) {
     job_->received_ns = now_ns();
+    job_->cancelled = &cancelled_;
   }
   // Runs parse(data, size, job) with the GIL released; raises on error.
   template <typename Parse>
@@ -290,6 +301,7 @@ class ParsedRequest {
   }
 
   PinnedBuffer buf_;
+  std::atomic<bool> cancelled_{false};
   std::unique_ptr<InferJob> job_;
   std::vector<uintptr_t> addresses_;
 };

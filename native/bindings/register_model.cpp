@@ -120,7 +120,8 @@ py::class_<PyServable> register_model(py::module_& m) {
            "Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until "
            "completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) "
            "starts its request-time clock. `sequence`: (id: int | str, start: bool, end: bool) from KServe "
-           "request parameters, or None. Releases the GIL while starting.")
+           "request parameters, or None. Returns the job's keepalive, whose cancel() drops the job if it has "
+           "not started. Releases the GIL while starting.")
       .def("statistics", &statistics,
            "Triton statistics of this version, counted natively on every path: {success_count, success_ns, "
            "fail_count, fail_ns, queue_ns, compute_ns, inference_count, execution_count, last_inference_ms}.")

@@ -49,7 +49,8 @@ void register_tfs(py::module_& m) {
       .def_property_readonly("input_shapes", &TfsRequest::input_shapes,
                              "{input name: shape} as parsed; readable until the request is submitted.")
       .def_property_readonly("input_addresses", &TfsRequest::input_addresses,
-                             "Where each input's data starts (0 for strings): proves zero-copy in tests.");
+                             "Where each input's data starts (0 for strings): proves zero-copy in tests.")
+      .def("cancel", &TfsRequest::cancel, "The client went away: drops the job if it has not started.");
   m.def("parse_tfs_predict_request", [](py::handle buf) { return std::make_unique<TfsRequest>(buf); },
         py::arg("buffer"),
         "Parses serialized tensorflow.serving.PredictRequest bytes; tensor_content is viewed, not copied. "

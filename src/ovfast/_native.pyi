@@ -65,6 +65,10 @@ class ManualClock:
     def now_ns(self) -> int:
         ...
 class KServeRequest:
+    def cancel(self) -> None:
+        """
+        The client went away: drops the job if it has not started.
+        """
     @property
     def buffer_address(self) -> int:
         ...
@@ -91,7 +95,10 @@ class KServeRequest:
     def model_version(self) -> str:
         ...
 class _BufferSet:
-    pass
+    def cancel(self) -> None:
+        """
+        The client went away: the job is dropped (answered CANCELLED, counted as failed) if it has not started; one that runs is answered as usual.
+        """
 class ModelOptions:
     """
     Every knob of one model version, validated by the config layer.
@@ -287,9 +294,9 @@ class Servable:
         """
         Starts inference for a parsed request; the serialized ModelInferResponse arrives through the CompletionQueue with `context`. Raises on validation errors. `route` (metrics) counts the request natively. Releases the GIL while starting.
         """
-    def submit_tensors(self, inputs: list, outputs: typing.Any, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1, received_ns: typing.SupportsInt | typing.SupportsIndex = 0, sequence: typing.Any = None) -> None:
+    def submit_tensors(self, inputs: list, outputs: typing.Any, context: typing.Any, route: typing.SupportsInt | typing.SupportsIndex = -1, received_ns: typing.SupportsInt | typing.SupportsIndex = 0, sequence: typing.Any = None) -> typing.Any:
         """
-        Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) starts its request-time clock. `sequence`: (id: int | str, start: bool, end: bool) from KServe request parameters, or None. Releases the GIL while starting.
+        Starts inference on [(name, datatype, shape, buffer)]; buffers are used in place (pinned until completion). `route` counts the request natively; `received_ns` (time.monotonic_ns() at receipt) starts its request-time clock. `sequence`: (id: int | str, start: bool, end: bool) from KServe request parameters, or None. Returns the job's keepalive, whose cancel() drops the job if it has not started. Releases the GIL while starting.
         """
     def sweep_idle_sequences(self) -> int:
         """
@@ -329,6 +336,10 @@ class Servable:
     def streams(self) -> int:
         ...
 class TfsPredictRequest:
+    def cancel(self) -> None:
+        """
+        The client went away: drops the job if it has not started.
+        """
     @property
     def buffer_address(self) -> int:
         ...

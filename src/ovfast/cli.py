@@ -122,31 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Request decoding limits: checked by the wire codecs and the REST parser before they allocate.
-_LIMIT_FLAGS = {
-    "max_request_inputs": ("max_inputs", 4096, "most inputs one inference request may carry"),
-    "max_request_outputs": ("max_outputs", 4096, "most outputs one inference request may ask for"),
-    "max_tensor_dims": ("max_dims", 64, "most dimensions in one tensor shape of a request"),
-    "max_request_parameters": ("max_parameters", 1024,
-                               "most parameters in one KServe request, its inputs and outputs together"),
-}
-
-
 def _add_limit_flags(p: argparse.ArgumentParser) -> None:
+    from ovfast.config.request_limits import LIMITS
+
     g = p.add_argument_group("request limits (a request over one is refused with INVALID_ARGUMENT / 400)")
-    for flag, (_, default, text) in _LIMIT_FLAGS.items():
-        g.add_argument(f"--{flag}", type=int, default=default, help=f"{text} (default {default})")
+    for flag, (_, default, text) in LIMITS.items():
+        g.add_argument(f"--{flag}", type=int, default=None,
+                       help=f"{text} (default {default}; overrides config.json's request_limits.{flag})")
 
 
-def request_limits(args: argparse.Namespace) -> dict[str, int]:
-    """The limit flags as `_native.set_decode_limits` keywords; UsageError unless each is >= 1."""
-    out = {}
-    for flag, (key, _, _) in _LIMIT_FLAGS.items():
+def request_limits(args: argparse.Namespace, repository=None) -> tuple[dict[str, int], dict[str, int]]:
+    """(the limits to apply as `_native.set_decode_limits` keywords, the flags given on the command line):
+    a flag over config.json's request_limits over the default. UsageError unless each flag is in range."""
+    from ovfast.config.request_limits import LIMITS, check_limit, effective_limits
+
+    flags = {}
+    for flag in LIMITS:
         v = getattr(args, flag)
-        if not 1 <= v <= 2**31 - 1:
-            raise UsageError(f"{flag} must be from 1 to {2**31 - 1}")
-        out[key] = v
-    return out
+        if v is not None:
+            try:
+                flags[flag] = check_limit(flag, v)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+    from_file = repository.request_limits if repository is not None else None
+    return effective_limits(from_file, flags), flags
 
 def _add_access_flags(p: argparse.ArgumentParser) -> None:
     """TLS, authentication and the REST port's limits (issue 14); validated by access_from_args."""
@@ -160,7 +159,8 @@ def _add_access_flags(p: argparse.ArgumentParser) -> None:
                         "'Authorization: Bearer <key>', else 401")
     a.add_argument("--disable_model_control", action="store_true",
                    help="refuse the state-changing endpoints (config reload: POST /v1/config/reload, gRPC "
-                        "HandleReloadConfigRequest): 403 / PERMISSION_DENIED")
+                        "HandleReloadConfigRequest; repository load/unload: POST /v2/repository/models/{m}/load "
+                        "and /unload, gRPC RepositoryModelLoad/Unload): 403 / PERMISSION_DENIED")
     a.add_argument("--rest_certificate_path", default=None, help="REST over TLS: the server certificate (PEM)")
     a.add_argument("--rest_key_path", default=None, help="REST over TLS: the server certificate's private key (PEM)")
     a.add_argument("--rest_ca_path", default=None,
@@ -369,6 +369,7 @@ def config_from_args(args: argparse.Namespace):
     if args.echo:
         models = [replace(m, echo=True) for m in models]
     residency = _residency_from_args(args, repository)
+    limits, limit_flags = request_limits(args, repository)
     return ServerConfig(
         residency=residency,
         port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,
@@ -381,7 +382,7 @@ def config_from_args(args: argparse.Namespace):
         repository=repository, echo=args.echo, rest_workers=args.rest_workers, metrics_enable=metrics_enable,
         metrics_list=metrics_list,
         demo=demo, extra={"grpc_channel_arguments": args.grpc_channel_arguments, "cpu_extension": args.cpu_extension,
-                          "request_limits": request_limits(args),
+                          "request_limits": limits, "request_limit_flags": limit_flags,
                           "access": access_from_args(args, rest_port),
                           "storage": {"cache_dir": args.storage_cache_dir, "config_dir": args.storage_config_dir},
                           "cors": {"origins": args.allowed_origins or "*", "methods": args.allowed_methods or "*",

@@ -21,7 +21,8 @@ from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
 from ovfast.api.rest.limits import ConnectionBudget, LimitedSite, max_connections, raise_descriptor_limit
-from ovfast.config.schema import ServerConfig
+from ovfast.config.request_limits import effective_limits
+from ovfast.config.schema import RepositoryConfig, ServerConfig
 from ovfast.observability.metrics import metrics_route, select_families
 from ovfast.repository.registry import ModelRegistry
 from ovfast.repository.storage import Storage
@@ -58,7 +59,9 @@ class Server:
         self.dataplane.metrics.request_memory = self.request_memory
         self.reloader = ConfigReloader(self.registry, config.config_path, config.repository, config.models,
                                        echo=config.echo)
+        self.reloader.on_file = self._apply_request_limits
         self.dataplane.reload_config = self._reload_config  # TFS HandleReloadConfigRequest
+        self.dataplane.refuse_model_control = self.access.refuse_model_control  # repository load / unload
         self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
         if config.residency.active:
             self.registry.residency = Residency(self.registry, config.residency)
@@ -138,6 +141,14 @@ class Server:
         shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names) - SHOWN_NAMES} more)"
                                                    if len(names) > SHOWN_NAMES else "")
         log.info("Server ready: %d model(s): %s", len(names), shown)
+
+    def _apply_request_limits(self, repo: RepositoryConfig) -> None:
+        """A reloaded config.json's request_limits take effect for the requests parsed from now on (the
+        flags given on the command line still win)."""
+        limits = effective_limits(repo.request_limits, self.config.extra.get("request_limit_flags", {}))
+        if limits != _native.decode_limits():
+            _native.set_decode_limits(**limits)
+            log.info("Config reload: request limits now %s", limits)
 
     async def _reload_config(self) -> None:
         result = await self.reloader.cycle()

@@ -142,6 +142,25 @@ def test_config_reload_is_permission_denied_on_grpc(locked_server):
     assert "disable_model_control" in info.value.details()
 
 
+def test_repository_load_and_unload_are_forbidden_on_rest_and_grpc(locked_server):
+    import tritonclient.grpc as grpcclient
+
+    for action in ("load", "unload"):
+        r = requests.post(_url(locked_server, f"/v2/repository/models/add/{action}"), json={}, timeout=30)
+        assert r.status_code == 403 and "disable_model_control" in r.json()["error"], (action, r.text)
+    client = grpcclient.InferenceServerClient(locked_server.grpc_url)
+    try:
+        for call in (client.load_model, client.unload_model):
+            with pytest.raises(grpcclient.InferenceServerException) as info:
+                call("add")
+            assert info.value.status() == "StatusCode.PERMISSION_DENIED"
+            assert "disable_model_control" in info.value.message()
+        assert client.is_model_ready("add")  # nothing was unloaded; reading stays allowed
+        assert requests.post(_url(locked_server, "/v2/repository/index"), json={}, timeout=30).status_code == 200
+    finally:
+        client.close()
+
+
 def test_config_reload_allowed_by_default(main_server):
     assert requests.post(_url(main_server, "/v1/config/reload"), timeout=60).status_code in (200, 201)
     with grpc.insecure_channel(main_server.grpc_url) as ch:

@@ -15,23 +15,23 @@ from ovmsclient.tfs_compat.protos.tensorflow_serving.apis import predict_pb2
 from tritonclient.grpc import service_pb2_grpc
 
 import models as M
-from kserve_util import grpc_input, make_infer_request, predict_request
+from kserve_util import grpc_input, make_infer_request, predict_request, rest
 
-# One inference: DEPTH chained [128,1024]x[1024,1024] matmuls, 80 GFLOP: at least 0.4 s even at this 2-core
-# machine's peak, so the two blockers outlast DEADLINE_S (plus the 0.2 s head start) on any machine like it;
-# with 100 (27 GFLOP) a quiet machine finished them in time for a late request to start.
-DEPTH = 300
-DEADLINE_S = 0.25
+# One inference lasts RUN_S or more, measured on this machine (models.slow_depth: bf16 matmuls on a CPU
+# with AMX run ~13x faster than f32 ones, so a fixed depth was 0.3 s here where 0.4 s was assumed). The two
+# blockers then outlast a late request's DEADLINE_S with room to spare however fast the machine is.
+RUN_S = 0.75
+DEADLINE_S = 0.5
 X = np.zeros((1, M.SLOW_WIDTH), np.float32)
 
 
 @pytest.fixture(scope="module")
 def slow_server(ovfast_server_session, tmp_path_factory):
     base = tmp_path_factory.mktemp("deadline")
-    M.build_slow(base / "slow", depth=DEPTH)
+    M.build_slow_lasting(base / "slow", RUN_S)
     cfg = {"model_config_list": [{"config": {"name": "slow", "base_path": str(base / "slow"), "nireq": 1}}]}
     (base / "config.json").write_text(json.dumps(cfg))
-    return ovfast_server_session("--config_path", str(base / "config.json"))
+    return ovfast_server_session("--config_path", str(base / "config.json"), "--metrics_enable")
 
 
 def kserve_request():
@@ -53,10 +53,25 @@ def stats(url: str):
         c.close()
 
 
-def busy(stub, n: int = 2) -> list:
+def in_progress(srv) -> float:
+    text = rest(srv.http_url, "GET", "/metrics").body.decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("ovms_current_requests{") and 'name="slow"' in line)
+
+
+def wait_in_progress(srv, n: int) -> None:
+    """Until the server holds ``n`` requests for the slow model (ordering only; nothing here is timed)."""
+    for _ in range(2400):
+        if in_progress(srv) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server never held {n} requests")
+
+
+def busy(srv, stub, n: int = 2) -> list:
     """``n`` requests without a deadline: the first runs, the rest queue in front of what follows."""
     calls = [stub.ModelInfer.future(kserve_request()) for _ in range(n)]
-    time.sleep(0.2)  # lets them arrive first (ordering only; nothing here is timed)
+    wait_in_progress(srv, n)
     return calls
 
 
@@ -66,7 +81,7 @@ def test_queued_requests_past_their_deadline_are_dropped_and_counted_as_failed(s
     with grpc.insecure_channel(slow_server.grpc_url) as ch:
         kserve = service_pb2_grpc.GRPCInferenceServiceStub(ch)
         tfs = predict(ch)
-        blockers = busy(kserve)
+        blockers = busy(slow_server, kserve)
         late = [(kserve.ModelInfer if api == "kserve" else tfs).future(
             kserve_request() if api == "kserve" else predict_request("slow", {"x": X}), timeout=DEADLINE_S) for _ in range(4)]
         for f in late:
@@ -87,9 +102,9 @@ def test_a_cancelled_queued_request_is_dropped_and_counted_as_failed(slow_server
     executed0, ok0, failed0 = stats(slow_server.grpc_url)
     with grpc.insecure_channel(slow_server.grpc_url) as ch:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
-        blockers = busy(stub)
+        blockers = busy(slow_server, stub)
         gone = [stub.ModelInfer.future(kserve_request()) for _ in range(3)]
-        time.sleep(0.2)  # they reach the server's queue (ordering only)
+        wait_in_progress(slow_server, 5)  # they reach the server's queue
         for f in gone:
             assert f.cancel()
         for f in blockers:

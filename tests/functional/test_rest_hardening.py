@@ -288,17 +288,21 @@ def test_open_file_limit_is_raised_to_the_hard_limit(model_repo, ovfast_server):
 
 # -- point 6: a client that goes away -------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="dropping a queued job needs the native scheduler's job cancellation "
-                                       "(ModelHandle.cancel is the hook; wired when it lands)")
 def test_disconnected_client_has_its_queued_work_dropped(ovfast_server, tmp_path):
-    """A REST request waiting in the batcher (3 s queue delay) whose client disconnects is never run: the
-    model's statistics show no success for it."""
+    """A REST request waiting in the batcher (5 s queue delay) whose client disconnects is never run: the
+    model's statistics show no success for it, and one failure (the dropped job)."""
     srv = ovfast_server("--model_name", "rows", "--model_path", str(M.build_rows(tmp_path / "rows", width=4)),
-                        "--max_batch_size", "8", "--max_queue_delay_us", "3000000")
+                        "--max_batch_size", "8", "--max_queue_delay_us", "5000000", "--metrics_enable")
     body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]})
     with connect(srv) as s:
         s.sendall(head("/v2/models/rows/infer", len(body)) + body.encode())
-        time.sleep(0.5)
+        for _ in range(600):  # until the job is in the batcher's queue (ordering only)
+            text = requests.get(f"http://{srv.http_url}/metrics", timeout=10).text
+            if any(ln.startswith("ovms_current_requests{") and ln.endswith(" 1") for ln in text.splitlines()):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the request never reached the model")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -308,6 +312,7 @@ def test_disconnected_client_has_its_queued_work_dropped(ovfast_server, tmp_path
             break
         time.sleep(0.3)
     assert st["inference_stats"]["success"]["count"] == 0, st
+    assert st["inference_stats"]["fail"]["count"] == 1 and st["execution_count"] == 0, st
 
 
 def test_reload_completes_when_its_client_disconnects(model_repo, ovfast_server, tmp_path):

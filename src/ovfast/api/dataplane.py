@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ovfast import __version__, _native
@@ -40,6 +41,11 @@ class InferRequest:
         """Starts inference on ``handle`` (one of its ``submit_*``); the result arrives on ``fut``."""
         raise NotImplementedError
 
+    def cancel(self) -> None:
+        """After :meth:`submit`, the client went away: the native scheduler drops the job if it has not
+        started (answering it CANCELLED and counting it as failed); one that runs is counted as usual."""
+        raise NotImplementedError
+
 
 class NativeParsedRequest(InferRequest):
     """A request the native codec parsed (``parsed``: KServeRequest / TfsPredictRequest)."""
@@ -48,6 +54,9 @@ class NativeParsedRequest(InferRequest):
 
     def input_shapes(self) -> dict[str, list[int]]:
         return self.parsed.input_shapes  # from the native parse: no second protobuf parse
+
+    def cancel(self) -> None:
+        self.parsed.cancel()
 
 
 class KServeBytesRequest(NativeParsedRequest):
@@ -69,12 +78,17 @@ class TensorsRequest(InferRequest):
         self.outputs = outputs
         self.received_ns = received_ns
         self.sequence = sequence  # KServe sequence parameters: (id, start, end)
+        self._job: Any = None  # the submitted job's keepalive (its cancel() drops the job)
 
     def input_shapes(self) -> dict[str, list[int]]:
         return {i[0]: list(i[2]) for i in self.inputs}
 
     def submit(self, handle: ModelHandle, fut: asyncio.Future, route: int) -> None:
-        handle.submit_tensors(self.inputs, self.outputs, fut, route, self.received_ns, self.sequence)
+        self._job = handle.submit_tensors(self.inputs, self.outputs, fut, route, self.received_ns, self.sequence)
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
 
 
 class DataPlane:
@@ -88,6 +102,8 @@ class DataPlane:
         # set by the server: builds the Residency that a first explicit load/unload turns on when no
         # residency option did (repository/residency.py)
         self.make_residency = None
+        # set by the server: raises PermissionDeniedError under --disable_model_control (api/access.py)
+        self.refuse_model_control: Callable[[], None] = lambda: None
 
     # -- health / metadata -----------------------------------------------------------------
     def server_metadata(self) -> dict:
@@ -147,11 +163,13 @@ class DataPlane:
         return out
 
     async def load_model(self, name: str, parameters: dict | None = None) -> None:
-        """RepositoryModelLoad (every API): see Residency.load_model."""
+        """RepositoryModelLoad (every API): see Residency.load_model. Refused under --disable_model_control."""
+        self.refuse_model_control()
         await self._residency().load_model(name, parameters)
 
     async def unload_model(self, name: str, parameters: dict | None = None) -> None:
-        """RepositoryModelUnload (every API): see Residency.unload_model."""
+        """RepositoryModelUnload (every API): see Residency.unload_model. Refused under --disable_model_control."""
+        self.refuse_model_control()
         await self._residency().unload_model(name, parameters)
 
     def _residency(self):
@@ -225,8 +243,11 @@ class DataPlane:
             raise
         except asyncio.CancelledError:
             # The client went away (a REST handler is cancelled when its connection closes): stop
-            # waiting, and drop the job if it has not started. A job that runs on is counted natively.
-            if not submitted or handle.cancel(fut):
+            # waiting, and drop the job if it has not started. Once submitted, the native side counts
+            # it, dropped (failed) or run.
+            if submitted:
+                request.cancel()
+            else:
                 self._account(handle, route, t0, CancelledError(CLIENT_GONE), counted_natively=False)
             raise
         self._account(handle, route, t0, None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ovfast.config.budget import parse_idle_unload_seconds, parse_memory_budget
+from ovfast.config.request_limits import parse_request_limits
 from ovfast.config.plugin import parse_plugin_config
 from ovfast.config.schema import (
     ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
@@ -59,7 +60,7 @@ NOT_SERVED_LISTS = {
 }
 TOP_KEYS = frozenset({"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
                       "custom_loader_config_list", "mediapipe_config_list", "monitoring",
-                      "memory_budget", "idle_unload_seconds"})  # the last two: ovfast's (docs/config.md)
+                      "memory_budget", "idle_unload_seconds", "request_limits"})  # the last three: ovfast's
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://")
 MAX_NIREQ = 100000
 READ_RETRIES = 3  # OVMS MAX_CONFIG_JSON_READ_RETRY_COUNT
@@ -415,6 +416,7 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
     try:
         budget = parse_memory_budget(doc["memory_budget"]) if "memory_budget" in doc else None
         idle = parse_idle_unload_seconds(doc["idle_unload_seconds"]) if "idle_unload_seconds" in doc else None
+        limits = tuple(parse_request_limits(doc["request_limits"]).items()) if "request_limits" in doc else None
     except ValueError as exc:
         raise ConfigError(f"Config file: {exc}") from None
 
@@ -444,7 +446,8 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         models.append(m)
     errors[:0] = _not_served_entries(doc, {m.name for m in models if m.stateful})
     return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
-                            monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle)
+                            monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle,
+                            request_limits=limits)
 
 
 def _not_served_entries(doc: dict, stateful: set[str]) -> list[str]:

@@ -136,6 +136,7 @@ class RepositoryConfig:
     digest: str = ""  # MD5 of the file content (change detection, as OVMS)
     memory_budget: int | None = None  # top-level "memory_budget", bytes (None = not in the file)
     idle_unload_seconds: float | None = None  # top-level "idle_unload_seconds"
+    request_limits: tuple[tuple[str, int], ...] | None = None  # top-level "request_limits" (config/request_limits.py)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class ConfigReloader:
         self.error: str | None = self._entry_errors(initial) if initial is not None else None
         self._lock = asyncio.Lock()
         self._watcher = Periodic(self.cycle, log, "Config watcher cycle")
+        # called with each config file that parsed (its server-wide settings, e.g. request_limits)
+        self.on_file: Callable[[RepositoryConfig], None] | None = None
 
     @staticmethod
     def _entry_errors(repo: RepositoryConfig) -> str | None:
@@ -103,6 +106,8 @@ class ConfigReloader:
                 log.error("%s; keeping the running configuration", self.error)
                 return False, False
         self.digest = digest
+        if self.on_file is not None:
+            self.on_file(repo)
         for e in repo.errors:
             log.error("Config reload: configuration entry skipped: %s", e)
         new = [replace(m, echo=True) for m in repo.models] if self.echo else list(repo.models)

@@ -79,7 +79,8 @@ class Residency:
         self._reserved = 0  # predicted bytes of the load under way
         self._touched: dict[tuple[str, int], float] = {}  # wall ms a request last reached it via Python
         self._sizes: dict[tuple[str, int], int] = {}  # last measured size of each version
-        self._baseline_rss = 0  # the process's RSS after the warm-up (0: not taken; budget mode only)
+        # allocator bytes in use at start less the measured sizes then loaded (None: not taken; budget mode only)
+        self._baseline_heap: int | None = None
         self._samples: list[tuple[int, float]] = []  # (model files' bytes, measured / files) of recent loads
         self._selected: set[str] = set() if "*" in config.load_models else set(config.load_models)
         self._all_selected = "*" in config.load_models
@@ -111,15 +112,17 @@ class Residency:
         return sum(h.size_bytes for m in self.registry.resident for h in m.versions.values() if h.servable is not None)
 
     def pressure(self) -> int:
-        """What counts against the budget when making room: the measured sizes of the loaded versions,
-        or the process's RSS growth since start (after the warm-up) when that is larger. NOTE: RSS
-        also grows with what no version's measurement sees (allocator fragmentation after unloads,
-        the device plugin's per-shape kernel caches, transport buffers); making room against it is
-        what keeps the process's RSS under the budget plus its start-up overhead."""
+        """What counts against the budget when making room: the measured sizes of the loaded versions, or
+        the growth since start (after the warm-up) of the bytes the allocator holds in use when that is
+        larger (what no version's measurement sees: the device plugin's per-shape kernel caches,
+        transport buffers). NOTE: not RSS growth: memory freed by an unload that the allocator keeps
+        rather than returning to the OS stays in RSS, yet the next load reuses it; counting it made room
+        for nothing and refused loads that fit (seen on this machine: every idle version unloaded, then
+        RESOURCE_EXHAUSTED for a version measured well within the budget)."""
         measured = self.used()
-        if not self._baseline_rss:
+        if self._baseline_heap is None:
             return measured
-        return max(measured, _native.memory_sample()[0] - self._baseline_rss)
+        return max(measured, _native.memory_sample()[1] - self._baseline_heap)
 
     def loaded_count(self) -> int:
         return sum(1 for m in self.registry.resident for h in m.versions.values() if h.available)
@@ -291,7 +294,8 @@ class Residency:
 
     async def _make_room(self, need: int, protect: str, what: str, must: bool = True) -> None:
         """Unloads least recently used idle groups until ``need`` more bytes fit in the budget. ``must``:
-        raise RESOURCE_EXHAUSTED when they cannot (else stop when nothing more can be unloaded)."""
+        raise RESOURCE_EXHAUSTED when the measured sizes cannot make them fit (else, and whenever only
+        memory beyond the measured sizes is over, stop when nothing more can be unloaded)."""
         if not self.budget:
             return
         if need > self.budget and (must or need > 2 * self.budget):
@@ -300,15 +304,17 @@ class Residency:
                 f"{self.budget} bytes")
         while self.pressure() + self._reserved + need > self.budget:
             units = self._units(protect)
-            if not units:
-                if not must:
-                    log.warning("Memory budget exceeded: %d bytes used (process RSS growth %d) of %d; every loaded "
-                                "version is busy or permanent", self.used(), self.pressure(), self.budget)
-                    return
+            if units:
+                await self._unload_unit(units[0][2], PARK_BUDGET)
+                continue
+            if must and self.used() + self._reserved + need > self.budget:
                 raise InsufficientMemoryError(
                     f"Cannot load {what}: it needs about {need} bytes; the memory budget is {self.budget} bytes and "
                     f"{self.used()} are used by {self.loaded_count()} loaded versions that are busy or permanent")
-            await self._unload_unit(units[0][2], PARK_BUDGET)
+            log.warning("Memory budget exceeded: %d bytes measured (%d held by the process beyond start-up, RSS %d) "
+                        "of %d; every loaded version is busy or permanent", self.used(), self.pressure(),
+                        _native.memory_sample()[0], self.budget)
+            return
 
     async def _unload_unit(self, members: list[tuple[ServedModel, ModelHandle]], reason: str) -> int:
         done = 0
@@ -352,13 +358,13 @@ class Residency:
             return
 
     def start(self) -> None:
-        """After the catalog is in place (and the permanent group loaded): takes the RSS baseline the
+        """After the catalog is in place (and the permanent group loaded): takes the baseline the
         budget counts growth from, and starts idle unloading."""
         if self.budget:
             _native.release_free_memory()
-            self._baseline_rss = _native.memory_sample()[0] - self.used()
-            log.info("Residency: process RSS without models %d bytes; the budget counts what grows from here",
-                     self._baseline_rss)
+            self._baseline_heap = _native.memory_sample()[1] - self.used()
+            log.info("Residency: allocator bytes in use without models %d (RSS %d); the budget counts what "
+                     "grows from here", self._baseline_heap, _native.memory_sample()[0])
         if self.config.idle_unload_seconds and self._idle_task is None:
             self._idle_task = asyncio.get_running_loop().create_task(self._idle_loop())
 

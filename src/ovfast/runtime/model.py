@@ -284,11 +284,12 @@ class ModelHandle:
         _native.submit_tfs(self._live_servable(), request, self.version_str, fut, route)
 
     def submit_tensors(self, inputs: list, outputs: list | None, fut: asyncio.Future, route: int = -1,
-                       received_ns: int = 0, sequence: tuple | None = None) -> None:
+                       received_ns: int = 0, sequence: tuple | None = None) -> _native._BufferSet:
         """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
         ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock. ``sequence``: KServe's
-        (sequence_id, sequence_start, sequence_end) request parameters, or None."""
-        self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns, sequence)
+        (sequence_id, sequence_start, sequence_end) request parameters, or None. Returns the job's
+        keepalive: its ``cancel()`` drops the job if it has not started (the client went away)."""
+        return self._live_servable().submit_tensors(inputs, outputs, fut, route, received_ns, sequence)
 
     @property
     def stateful(self) -> bool:
@@ -306,15 +307,6 @@ class ModelHandle:
         """(live sequences, bytes of their saved state)."""
         s = self.servable
         return (0, 0) if s is None else tuple(s.sequence_stats())
-
-    def cancel(self, fut: asyncio.Future) -> bool:
-        """Drops the job whose result ``fut`` awaits, if it has not started (its client went away).
-        True: dropped — no result comes and the native side has not counted it; False: it runs (or
-        ran) on and its result is discarded.
-
-        NOTE: the hook for the native scheduler's job cancellation (pool_scheduler, being added for
-        gRPC deadlines); it is wired to it when both land. Until then no job can be dropped."""
-        return False
 
     def flush(self) -> None:
         """Shutdown: a dynamic batcher starts what it holds without waiting out its queue delay."""

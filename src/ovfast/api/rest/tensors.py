@@ -125,23 +125,23 @@ class NonFinite:
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _over_limit(what: str, limit: int, flag: str) -> InvalidArgumentError:
+def over_limit(what: str, limit: int, flag: str) -> InvalidArgumentError:
     # the native codecs' words (codec/limits.cpp), so every API refuses alike
     return InvalidArgumentError(f"Invalid request - more than {limit} {what} (the server's limit, {flag})")
 
 
 def _check_counts(limits: dict, inputs: list, outputs, params: dict) -> None:
-    """The server-wide request limits (--max_request_*), checked before any entry is converted."""
+    """The server-wide request limits (config/request_limits.py), checked before any entry is converted."""
     if len(inputs) > limits["max_inputs"]:
-        raise _over_limit("inputs", limits["max_inputs"], "--max_request_inputs")
+        raise over_limit("inputs", limits["max_inputs"], "--max_request_inputs")
     if outputs is not None and len(outputs) > limits["max_outputs"]:
-        raise _over_limit("outputs", limits["max_outputs"], "--max_request_outputs")
+        raise over_limit("outputs", limits["max_outputs"], "--max_request_outputs")
     count = len(params) if isinstance(params, dict) else 0
     for entry in (*inputs, *(outputs or ())):
         p = entry.get("parameters") if isinstance(entry, dict) else None
         count += len(p) if isinstance(p, dict) else 0
     if count > limits["max_parameters"]:
-        raise _over_limit("parameters", limits["max_parameters"], "--max_request_parameters")
+        raise over_limit("parameters", limits["max_parameters"], "--max_request_parameters")
 
 
 def parse_json(data) -> tuple[object, str | None]:
@@ -160,7 +160,7 @@ def _check_shape(name, shape, max_dims: int) -> list:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InvalidArgumentError(f"Invalid shape for input {name}: expected a list of integers")
     if len(shape) > max_dims:
-        raise _over_limit(f"dimensions in the shape of input {name}", max_dims, "--max_tensor_dims")
+        raise over_limit(f"dimensions in the shape of input {name}", max_dims, "--max_tensor_dims")
     if not all(INT64_MIN <= d <= INT64_MAX for d in shape):
         raise InvalidArgumentError(f"Invalid input shape - a dimension is out of the int64 range; input name: {name}")
     return shape

@@ -18,10 +18,13 @@ import orjson
 from aiohttp import web
 from google.protobuf import json_format
 
+from ovfast import _native
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
 from ovfast.api.rest.limits import body_of
-from ovfast.api.rest.tensors import MAX_NESTING, NonFinite, check_float_range, nested_too_deep, parse_json
+from ovfast.api.rest.tensors import (
+    MAX_NESTING, NonFinite, check_float_range, nested_too_deep, over_limit, parse_json,
+)
 from ovfast.api.tfs import TfsApi
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
 from ovfast.errors import FailedPreconditionError, InternalError, InvalidArgumentError
@@ -148,10 +151,22 @@ def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
 SEQUENCE_INPUTS = (TensorSpec("sequence_id", "UINT64", (1,)), TensorSpec("sequence_control_input", "UINT32", (1,)))
 
 
-def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[TensorSpec, ...] = ()
-                       ) -> tuple[list, bool]:
+def _check_limits(names, limits: dict | None) -> None:
+    """The server-wide request limits (config/request_limits.py) on the named inputs, before any is converted."""
+    if limits is not None and len(names) > limits["max_inputs"]:
+        raise over_limit("inputs", limits["max_inputs"], "--max_request_inputs")
+
+
+def _checked_dims(one: tuple, limits: dict | None) -> tuple:
+    if limits is not None and len(one[2]) > limits["max_dims"]:
+        raise over_limit(f"dimensions in the shape of input {one[0]}", limits["max_dims"], "--max_tensor_dims")
+    return one
+
+
+def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[TensorSpec, ...] = (),
+                       limits: dict | None = None) -> tuple[list, bool]:
     """A TFS predict JSON document -> (native input tuples, row_format). ``special``: inputs accepted by
-    name besides the model's (a stateful model's sequence inputs)."""
+    name besides the model's (a stateful model's sequence inputs). ``limits``: `_native.decode_limits()`."""
     if not isinstance(doc, dict):
         raise InvalidArgumentError(NOT_AN_OBJECT)
     has_rows, has_cols = "instances" in doc, "inputs" in doc
@@ -166,6 +181,7 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[Tensor
         named = [isinstance(r, dict) and not _is_b64(r) for r in rows]
         if all(named):
             names = list(dict.fromkeys(k for r in rows for k in r))
+            _check_limits(names, limits)
             for n in names:
                 if any(n not in r for r in rows):
                     raise InvalidArgumentError(
@@ -179,11 +195,13 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[Tensor
     else:
         cols = doc["inputs"]
         if isinstance(cols, dict) and not _is_b64(cols):
+            _check_limits(cols, limits)
             for n, v in cols.items():
                 inputs.append(to_input(n, v, by_name.get(n)))
         else:
             name, spec = _only_input(specs)
             inputs.append(to_input(name, cols, spec))
+    inputs = [_checked_dims(i, limits) for i in inputs]
     if special:
         extra = {s.name for s in special} - {s.name for s in specs}
         inputs = [(*i, True) if i[0] in extra and i[1] != "BYTES" else i for i in inputs]
@@ -203,7 +221,8 @@ class TfsJsonRequest(TensorsRequest):
         if error is not None:
             raise FailedPreconditionError(f"The file is not valid json - Error: {error}")
         self.inputs, self.row_format = parse_predict_body(doc, handle.inputs,
-                                                          SEQUENCE_INPUTS if handle.stateful else ())
+                                                          SEQUENCE_INPUTS if handle.stateful else (),
+                                                          _native.decode_limits())
 
 
 def _only_input(specs):
