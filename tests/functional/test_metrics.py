@@ -167,7 +167,7 @@ def test_default_family_set(metrics_server):
         "ovms_requests_success", "ovms_requests_fail", "ovms_request_time_us", "ovms_inference_time_us",
         "ovms_wait_for_infer_req_time_us", "ovms_streams", "ovms_current_requests", "ovfast_models_loaded",
         "ovfast_model_load_time_seconds", "ovfast_batch_size", "ovfast_batch_queue_delay_us",
-        "ovfast_requests_rejected", "ovfast_request_memory_bytes",
+        "ovfast_requests_rejected", "ovfast_request_memory_bytes", "ovfast_model_memory_bytes",
         "ovfast_sequences", "ovfast_sequence_state_bytes",
     }
     assert set(s.types) == expected  # the infer_req gauges are opt-in, as in OVMS

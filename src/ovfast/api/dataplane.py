@@ -127,7 +127,10 @@ class DataPlane:
         _, h = self.registry.lookup_version(name, version)
         return h is not None and h.reported_state == VersionState.AVAILABLE
 
-    def model_metadata(self, name: str, version: str | None) -> dict:
+    async def model_metadata(self, name: str, version: str | None) -> dict:
+        """KServe model metadata. A version parked under a remote base path is downloaded (not loaded)
+        first when its signature is not known yet."""
+        await self.registry.fetch_signature(name, version)
         h = self.registry.describe(name, version)
         served = self.registry.models[name]
         return {
@@ -137,6 +140,9 @@ class DataPlane:
             "platform": PLATFORM,
             "inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in h.inputs],
             "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in h.outputs],
+            # an extra field REST clients read (ModelMetadataResponse has no parameters on gRPC: its
+            # ModelConfig does); what this version holds now, 0 when it is not loaded
+            "parameters": {"size_bytes": h.held_bytes},
         }
 
     def model_names(self) -> list[str]:
@@ -145,8 +151,8 @@ class DataPlane:
     def repository_index(self, ready_only: bool = False, sizes: bool = False) -> list[dict]:
         """Triton's repository index: every catalog version with its state and why. A version parked by
         residency is UNAVAILABLE with the reason (e.g. "unloaded", or that it loads on its first
-        request). ``sizes``: each entry also carries ``size_bytes``, its measured memory cost (0 = not
-        measured yet)."""
+        request). ``sizes``: each entry also carries ``size_bytes``, the measured memory cost of a
+        loaded version (0 = not loaded)."""
         out = []
         for name in sorted(self.registry.models):
             served = self.registry.models[name]
@@ -158,7 +164,7 @@ class DataPlane:
                 reason = h.parked or ("" if h.error_code == "OK" else h.error_message)
                 entry = {"name": name, "version": str(v), "state": state, "reason": reason}
                 if sizes:
-                    entry["size_bytes"] = h.size_bytes
+                    entry["size_bytes"] = h.held_bytes
                 out.append(entry)
         return out
 

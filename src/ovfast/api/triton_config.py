@@ -40,6 +40,8 @@ def model_config(h: ModelHandle) -> dict:
     if h.options.max_batch_size:
         body["dynamic_batching"] = {"preferred_batch_size": list(h.options.preferred_batch_sizes),
                                     "max_queue_delay_microseconds": h.options.max_queue_delay_us}
+    # ovfast's own: the version's measured memory (read + compile + infer requests), 0 when not loaded
+    body["parameters"] = {"size_bytes": {"string_value": str(h.held_bytes)}}
     if h.stateful:
         # a sequence model to Triton's clients (perf_analyzer then sends sequence ids itself)
         body["sequence_batching"] = {}

@@ -106,7 +106,7 @@ _FAMILY_LIST = (
            "Memory held by the saved state of a stateful model version's live sequences, in bytes."),
 )
 RESIDENCY_FAMILIES = frozenset({
-    "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_memory_bytes", "ovfast_model_loads",
+    "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_loads",
     "ovfast_model_unloads", "ovfast_model_load_failures", "ovfast_cold_load_time_seconds"})
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
@@ -255,6 +255,8 @@ class ServingMetrics:
             _add_histogram(out["ovms_inference_time_us"], nv, snap["inference_us"])
         if "ovms_wait_for_infer_req_time_us" in want:
             _add_histogram(out["ovms_wait_for_infer_req_time_us"], nv, snap["wait_us"])
+        if "ovfast_model_memory_bytes" in want:  # every loaded version, with or without residency
+            out["ovfast_model_memory_bytes"].add_sample("ovfast_model_memory_bytes", nv, handle.size_bytes)
         if "ovfast_requests_rejected" in want:
             out["ovfast_requests_rejected"].add_sample("ovfast_requests_rejected", {**nv, "reason": "queue_full"},
                                                        snap["rejected_queue_full"])
@@ -294,12 +296,6 @@ def _add_residency(out: dict[str, Metric], want: set[str], residency: Any) -> No
     if "ovfast_model_unloads" in want:
         for reason, n in stats.unloads.items():
             out["ovfast_model_unloads"].add_sample("ovfast_model_unloads", {"reason": reason}, n)
-    if "ovfast_model_memory_bytes" in want:
-        for served in sorted(residency.registry.resident, key=lambda m: m.name):
-            for v, h in sorted(served.versions.items()):
-                if h.servable is not None:
-                    out["ovfast_model_memory_bytes"].add_sample(
-                        "ovfast_model_memory_bytes", {"name": served.name, "version": str(v)}, h.size_bytes)
     if "ovfast_cold_load_time_seconds" in want:
         m = out["ovfast_cold_load_time_seconds"]
         cumulative = 0

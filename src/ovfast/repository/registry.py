@@ -10,7 +10,7 @@ Contracts:
   AVAILABLE or parked to load on demand; when that one is parked, there is no default until it loads).
 - Residency (repository/residency.py) decides what is loaded when a memory budget, idle unloading
   or explicit model control is on; it changes state only through load_parked(), park() and
-  set_parked() here. Without it, nothing is ever parked and behaviour is as described above.
+  set_parked() (repository/residency_writes.py, mixed in here). Without it, nothing is ever parked and behaviour is as described above.
 - What a reload plan (config/diff.py) decides is what happens: a model whose settings changed gets a
   new ``generation`` and every version built for an older one is reloaded; a change of the version
   selection alone loads and retires versions but reloads none of those that stay.
@@ -29,13 +29,14 @@ from ovfast.config.diff import ReloadPlan
 from ovfast.config.schema import ANY_DIM, Dim, ModelConfig, ShapeSpec
 from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET,
-    FailedPreconditionError, NotFoundError, UnavailableError, one_line,
+    FailedPreconditionError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
+from ovfast.repository.residency_writes import ResidencyWrites
 from ovfast.repository.served import ServedModel, version_number
 from ovfast.repository.storage import Storage
 from ovfast.runtime.completions import CompletionDispatcher
-from ovfast.runtime.model import PARK_EXPLICIT, LoadOptions, ModelHandle, VersionState, load_options
+from ovfast.runtime.model import LoadOptions, ModelHandle, VersionState, load_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ovfast.repository.residency import Residency
@@ -77,7 +78,7 @@ def _fixed(shape: list[int] | tuple[int, ...]) -> ShapeSpec:
     return ShapeSpec(tuple(ANY_DIM if d == -1 else Dim(int(d), int(d)) for d in shape))
 
 
-class ModelRegistry:
+class ModelRegistry(ResidencyWrites):
     def __init__(self, completions: CompletionDispatcher, core: _native.Core) -> None:
         self.models: dict[str, ServedModel] = {}
         self.completions = completions
@@ -182,29 +183,6 @@ class ModelRegistry:
                 failed = m is not None and not m.loading() and m.default is None
                 if failed or time.monotonic() >= deadline:
                     raise
-
-    def describe(self, name: str, version: str | int | None) -> ModelHandle:
-        """The handle whose signature answers metadata for (name, version): resolve()'s, or a version
-        parked by residency, whose signature is read from the model without loading it (once)."""
-        try:
-            return self.resolve(name, version)
-        except (UnavailableError, NotFoundError):
-            m = self.models.get(name)
-            if self.residency is None or m is None or m.retired:
-                raise
-            h = m.top() if not version else m.versions.get(version_number(version) if isinstance(version, str)
-                                                            else int(version))
-            if h is None or not h.parked:
-                raise
-        if not h.inputs:
-            try:
-                path, options, _ = self.version_source(m.config, h.version)
-                reader = self._new_handle(m, h.version, path, options)
-                reader.read_signature()
-            except Exception as exc:  # noqa: BLE001 - the model cannot be read: as a failed load would say
-                raise UnavailableError(f"Model {name} version {h.version} cannot be read: {one_line(str(exc))}") from None
-            h.inputs, h.outputs = reader.inputs, reader.outputs
-        return h
 
     def lookup_version(self, name: str, version: str | int | None) -> tuple[ServedModel, ModelHandle | None]:
         """Like resolve() but returns non-AVAILABLE handles too (status APIs)."""
@@ -335,93 +313,6 @@ class ModelRegistry:
         changed |= await self._retire(served, retire)
         self._refresh(served)
         return changed
-
-    @staticmethod
-    def version_source(cfg: ModelConfig, version: int) -> tuple[str, LoadOptions, tuple]:
-        """(model file, load options with the folder's mapping, the folder's stamp) of a version.
-        Raises OSError / ValueError when the folder cannot be loaded."""
-        vdir = f"{cfg.base_path}/{version}"
-        path = str(find_model_file(vdir))
-        mapping = read_mapping(vdir)
-        options = dataclasses.replace(load_options(cfg), mapping_inputs=mapping.inputs,
-                                      mapping_outputs=mapping.outputs)
-        return path, options, version_stamp(vdir)
-
-    def _parked_handle(self, served: ServedModel, version: int, reason: str) -> ModelHandle:
-        """A catalog entry for a version residency has not loaded (END, ``parked`` = reason). Set without
-        a STATUS CHANGE line: a catalog of 10,000 models would log 10,000 of them at start."""
-        h = ModelHandle(served.name, version, "", load_options(served.config), self.completions, self.core)
-        h.state = VersionState.END
-        h.parked = reason
-        return h
-
-    # -- residency's writes (repository/residency.py decides; these carry it out) ------------------
-    async def load_parked(self, served: ServedModel, version: int) -> ModelHandle:
-        """Loads a parked (or failed) version now. Returns its AVAILABLE handle; raises what the load
-        raised (recorded on the handle and in the model's back-off, as a failed load in sync is)."""
-        async with served.lock:
-            old = served.versions.get(version)
-            if old is None or served.retired:
-                raise NotFoundError(MODEL_VERSION_MISSING)
-            if old.state == VersionState.AVAILABLE:
-                return old
-            cfg = served.config
-            try:
-                path, options, stamp = self.version_source(cfg, version)
-            except (OSError, ValueError) as exc:
-                old.set_state(VersionState.LOADING, "UNKNOWN", str(exc))
-                old.parked = ""
-                served.load_failed(version, ("", None, None))
-                self._refresh(served)
-                raise UnavailableError(f"Model {cfg.name} version {version}: {exc}") from None
-            new = self._new_handle(served, version, path, options)
-            new.inputs, new.outputs = old.inputs, old.outputs
-            log.info("Model %s version %d: loading from %s (%s)", cfg.name, version, path,
-                     old.parked or "retrying a failed load")
-            served.versions[version] = new
-            try:
-                await asyncio.get_running_loop().run_in_executor(self.load_executor, new.load)
-            except Exception:
-                served.load_failed(version, (path, options, stamp))
-                self._refresh(served)
-                raise
-            served.retries.pop(version, None)
-            self._refresh(served)
-            return new
-
-    async def park(self, served: ServedModel, version: int, reason: str, wait_idle: bool = False) -> bool:
-        """Unloads a version and parks it with ``reason``. Refuses (returns False) a version that is not
-        AVAILABLE or has requests in flight, queued or about to be submitted, unless ``wait_idle``
-        (an explicit unload), which lets them finish first. A version that is not loaded is just
-        parked (True)."""
-        async with served.lock:
-            h = served.versions.get(version)
-            if h is None:
-                return False
-            if h.state == VersionState.AVAILABLE:
-                if h.busy() and not wait_idle:
-                    return False
-                h.parked = reason
-                await self._unload(served, h)
-                self._refresh(served)
-                return True
-            if h.state == VersionState.UNLOADING or (h.state < VersionState.AVAILABLE and h.error_code == "OK"):
-                return False  # on its way somewhere already
-            if h.state == VersionState.END and not h.parked:
-                return False  # retired
-            h.state = VersionState.END  # failed or parked: nothing to unload
-            h.parked = reason
-            self._refresh(served)
-            return True
-
-    def set_parked(self, served: ServedModel, version: int, reason: str) -> None:
-        """Changes why a parked version is parked (an explicit load makes it loadable on demand again)."""
-        h = served.versions.get(version)
-        if h is not None and h.parked:
-            h.parked = reason
-            if reason != PARK_EXPLICIT:
-                served.retries.pop(version, None)
-            self._refresh(served)
 
     def _new_handle(self, served: ServedModel, version: int, path: str, options: LoadOptions) -> ModelHandle:
         cfg = served.config

@@ -92,6 +92,14 @@ class Storage:
             return f"{base}/{version}"
         return await asyncio.get_running_loop().run_in_executor(None, self.fetch_version, base, version)
 
+    def cached_version_dir(self, base: str, version: int) -> str | None:
+        """The cached copy of a remote version as last downloaded (no network call; None: not downloaded).
+        It may be older than the bucket: only ``version_dir`` compares it with the listing."""
+        folder = self._cache_root(parse_uri(base))
+        if (folder / str(version)).is_dir() and (folder / f"{version}{_SOURCE}").is_file():
+            return str(folder / str(version))
+        return None
+
     def release(self, base: str, versions: list[int]) -> None:
         """Deletes the cached copies of ``versions`` of a remote base path (a model already loaded from
         them keeps its memory: OpenVINO has read or mapped the files)."""

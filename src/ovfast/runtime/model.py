@@ -245,6 +245,11 @@ class ModelHandle:
         return bool(self.parked) and self.parked != PARK_EXPLICIT
 
     @property
+    def held_bytes(self) -> int:
+        """The measured memory this version holds now (read + compile + infer requests); 0 when it is not loaded."""
+        return self.size_bytes if self.servable is not None else 0
+
+    @property
     def reported_state(self) -> VersionState:
         """The state status APIs report: a version that loads on demand is AVAILABLE to clients (as
         OVMS reports its idle-unloaded servables), since a request is all it takes to serve it."""

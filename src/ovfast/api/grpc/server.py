@@ -75,7 +75,7 @@ class KServeService:
             return pb.ModelReadyResponse(ready=ready)
 
         async def model_metadata(req):
-            md = dp.model_metadata(req.name, req.version)
+            md = await dp.model_metadata(req.name, req.version)
             dp.metrics.count(dp.resolve(req.name, req.version), KSERVE, GRPC, "ModelMetadata", True)
             return pb.ModelMetadataResponse(
                 name=md["name"], versions=md["versions"], platform=md["platform"],

@@ -123,7 +123,7 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
 
     async def model_metadata(request):
         name, version = request.match_info["name"], request.match_info.get("version")
-        md = dp.model_metadata(name, version)
+        md = await dp.model_metadata(name, version)
         dp.metrics.count(dp.resolve(name, version), KSERVE, REST, "ModelMetadata", True)
         return json_response(md)
 
