@@ -20,6 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 import density_models as D
 import models as M
+from lifecycle_util import wait_until
 from modelmesh_util import ModelMesh, check_mlp, code_of, mlp_folder, native_calls, x_in
 from ovfast._gen.mmesh import model_runtime_pb2 as pb
 from ovfast._gen.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -108,6 +109,7 @@ def test_modelmesh_drives_loads_inference_and_unloads(ovfast_server, tmp_path):
     with pytest.raises(InferenceServerException, match="NOT_FOUND|not found"):
         client.is_model_ready(IDS[0], headers={"mm-model-id": "gone__isvc-0000000000"})
     client.close()
+    check_mlp(predict_tfs(srv, x, "the-isvc-name", (("mm-model-id-bin", IDS[1].encode()),)), x, 2)  # binary form
     check_mlp(infer_kserve(srv, x, "ignored", {"mm-vmodel-id": IDS[1]}), x, 2)
     check_mlp(infer_kserve(srv, x, "ignored", {"mm-model-id": IDS[0], "mm-vmodel-id": IDS[1]}), x, 1)
     onnx_out = infer_kserve_onnx(srv, IDS[2])
@@ -184,17 +186,18 @@ def test_load_cancelled_by_an_immediate_unload(ovfast_server, tmp_path):
     model is not loaded, whatever stage the load had reached; loading it again works."""
     srv, mm = mm_server(ovfast_server, tmp_path, "--memory_budget", "2GiB")
     mm.wait_ready()
-    big = mlp_folder(tmp_path, 5, hidden=8192)
+    big = mlp_folder(tmp_path, 5, hidden=16384)
     for attempt in range(3):
         model_id = f"big__isvc-00000000{attempt:02d}"
         future = mm.load_future(model_id, big)
+        wait_until(lambda i=model_id: f"ModelMesh: loading model {i}" in srv.log(), "the load to start", srv)
         future.cancel()  # ModelMesh's timeout: the call is cancelled ...
         mm.unload(model_id)  # ... and unloadModel sent right away
         assert "NOT_FOUND" in kserve_error(srv, "x", {"mm-model-id": model_id})
         assert code_of(lambda i=model_id: mm.size(i)) == grpc.StatusCode.NOT_FOUND
     assert mm.load("big__isvc-0000000099", big).sizeInBytes > 0
     x = x_in(3)
-    check_mlp(infer_kserve(srv, x, "x", {"mm-model-id": "big__isvc-0000000099"}), x, 5, hidden=8192)
+    check_mlp(infer_kserve(srv, x, "x", {"mm-model-id": "big__isvc-0000000099"}), x, 5, hidden=16384)
     mm.close()
 
 

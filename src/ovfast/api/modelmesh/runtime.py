@@ -146,7 +146,9 @@ class ModelMeshRuntime:
             await self.registry.add(ModelConfig(name=m.model_id, base_path=base))
             await self.residency.load_model(m.model_id, wait_s=None)
             self._check(m)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, CancelledError):
+                log.info("ModelMesh: loading model %s stopped: unloadModel came", m.model_id)
             await self._discard(m)
             raise
         served = self.registry.models[m.model_id]
