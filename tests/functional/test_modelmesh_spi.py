@@ -266,7 +266,8 @@ def _try_load(mm: ModelMesh, model_id: str, folder, key: dict) -> str:
 
 def test_environment_turns_modelmesh_on_with_a_tcp_endpoint(ovfast_server, tmp_path, monkeypatch):
     """The variables of a ModelMesh pod alone make ovfast a ModelMesh runtime: management port from
-    INTERNAL_GRPC_PORT, capacity = CONTAINER_MEM_REQ_BYTES - MEM_BUFFER_BYTES, LOADING_CONCURRENCY, LOADTIME_TIMEOUT."""
+    INTERNAL_GRPC_PORT, capacity = CONTAINER_MEM_REQ_BYTES - MEM_BUFFER_BYTES, LOADING_CONCURRENCY, LOADTIME_TIMEOUT,
+    and LIMIT_PER_MODEL_CONCURRENCY (limitModelConcurrency, each model's maxConcurrency)."""
     from conftest import free_ports
 
     (port,) = free_ports(1)
@@ -275,12 +276,14 @@ def test_environment_turns_modelmesh_on_with_a_tcp_endpoint(ovfast_server, tmp_p
     monkeypatch.setenv("MEM_BUFFER_BYTES", str(256 * 2**20))
     monkeypatch.setenv("LOADING_CONCURRENCY", "2")
     monkeypatch.setenv("LOADTIME_TIMEOUT", "45000")
+    monkeypatch.setenv("LIMIT_PER_MODEL_CONCURRENCY", "4")
     srv = ovfast_server()
     mm = ModelMesh(f"127.0.0.1:{port}")
     ready, _ = mm.wait_ready()
     assert ready.capacityInBytes == 3 * GiB - 256 * 2**20
     assert (ready.maxLoadingConcurrency, ready.modelLoadingTimeoutMs) == (2, 45000)
-    mm.load("env__isvc-0123456789", mlp_folder(tmp_path, 6))
+    assert ready.limitModelConcurrency
+    assert mm.load("env__isvc-0123456789", mlp_folder(tmp_path, 6)).maxConcurrency == 4
     x = x_in(6)
     check_mlp(infer_kserve(srv, x, "env__isvc-0123456789"), x, 6)
     # the management port serves the SPI only: inference there is UNIMPLEMENTED

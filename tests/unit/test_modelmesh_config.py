@@ -105,6 +105,8 @@ def test_cli_modelmesh_serves_no_model_and_no_demo(monkeypatch):
     monkeypatch.setenv("INTERNAL_SERVING_GRPC_PORT", "8011")
     assert cli.config_from_args(args("--modelmesh", "--memory_budget", "3GiB")).port == 8011
     assert cli.config_from_args(args("--modelmesh", "--memory_budget", "3GiB", "--port", "9")).port == 9
+    with pytest.raises(cli.UsageError, match="ModelMesh sends inference over gRPC"):
+        cli.config_from_args(args("--modelmesh", "--memory_budget", "3GiB", "--port", "0"))
 
 
 @pytest.mark.parametrize("argv", [

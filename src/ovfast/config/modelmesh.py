@@ -211,6 +211,8 @@ def from_args(args: argparse.Namespace, memory_budget: int | None,
 
 def data_port(port: int | None, environ: Mapping[str, str]) -> int:
     """The inference port under ModelMesh: --port, else INTERNAL_SERVING_GRPC_PORT, else 8001."""
+    if port == 0:
+        raise ModelMeshConfigError("--port 0 turns gRPC off, but ModelMesh sends inference over gRPC (--port)")
     if port is not None:
         return port
     value = environ.get("INTERNAL_SERVING_GRPC_PORT", "").strip()
