@@ -276,14 +276,10 @@ def config_from_args(args: argparse.Namespace):
 
     from ovfast.config import modelmesh as mmc
 
-    mm_on = mmc.enabled(args, os.environ)
-    if mm_on:  # ModelMesh loads every model: no config file, no demo model, no folder polling
-        try:
-            mmc.check_flags(args)
-            args.port = mmc.data_port(args.port, os.environ)
-        except mmc.ModelMeshConfigError as exc:
-            raise UsageError(str(exc)) from None
-        args.file_system_poll_wait_seconds = 0
+    try:  # under ModelMesh, it loads every model: no config file, no demo model
+        mm_on = mmc.prepare_args(args, os.environ)
+    except mmc.ModelMeshConfigError as exc:
+        raise UsageError(str(exc)) from None
     demo = False
     if args.model_name is not None or args.model_path is not None:
         if args.config_path:

@@ -108,6 +108,17 @@ def check_flags(args: argparse.Namespace) -> None:
                                    "and expects every loaded model to stay until it unloads it")
 
 
+def prepare_args(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """Whether ovfast runs under ModelMesh; if so, checks the flags (:func:`check_flags`) and sets the data port
+    (:func:`data_port`) and no folder polling (ModelMesh's models do not change under an id)."""
+    if not enabled(args, environ):
+        return False
+    check_flags(args)
+    args.port = data_port(args.port, environ)
+    args.file_system_poll_wait_seconds = 0
+    return True
+
+
 def residency(config: ModelMeshConfig) -> ResidencyConfig:
     """Residency under ModelMesh: the capacity as the budget, nothing loaded but what loadModel asks for, and
     nothing ever unloaded to make room (a load that does not fit is refused RESOURCE_EXHAUSTED)."""
