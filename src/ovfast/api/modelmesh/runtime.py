@@ -83,8 +83,9 @@ class ModelMeshRuntime:
 
     # -- accounting ---------------------------------------------------------------------------
     def reserved(self) -> int:
-        """Predicted bytes of the loads under way."""
-        return sum(m.predicted for m in self.models.values() if not m.loaded and not m.cancelled)
+        """Predicted bytes of the loads under way (a cancelled one too, until it is undone: its compile may
+        still be holding memory)."""
+        return sum(m.predicted for m in self.models.values() if not m.loaded)
 
     def predict(self, model_id: str, source: str, key: ModelKey) -> int:
         measured = self.residency.measured(model_id)
