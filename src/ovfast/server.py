@@ -82,7 +82,10 @@ class Server:
         mm_handlers = modelmesh_service.handlers(self.modelmesh) if self.modelmesh is not None else {}
         mm_addresses = cfg.modelmesh.addresses(cfg.grpc_bind_address) if cfg.modelmesh is not None else []
         data_addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port) if cfg.port else []
-        shared = bool(mm_handlers) and mm_addresses == data_addresses  # one port for both, as ModelMesh allows
+        if cfg.modelmesh is not None and cfg.modelmesh.data_socket:
+            data_addresses.append(cfg.modelmesh.data_socket)
+        # management and data endpoints may be one (ModelMesh allows it): then one server answers both
+        shared = bool(mm_handlers) and set(mm_addresses) <= set(data_addresses)
         if cfg.port:
             handlers = {**KServeService(self.dataplane).handlers(),
                         **TfsService(self.dataplane, self.access).handlers(),

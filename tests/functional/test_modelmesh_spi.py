@@ -295,3 +295,22 @@ def test_environment_turns_modelmesh_on_with_a_tcp_endpoint(ovfast_server, tmp_p
     assert "UNIMPLEMENTED" in str(e.value.status())
     client.close()
     mm.close()
+
+
+def test_one_unix_socket_for_management_and_inference(ovfast_server, tmp_path):
+    """ModelMesh prefers a Unix socket for the data endpoint and allows it to be the management endpoint too:
+    one server then answers the SPI and inference; --port keeps serving inference beside it."""
+    sock = tmp_path / "ovfast.sock"
+    srv = ovfast_server("--modelmesh", "--memory_budget", "1GiB", "--modelmesh_endpoint", f"unix:{sock}",
+                        "--modelmesh_data_endpoint", f"unix:{sock}")
+    mm = ModelMesh(f"unix:{sock}")
+    mm.wait_ready()
+    mm.load("uds__isvc-0123456789", mlp_folder(tmp_path, 8))
+    x = x_in(8)
+    client = grpcclient.InferenceServerClient(f"unix:{sock}")
+    inp = grpcclient.InferInput("x", [1, D.IN], "FP32")
+    inp.set_data_from_numpy(x)
+    check_mlp(client.infer("isvc", [inp], headers={"mm-model-id": "uds__isvc-0123456789"}).as_numpy("y"), x, 8)
+    client.close()
+    check_mlp(infer_kserve(srv, x, "uds__isvc-0123456789"), x, 8)
+    mm.close()

@@ -70,6 +70,11 @@ def test_environment_sizes_and_flags_over_them():
     assert (c.capacity_bytes, c.loading_concurrency, c.load_timeout_ms, c.default_model_size,
             c.model_concurrency, c.endpoint) == (2 * GiB, 3, 1000, 16 * MiB, 0, "unix:/run/ovfast/mm.sock")
     assert c.addresses("0.0.0.0") == ["unix:/run/ovfast/mm.sock"]
+    assert c.data_socket == ""
+    assert config("--modelmesh", "--memory_budget", "2GiB", "--modelmesh_data_endpoint", "unix:/run/d.sock"
+                  ).data_socket == "unix:/run/d.sock"
+    assert config("--modelmesh", "--memory_budget", "2GiB", env={"INTERNAL_SERVING_GRPC_SOCKET_PATH": "/tmp/mmesh/"
+                  "data.sock"}).data_socket == "unix:/tmp/mmesh/data.sock"
 
 
 @pytest.mark.parametrize("argv, env, message", [
@@ -79,6 +84,8 @@ def test_environment_sizes_and_flags_over_them():
     ((), {"INTERNAL_GRPC_SOCKET_PATH": "grpc.sock"}, "absolute"),
     ((), {"INTERNAL_GRPC_PORT": "http"}, "INTERNAL_GRPC_PORT must be an integer"),
     (("--modelmesh_loading_concurrency", "0"), {}, "from 1"),
+    (("--modelmesh_data_endpoint", "port:8001"), {}, "the TCP data endpoint is --port"),
+    ((), {"INTERNAL_SERVING_GRPC_SOCKET_PATH": "data.sock"}, "absolute"),
     (("--modelmesh_load_timeout_ms", "99"), {}, "from 100"),
     ((), {"LOADTIME_TIMEOUT": "-1"}, "LOADTIME_TIMEOUT"),
     (("--modelmesh_default_model_size", "4KiB"), {}, "at least 8192"),

@@ -16,7 +16,10 @@ management endpoint (``INTERNAL_GRPC_SOCKET_PATH``, ``INTERNAL_GRPC_PORT``: Mode
 - limitModelConcurrency and each model's maxConcurrency: ``--modelmesh_model_concurrency``;
   ``LIMIT_PER_MODEL_CONCURRENCY``; 0 (off).
 
-The data endpoint (inference) is ``--port``: ``INTERNAL_SERVING_GRPC_PORT`` when it is not given, else 8001.
+The data endpoint (inference) is ``--port``: ``INTERNAL_SERVING_GRPC_PORT`` when it is not given, else 8001;
+with ``--modelmesh_data_endpoint unix:/path`` (or ``INTERNAL_SERVING_GRPC_SOCKET_PATH``) the same server also
+listens on that Unix socket, which ModelMesh prefers for the data endpoint. Management and data endpoints
+may be the same (one server then answers both).
 The values are checked as ModelMesh checks them at start-up (so a bad one stops ovfast with a clear
 message rather than ModelMesh's pod): loading concurrency >= 1, timeout >= 100 ms, default size >= 8 KiB and
 capacity >= max(2 x default, min(512 MiB, 10 x default)).
@@ -49,6 +52,7 @@ class ModelMeshConfig:
     """What ``runtimeStatus`` reports and where the SPI is served (module docstring)."""
 
     endpoint: str = DEFAULT_ENDPOINT  # "port:N" or "unix:/path"
+    data_socket: str = ""  # "unix:/path": the data endpoint's Unix socket, besides --port ("" = none)
     capacity_bytes: int = 0
     loading_concurrency: int = 1
     load_timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -73,6 +77,9 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--modelmesh_endpoint", default=None,
                    help=f"where the SPI is served: port:N or unix:/path (default {DEFAULT_ENDPOINT}, or ModelMesh's "
                         "INTERNAL_GRPC_SOCKET_PATH / INTERNAL_GRPC_PORT / ADAPTER_PORT)")
+    g.add_argument("--modelmesh_data_endpoint", default=None,
+                   help="unix:/path: inference on this Unix socket too, besides --port (default "
+                        "INTERNAL_SERVING_GRPC_SOCKET_PATH, or none)")
     g.add_argument("--modelmesh_loading_concurrency", type=int, default=None,
                    help="maxLoadingConcurrency: loads ModelMesh sends at once (default LOADING_CONCURRENCY, or 1); "
                         "ovfast compiles and measures them one at a time")
@@ -85,7 +92,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                         "or 0 = off)")
 
 
-_MM_FLAGS = ("modelmesh_endpoint", "modelmesh_loading_concurrency", "modelmesh_load_timeout_ms",
+_MM_FLAGS = ("modelmesh_endpoint", "modelmesh_data_endpoint", "modelmesh_loading_concurrency", "modelmesh_load_timeout_ms",
              "modelmesh_default_model_size", "modelmesh_model_concurrency")
 _ENABLING_ENV = ("INTERNAL_GRPC_SOCKET_PATH", "INTERNAL_GRPC_PORT", "ADAPTER_PORT")
 
@@ -163,6 +170,18 @@ def endpoint_from(flag: str | None, environ: Mapping[str, str]) -> str:
     return DEFAULT_ENDPOINT
 
 
+def data_socket_from(flag: str | None, environ: Mapping[str, str]) -> str:
+    if flag is not None:
+        if not flag.strip().startswith("unix:/"):
+            raise ModelMeshConfigError(f"--modelmesh_data_endpoint must be unix:/absolute/path (the TCP data "
+                                       f"endpoint is --port), got {flag!r}")
+        return flag.strip()
+    path = environ.get("INTERNAL_SERVING_GRPC_SOCKET_PATH", "").strip()
+    if path and not path.startswith("/"):
+        raise ModelMeshConfigError(f"INTERNAL_SERVING_GRPC_SOCKET_PATH must be an absolute path, got {path!r}")
+    return f"unix:{path}" if path else ""
+
+
 def capacity_from(memory_budget: int | None, environ: Mapping[str, str]) -> int:
     """--memory_budget (already parsed, bytes), else the container's memory request minus the buffer."""
     if memory_budget:
@@ -215,7 +234,8 @@ def from_args(args: argparse.Namespace, memory_budget: int | None,
             f"ModelMesh needs a capacity of at least {need} bytes for a default model size of {default_size} "
             f"(max(2 x default, min(512 MiB, 10 x default))); the capacity is {capacity} bytes: raise "
             f"--memory_budget (or the container's memory request) or lower --modelmesh_default_model_size")
-    return ModelMeshConfig(endpoint=endpoint, capacity_bytes=capacity, loading_concurrency=concurrency,
+    return ModelMeshConfig(endpoint=endpoint, data_socket=data_socket_from(args.modelmesh_data_endpoint, environ),
+                           capacity_bytes=capacity, loading_concurrency=concurrency,
                            load_timeout_ms=timeout, default_model_size=default_size,
                            model_concurrency=model_concurrency)
 
