@@ -66,12 +66,14 @@ def parse_model_key(text: str) -> ModelKey:
                                        f"({', '.join(sorted(set(FORMATS.values())))})")
         fmt = FORMATS[name.strip().lower()]
     size = doc.get("disk_size_bytes")
-    params = doc.get("storage_params") if isinstance(doc.get("storage_params"), dict) else {}
+    params = doc.get("storage_params")
+    if not isinstance(params, dict):
+        params = {}
 
     def text_of(*values: Any) -> str | None:
         return next((v for v in values if isinstance(v, str) and v), None)
 
-    return ModelKey(format=fmt, disk_size=size if isinstance(size, int) and size > 0 else 0,
+    return ModelKey(format=fmt, disk_size=size if type(size) is int and size > 0 else 0,
                     storage_key=text_of(doc.get("storage_key")),
                     storage_type=text_of(params.get("type"), doc.get("storage_type")),
                     bucket=text_of(params.get("bucket"), doc.get("bucket")))
