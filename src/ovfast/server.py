@@ -205,17 +205,32 @@ class Server:
 
 
 def _warm_up_models(modelmesh: bool) -> tuple:
-    """Under ModelMesh no model is known at start: residency warms up with the built-in demo model, so that the
-    first model ModelMesh loads is not measured with OpenVINO's one-off start-up memory."""
+    """Under ModelMesh no model is known at start: residency warms up with a small MLP (MatMul, ReLU, Add) built
+    in a temporary folder, so that the first model ModelMesh loads is not measured with OpenVINO's one-off
+    start-up memory (the CPU plugin, its thread pools, the common kernels)."""
     if not modelmesh:
         return ()
+    import atexit
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
     from ovfast.config.schema import ModelConfig
-    from ovfast.demo import DEMO_NAME, ensure_demo_model
     try:
-        return (ModelConfig(name=DEMO_NAME, base_path=str(ensure_demo_model())),)
+        base = tempfile.mkdtemp(prefix="ovfast-warm-up-")
+        atexit.register(shutil.rmtree, base, True)
+        x = ops.parameter([1, 64], ov.Type.f32, name="x")
+        w = np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+        y = ops.add(ops.relu(ops.matmul(x, ops.constant(w), False, False)), ops.constant(np.float32(1)))
+        os.makedirs(f"{base}/1")
+        ov.save_model(ov.Model([ops.result(y)], [x], "warm_up"), f"{base}/1/model.xml", compress_to_fp16=False)
     except OSError as exc:  # nowhere to write it (read-only file system): measured without the warm-up
         log.warning("No warm-up model (%s): the first loaded model's size includes OpenVINO's start-up memory", exc)
         return ()
+    return (ModelConfig(name="warm-up", base_path=base),)
 
 
 def _writable_dir(path: str) -> bool:

@@ -55,6 +55,8 @@ WARM_UP_LOADS = 3
 FIRST_RATIO = 2.2  # predicted bytes per model-file byte before any load was measured (MLPs, CPU)
 SIMILAR = 2.0  # "similar" loads: model files within this factor of each other
 MAX_SAMPLES = 256
+LARGE_FILES = 8 << 20  # model files from this size on: the measured/file ratio is weights, not fixed overhead
+CONSERVATIVE_MARGIN = 1.25
 def _files_size(base_path: str, version: int) -> int:
     try:
         return sum(p.stat().st_size for p in Path(f"{base_path}/{version}").iterdir() if p.is_file())
@@ -139,10 +141,18 @@ class Residency:
 
     def predict_files(self, files: int, conservative: bool = False) -> int:
         """Predicted bytes of a version whose model files hold ``files`` bytes: times the median measured/file
-        ratio of similar-sized loads (of all loads, of FIRST_RATIO); ``conservative``: times the largest."""
-        similar = [r for f, r in self._samples if files / SIMILAR <= f <= files * SIMILAR] or \
-            [r for _, r in self._samples] or [FIRST_RATIO]
-        return int(files * (max(similar) if conservative else statistics.median(similar)))
+        ratio of similar-sized loads (of all loads, of FIRST_RATIO). ``conservative`` (ModelMesh's
+        predictModelSize): times the largest ratio of similar-sized loads; without any, times the largest of
+        FIRST_RATIO and the ratios of large loads, plus a margin. NOTE: a small model's ratio is mostly fixed
+        overhead (a 76 KB MLP measured 12 MB here, 166x), so it says nothing about a larger one."""
+        similar = [r for f, r in self._samples if files / SIMILAR <= f <= files * SIMILAR]
+        if conservative:
+            if similar:
+                return int(files * max(similar))
+            large = [r for f, r in self._samples if f >= LARGE_FILES]
+            return int(files * max([FIRST_RATIO, *large]) * CONSERVATIVE_MARGIN)
+        similar = similar or [r for _, r in self._samples] or [FIRST_RATIO]
+        return int(files * statistics.median(similar))
 
     def measured(self, name: str) -> int:
         """The last measured size of a model's versions together (0: never measured)."""
