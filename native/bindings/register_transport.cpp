@@ -6,6 +6,7 @@
 #include "ovfast/transport/forward_queue.hpp"
 #include "ovfast/transport/grpc_server.hpp"
 #include "ovfast/transport/grpc_status.hpp"
+#include "ovfast/transport/model_id.hpp"
 #include "ovfast/transport/route_table.hpp"
 
 namespace py = pybind11;
@@ -56,7 +57,7 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
                                         std::map<std::string, std::string> string_args, std::string tls_cert,
                                         std::string tls_key, std::string tls_ca, std::string api_key,
                                         std::shared_ptr<RequestMemory> request_memory, int workers,
-                                        int max_threads) {
+                                        int max_threads, bool serve_inference, bool model_id_headers) {
   if (!routes || !forward) throw py::value_error("routes and forward are required");
   GrpcServerOptions o;
   o.addresses = std::move(addresses);
@@ -77,6 +78,8 @@ std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std:
   o.request_memory = std::move(request_memory);
   o.workers = workers;
   o.max_threads = max_threads;
+  o.serve_inference = serve_inference;
+  o.model_id_headers = model_id_headers;
   return std::make_unique<GrpcServer>(std::move(o), std::move(routes), std::move(forward));
 }
 
@@ -143,11 +146,13 @@ void register_transport(py::module_& m) {
            py::arg("string_args") = std::map<std::string, std::string>{}, py::arg("tls_cert") = "",
            py::arg("tls_key") = "", py::arg("tls_ca") = "", py::arg("api_key") = "",
            py::arg("request_memory") = std::shared_ptr<RequestMemory>(), py::arg("workers") = 1,
-           py::arg("max_threads") = 0,
+           py::arg("max_threads") = 0, py::arg("serve_inference") = true, py::arg("model_id_headers") = false,
            "tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates "
            "required and verified; api_key: every call but ServerLive/ServerReady needs the "
            "metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); "
-           "max_threads: gRPC's resource-quota thread bound (0: gRPC's default).")
+           "max_threads: gRPC's resource-quota thread bound (0: gRPC's default); serve_inference: ModelInfer/Predict "
+           "run natively here (False: a server of forwarded methods only); model_id_headers: a call whose metadata "
+           "names a model (mm-model-id, mm-vmodel-id) runs on it. An address is host:port or unix:/path.")
       .def("start", [](GrpcServer& s) {
              std::vector<int> ports;
              Status st;
@@ -176,6 +181,12 @@ void register_transport(py::module_& m) {
 
   m.def("grpc_status_code", [](int code) { return grpc_status_code(static_cast<StatusCode>(code)); },
         py::arg("code"), "The gRPC status code the native front-end sends for a native status code.");
+  m.def("inject_model_id", [](const std::string& method, const std::string& id) -> py::bytes {
+        const std::vector<uint32_t>* path = model_name_path(method);
+        if (!path) throw py::value_error("method names no model: " + method);
+        return py::bytes(inject_model_id(*path, id));
+      }, py::arg("method"), py::arg("model_id"),
+        "The bytes header routing appends to a forwarded request of `method` so that it names `model_id`.");
   m.def("printable_message", [](py::bytes message) { return printable_message(std::string(message)); },
         py::arg("message"), "A status message as the native front-end sends it (invalid UTF-8 as \\xNN).");
 }

@@ -448,9 +448,9 @@ class GrpcServer:
     """
     The gRPC port (grpc++ callback API).
     """
-    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '', request_memory: RequestMemory | None = None, workers: typing.SupportsInt | typing.SupportsIndex = 1, max_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def __init__(self, addresses: collections.abc.Sequence[str], routes: RouteTable, forward: ForwardQueue, forwarded_methods: collections.abc.Sequence[str], kserve_route: typing.SupportsInt | typing.SupportsIndex = -1, tfs_route: typing.SupportsInt | typing.SupportsIndex = -1, report_failures: bool = False, max_message_bytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, memory_quota: typing.SupportsInt | typing.SupportsIndex = 0, int_args: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex] = {}, string_args: collections.abc.Mapping[str, str] = {}, tls_cert: str = '', tls_key: str = '', tls_ca: str = '', api_key: str = '', request_memory: RequestMemory | None = None, workers: typing.SupportsInt | typing.SupportsIndex = 1, max_threads: typing.SupportsInt | typing.SupportsIndex = 0, serve_inference: bool = True, model_id_headers: bool = False) -> None:
         """
-        tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady needs the metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); max_threads: gRPC's resource-quota thread bound (0: gRPC's default).
+        tls_cert/tls_key: PEM texts that turn TLS on; tls_ca: PEM CA bundle that makes client certificates required and verified; api_key: every call but ServerLive/ServerReady needs the metadata 'authorization: Bearer <api_key>'. workers: server instances sharing the port (SO_REUSEPORT); max_threads: gRPC's resource-quota thread bound (0: gRPC's default); serve_inference: ModelInfer/Predict run natively here (False: a server of forwarded methods only); model_id_headers: a call whose metadata names a model (mm-model-id, mm-vmodel-id) runs on it. An address is host:port or unix:/path.
         """
     def shutdown(self, grace_s: typing.SupportsFloat | typing.SupportsIndex) -> None:
         """
@@ -487,6 +487,10 @@ def encode_tfs_response(model_name: str, version: str, outputs: list) -> bytes:
 def grpc_status_code(code: typing.SupportsInt | typing.SupportsIndex) -> int:
     """
     The gRPC status code the native front-end sends for a native status code.
+    """
+def inject_model_id(method: str, model_id: str) -> bytes:
+    """
+    The bytes header routing appends to a forwarded request of `method` so that it names `model_id`.
     """
 def openvino_runtime_version() -> str:
     """

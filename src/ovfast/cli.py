@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "measures the transport floor")
     _add_limit_flags(p)
     _add_access_flags(p)
+    from ovfast.config import modelmesh
+    modelmesh.add_flags(p)
     st = p.add_argument_group("object storage (s3:// gs:// az:// base paths; docs/storage.md)")
     st.add_argument("--storage_cache_dir", default=None,
                     help="local folder remote model versions are downloaded into "
@@ -272,13 +274,19 @@ def config_from_args(args: argparse.Namespace):
     from ovfast.config.budget import parse_size
     from ovfast.security import TlsConfigError, load_tls
 
+    from ovfast.config import modelmesh as mmc
+
+    try:  # under ModelMesh, it loads every model: no config file, no demo model
+        mm_on = mmc.prepare_args(args, os.environ)
+    except mmc.ModelMeshConfigError as exc:
+        raise UsageError(str(exc)) from None
     demo = False
     if args.model_name is not None or args.model_path is not None:
         if args.config_path:
             raise UsageError("Model parameters in CLI are exclusive with the config file")
         if not args.model_name or not args.model_path:
             raise UsageError("Use either config_path or model_path with model_name")
-    elif args.config_path is None:
+    elif args.config_path is None and not mm_on:
         used = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
         if used:
             raise UsageError(f"--{used[0]} requires --model_name and --model_path")
@@ -344,7 +352,7 @@ def config_from_args(args: argparse.Namespace):
                                                        rest_port)
         for e in repository.errors:
             logging.getLogger("ovfast.config").error("Configuration entry skipped: %s", e)
-    else:
+    elif not mm_on:
         if demo:
             try:
                 name, path = DEMO_NAME, str(ensure_demo_model())
@@ -370,8 +378,12 @@ def config_from_args(args: argparse.Namespace):
         models = [replace(m, echo=True) for m in models]
     residency = _residency_from_args(args, repository)
     limits, limit_flags = request_limits(args, repository)
+    try:
+        modelmesh = mmc.from_args(args, residency.memory_budget or None, os.environ)
+    except mmc.ModelMeshConfigError as exc:
+        raise UsageError(str(exc)) from None
     return ServerConfig(
-        residency=residency,
+        residency=mmc.residency(modelmesh) if modelmesh is not None else residency, modelmesh=modelmesh,
         port=port, rest_port=rest_port, grpc_bind_address=args.grpc_bind_address,
         rest_bind_address=args.rest_bind_address, models=tuple(models), config_path=args.config_path,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,

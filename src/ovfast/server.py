@@ -17,6 +17,8 @@ from ovfast.api.dataplane import DataPlane
 from ovfast.api.grpc.frontend import GrpcFrontend, grpc_addresses
 from ovfast.api.grpc.server import KServeService
 from ovfast.api.grpc.tfs import TfsService
+from ovfast.api.modelmesh import service as modelmesh_service
+from ovfast.api.modelmesh.runtime import ModelMeshRuntime
 from ovfast.api.rest.tfs import tfs_routes
 from ovfast.api.rest.app import build_rest_app
 from ovfast.api.rest.config_api import config_routes
@@ -65,6 +67,11 @@ class Server:
         self.dataplane.make_residency = lambda: Residency(self.registry, config.residency)
         if config.residency.active:
             self.registry.residency = Residency(self.registry, config.residency)
+        # ModelMesh's SPI (--modelmesh): its loads and unloads are catalog/residency operations
+        self.modelmesh: ModelMeshRuntime | None = None
+        if config.modelmesh is not None and self.registry.residency is not None:
+            self.modelmesh = ModelMeshRuntime(self.registry, self.registry.residency, config.modelmesh)
+        self._mm_grpc: GrpcFrontend | None = None
         self.sequence_cleaner = SequenceCleaner(self.registry, config.sequence_cleaner_poll_wait_minutes * 60)
         self._stop = asyncio.Event()
         self._grpc: GrpcFrontend | None = None
@@ -75,16 +82,23 @@ class Server:
         self.completions.attach(loop)
         cfg = self.config
         fd_limit = raise_descriptor_limit()
+        mm_handlers = modelmesh_service.handlers(self.modelmesh) if self.modelmesh is not None else {}
+        mm_addresses = cfg.modelmesh.addresses(cfg.grpc_bind_address) if cfg.modelmesh is not None else []
+        data_addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port) if cfg.port else []
+        if cfg.modelmesh is not None and cfg.modelmesh.data_socket:
+            data_addresses.append(cfg.modelmesh.data_socket)
+        # management and data endpoints may be one (ModelMesh allows it): then one server answers both
+        shared = bool(mm_handlers) and set(mm_addresses) <= set(data_addresses)
         if cfg.port:
             handlers = {**KServeService(self.dataplane).handlers(),
-                        **TfsService(self.dataplane, self.access).handlers()}
+                        **TfsService(self.dataplane, self.access).handlers(),
+                        **(mm_handlers if shared else {})}
             metrics = self.dataplane.metrics
             # the native front-end reports the requests it fails only when they would be logged
             on_failure = self.dataplane.log_failure if self.dataplane.logs_failures() else None
             # --api_key_file on gRPC: the native front-end checks metadata "authorization" on every
             # call but the health ones (api.access.HEALTH_RPCS), before anything is parsed or forwarded
-            addresses = grpc_addresses(cfg.grpc_bind_address, cfg.port)
-            self._grpc = GrpcFrontend(handlers, self.registry.routes, addresses,
+            self._grpc = GrpcFrontend(handlers, self.registry.routes, data_addresses,
                                       kserve_route=metrics.route_kserve_grpc_infer,
                                       tfs_route=metrics.route_tfs_grpc_predict,
                                       memory_quota=cfg.grpc_memory_quota or 0,
@@ -92,7 +106,7 @@ class Server:
                                       channel_args=cfg.extra.get("grpc_channel_arguments"),
                                       tls=cfg.grpc_tls, request_memory=self.request_memory,
                                       api_key=(self.access.api_key or b"").decode("ascii"),
-                                      on_failure=on_failure)
+                                      on_failure=on_failure, model_id_headers=self.modelmesh is not None)
             try:
                 bound = self._grpc.start(loop)
             except OSError:
@@ -101,6 +115,15 @@ class Server:
             tls = "" if cfg.grpc_tls is None else " (mutual TLS)" if cfg.grpc_tls.mutual else " (TLS)"
             workers = f" ({cfg.grpc_workers} server instances)" if cfg.grpc_workers > 1 else ""
             log.info("Started gRPC server on %s%s%s", ", ".join(bound), tls, workers)
+        if mm_handlers and not shared:
+            # the management endpoint: its own native server, forwarding the SPI's five methods only
+            self._mm_grpc = GrpcFrontend(mm_handlers, _native.RouteTable(), mm_addresses, serve_inference=False)
+            try:
+                bound = self._mm_grpc.start(loop)
+            except OSError:
+                self._mm_grpc = None
+                raise
+            log.info("Started ModelMesh runtime SPI (mmesh.ModelRuntime) on %s", ", ".join(bound))
         if cfg.rest_port:
             # /v1/config comes from the lifecycle routes (status + reload); TFS adds /v1/models...
             tfs = [r for r in tfs_routes(self.dataplane) if r[1] != "/v1/config"]
@@ -125,7 +148,7 @@ class Server:
             log.info("Started REST server on %s:%d (%s, at most %d connections)", cfg.rest_bind_address,
                      cfg.rest_port, tls, budget.limit)
         if self.registry.residency is not None:
-            await self.registry.residency.warm_up(cfg.models)
+            await self.registry.residency.warm_up(cfg.models or _warm_up_models(self.modelmesh is not None))
         await self.reloader.start()
         self.reloader.watch(cfg.file_system_poll_wait_seconds)
         if self.registry.residency is not None:
@@ -137,6 +160,11 @@ class Server:
                      "explicit" if r.explicit else "none")
         self.sequence_cleaner.start()
         self.dataplane.ready = True
+        if self.modelmesh is not None:
+            self.modelmesh.started = True  # runtimeStatus may say READY from now on
+            log.info("ModelMesh runtime: capacity %d bytes, %d concurrent load(s), load timeout %d ms, default "
+                     "model size %d bytes", cfg.modelmesh.capacity_bytes, cfg.modelmesh.loading_concurrency,
+                     cfg.modelmesh.load_timeout_ms, cfg.modelmesh.default_model_size)
         names = sorted(self.registry.models)
         shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names) - SHOWN_NAMES} more)"
                                                    if len(names) > SHOWN_NAMES else "")
@@ -171,16 +199,49 @@ class Server:
         tasks = []
         if self._grpc is not None:
             tasks.append(self._grpc.stop(SHUTDOWN_GRACE_S))
+        if self._mm_grpc is not None:
+            tasks.append(self._mm_grpc.stop(SHUTDOWN_GRACE_S))
         if self._rest_runner is not None:
             tasks.append(self._rest_runner.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.reloader.stop()
+        if self.modelmesh is not None:
+            await self.modelmesh.stop()
         if self.registry.residency is not None:
             await self.registry.residency.stop()
         await self.sequence_cleaner.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")
+
+
+def _warm_up_models(modelmesh: bool) -> tuple:
+    """Under ModelMesh no model is known at start: residency warms up with a small MLP (MatMul, ReLU, Add) built
+    in a temporary folder, so that the first model ModelMesh loads is not measured with OpenVINO's one-off
+    start-up memory (the CPU plugin, its thread pools, the common kernels)."""
+    if not modelmesh:
+        return ()
+    import atexit
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from ovfast.config.schema import ModelConfig
+    try:
+        base = tempfile.mkdtemp(prefix="ovfast-warm-up-")
+        atexit.register(shutil.rmtree, base, True)
+        x = ops.parameter([1, 64], ov.Type.f32, name="x")
+        w = np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+        y = ops.add(ops.relu(ops.matmul(x, ops.constant(w), False, False)), ops.constant(np.float32(1)))
+        os.makedirs(f"{base}/1")
+        ov.save_model(ov.Model([ops.result(y)], [x], "warm_up"), f"{base}/1/model.xml", compress_to_fp16=False)
+    except OSError as exc:  # nowhere to write it (read-only file system): measured without the warm-up
+        log.warning("No warm-up model (%s): the first loaded model's size includes OpenVINO's start-up memory", exc)
+        return ()
+    return (ModelConfig(name="warm-up", base_path=base),)
 
 
 def _writable_dir(path: str) -> bool:

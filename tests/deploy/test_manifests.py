@@ -20,9 +20,9 @@ MANIFESTS = sorted(p for d in ("kserve", "modelmesh") for p in (DEPLOY / d).glob
 FORMATS = {"openvino_ir", "onnx", "tensorflow", "paddle", "tflite"}
 # Ports ModelMesh's controller uses inside a runtime pod (spec/modelmesh.md §3.7).
 MODELMESH_RESERVED_PORTS = {8033, 8080, 8085, 8086, 8089, 8090, 2112, 8008}
-# Flags the ServingRuntimes pass that other engineers are adding to ovfast's CLI (issue 17 points 1-2:
-# --modelmesh; REST TLS): the CLI check below accepts them until they exist, then parses them for real.
-PENDING_FLAGS = ("--modelmesh", "--rest_certificate_path", "--rest_key_path", "--rest_ca_path")
+# Flags the ServingRuntimes pass that other engineers are adding to ovfast's CLI (REST TLS): the CLI check
+# below accepts them until they exist, then parses them for real.
+PENDING_FLAGS = ("--rest_certificate_path", "--rest_key_path", "--rest_ca_path")
 
 
 def docs_of(path: Path) -> list[dict]:
@@ -214,3 +214,28 @@ def test_ovfast_accepts_runtime_args(path):
     (rt,) = docs_of(DEPLOY / path)
     args = [a.replace("{{.Name}}", "resnet50") for a in _container(rt)["args"]]
     parse_with_ovfast(args)
+
+
+def test_modelmesh_runtime_settings_from_its_pod(monkeypatch):
+    """What ovfast makes of the ModelMesh runtime's args and env, with the memory request as Kubernetes
+    fills in CONTAINER_MEM_REQ_BYTES (bytes): the SPI on grpcEndpoint, capacity = request - buffer."""
+    cli = pytest.importorskip("ovfast.cli", reason="ovfast is not built in this environment")
+    from ovfast.config.budget import parse_size
+
+    rt = one("modelmesh/servingruntime.yaml", "ServingRuntime")
+    container = _container(rt)
+    for var in ("INTERNAL_GRPC_PORT", "INTERNAL_GRPC_SOCKET_PATH", "ADAPTER_PORT", "DEFAULT_MODELSIZE",
+                "LIMIT_PER_MODEL_CONCURRENCY", "INTERNAL_SERVING_GRPC_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    request = parse_size(container["resources"]["requests"]["memory"], "memory request")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    monkeypatch.setenv("CONTAINER_MEM_REQ_BYTES", str(request))
+    for name in ("MEM_BUFFER_BYTES", "LOADING_CONCURRENCY", "LOADTIME_TIMEOUT"):
+        monkeypatch.setenv(name, env[name])
+    cfg = cli.config_from_args(cli.build_parser().parse_args(container["args"]))
+    mm = cfg.modelmesh
+    assert f"port:{mm.endpoint.removeprefix('port:')}" == rt["spec"]["grpcEndpoint"]
+    assert f"port:{cfg.port}" == rt["spec"]["grpcDataEndpoint"]
+    assert mm.capacity_bytes == request - int(env["MEM_BUFFER_BYTES"])
+    assert (mm.loading_concurrency, mm.load_timeout_ms) == (int(env["LOADING_CONCURRENCY"]),
+                                                            int(env["LOADTIME_TIMEOUT"]))

@@ -23,6 +23,8 @@ class ResidencyConfig:
     idle_unload_seconds: float = 0.0  # 0 = never
     explicit: bool = False  # --model_control_mode explicit: serve only what was loaded explicitly
     load_models: tuple[str, ...] = ()  # --load_model: loaded at start in explicit mode ("*" = all)
+    # False under ModelMesh, which owns eviction: a load that does not fit is refused, nothing is unloaded
+    evict: bool = True
 
     @property
     def active(self) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Union
 
 from ovfast.config.budget import ResidencyConfig
+from ovfast.config.modelmesh import ModelMeshConfig
 from ovfast.repository.version_policy import Latest, VersionPolicy
 from ovfast.security import TlsFiles
 
@@ -164,4 +165,5 @@ class ServerConfig:
     echo: bool = False
     repository: RepositoryConfig | None = None
     residency: ResidencyConfig = ResidencyConfig()
+    modelmesh: ModelMeshConfig | None = None  # --modelmesh: the SPI's settings (config/modelmesh.py)
     extra: dict = field(default_factory=dict)

@@ -400,6 +400,30 @@ class ModelRegistry(ResidencyWrites):
             for h in served.versions.values():
                 h.flush()
 
+    # -- one model at a time (ModelMesh's loadModel / unloadModel: no re-scan of the others) ----------
+    async def add(self, cfg: ModelConfig) -> ServedModel:
+        """Puts one model in the catalog and scans its versions (with residency: parks them)."""
+        log.info("Model %s: added (base_path %s)", cfg.name, cfg.base_path)
+        served = self.models.get(cfg.name)
+        if served is None:
+            served = self.models[cfg.name] = ServedModel(cfg)
+        else:  # retired, not dropped yet
+            served.config, served.retired = cfg, False
+        await self.sync_versions(served)
+        return served
+
+    async def remove(self, name: str) -> None:
+        """Retires one model (its versions unloaded, requests in flight finish first) and drops it from the
+        catalog: a later request for it is NOT_FOUND, as for a model never loaded."""
+        served = self.models.get(name)
+        if served is None:
+            return
+        served.retired = True
+        async with served.lock:
+            await self._retire(served, list(served.versions))
+        if served.retired and all(h.servable is None for h in served.versions.values()):
+            del self.models[name]
+
     async def unload_all(self) -> None:
         for served in self.models.values():
             async with served.lock:

@@ -55,6 +55,8 @@ WARM_UP_LOADS = 3
 FIRST_RATIO = 2.2  # predicted bytes per model-file byte before any load was measured (MLPs, CPU)
 SIMILAR = 2.0  # "similar" loads: model files within this factor of each other
 MAX_SAMPLES = 256
+LARGE_FILES = 8 << 20  # model files from this size on: the measured/file ratio is weights, not fixed overhead
+CONSERVATIVE_MARGIN = 1.25
 def _files_size(base_path: str, version: int) -> int:
     try:
         return sum(p.stat().st_size for p in Path(f"{base_path}/{version}").iterdir() if p.is_file())
@@ -138,10 +140,26 @@ class Residency:
                 for h in m.versions.values():
                     if h.size_bytes and h.servable is not None:
                         self._learn(m, h)
-        files = _files_size(served.config.base_path, version)
-        similar = [r for f, r in self._samples if files / SIMILAR <= f <= files * SIMILAR] or \
-            [r for _, r in self._samples] or [FIRST_RATIO]
-        return int(files * statistics.median(similar)), False
+        return self.predict_files(_files_size(served.config.base_path, version)), False
+
+    def predict_files(self, files: int, conservative: bool = False) -> int:
+        """Predicted bytes of a version whose model files hold ``files`` bytes: times the median measured/file
+        ratio of similar-sized loads (of all loads, of FIRST_RATIO). ``conservative`` (ModelMesh's
+        predictModelSize): times the largest ratio of similar-sized loads; without any, times the largest of
+        FIRST_RATIO and the ratios of large loads, plus a margin. NOTE: a small model's ratio is mostly fixed
+        overhead (a 76 KB MLP measured 12 MB here, 166x), so it says nothing about a larger one."""
+        similar = [r for f, r in self._samples if files / SIMILAR <= f <= files * SIMILAR]
+        if conservative:
+            if similar:
+                return int(files * max(similar))
+            large = [r for f, r in self._samples if f >= LARGE_FILES]
+            return int(files * max([FIRST_RATIO, *large]) * CONSERVATIVE_MARGIN)
+        similar = similar or [r for _, r in self._samples] or [FIRST_RATIO]
+        return int(files * statistics.median(similar))
+
+    def measured(self, name: str) -> int:
+        """The last measured size of a model's versions together (0: never measured)."""
+        return sum(size for (n, _), size in self._sizes.items() if n == name)
 
     def _learn(self, served: ServedModel, h: ModelHandle) -> None:
         self._sizes[(served.name, h.version)] = h.size_bytes
@@ -204,7 +222,7 @@ class Residency:
         self._touch(served, out.version)
         return out
 
-    async def _wait_load(self, served: ServedModel, version: int) -> ModelHandle:
+    async def _wait_load(self, served: ServedModel, version: int, wait_s: float | None = LOAD_WAIT_S) -> ModelHandle:
         key = (served.name, version)
         task = self._loads.get(key)
         if task is None:
@@ -212,9 +230,9 @@ class Residency:
             self._loads[key] = task
             task.add_done_callback(lambda t, k=key: (self._loads.pop(k, None), t.cancelled() or t.exception()))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), LOAD_WAIT_S)
+            return await asyncio.wait_for(asyncio.shield(task), wait_s)
         except asyncio.TimeoutError:
-            raise UnavailableError(f"Model {served.name} version {version} is still loading after {LOAD_WAIT_S:g} s; "
+            raise UnavailableError(f"Model {served.name} version {version} is still loading after {wait_s:g} s; "
                                    f"try again") from None
 
     # -- loading and unloading ---------------------------------------------------------------
@@ -303,7 +321,7 @@ class Residency:
                 f"Cannot load {what}: it needs about {need} bytes, more than the whole memory budget of "
                 f"{self.budget} bytes")
         while self.pressure() + self._reserved + need > self.budget:
-            units = self._units(protect)
+            units = self._units(protect) if self.config.evict else []  # ModelMesh evicts, not us
             if units:
                 await self._unload_unit(units[0][2], PARK_BUDGET)
                 continue
@@ -396,9 +414,10 @@ class Residency:
             raise NotFoundError(MODEL_NAME_MISSING)
         return served
 
-    async def load_model(self, name: str, parameters: dict | None = None) -> None:
-        """RepositoryModelLoad: the model is served from now on (explicit mode) and its versions are
-        loaded now, under the budget like any load. Raises when a version cannot be loaded."""
+    async def load_model(self, name: str, parameters: dict | None = None, wait_s: float | None = LOAD_WAIT_S) -> None:
+        """RepositoryModelLoad (and ModelMesh's loadModel): the model is served from now on (explicit mode) and
+        its versions are loaded now, under the budget like any load, each waited for up to ``wait_s`` (None:
+        until done). Raises when a version cannot be loaded."""
         if parameters:
             raise UnsupportedError(f"Load parameters {sorted(parameters)} are not supported: a model's settings come "
                                    f"from config.json")
@@ -413,7 +432,7 @@ class Residency:
         wanted = [v for v, h in served.versions.items()
                   if h.loadable or (h.state < VersionState.AVAILABLE and h.error_code != "OK")]
         for v in sorted(wanted):
-            await self._wait_load(served, v)
+            await self._wait_load(served, v, wait_s)
         if served.default is None:
             h = max(served.versions.items())[1] if served.versions else None
             why = h.error_message if h is not None and h.error_code != "OK" else "no version is available"
@@ -436,3 +455,10 @@ class Residency:
             if await self.registry.park(served, v, PARK_EXPLICIT, wait_idle=True) and was_loaded:
                 self.stats.unloads["explicit"] += 1
         await asyncio.get_running_loop().run_in_executor(None, _native.release_free_memory)
+
+    def forget(self, name: str) -> None:
+        """A model left the catalog for good (ModelMesh's unloadModel): drop what was kept per version but
+        its measured sizes (a load of the same model again is predicted exactly)."""
+        self._selected.discard(name)
+        for key in [k for k in self._touched if k[0] == name]:
+            del self._touched[key]

@@ -8,7 +8,10 @@
 // response and finishes the call. Every other call, and those two when the
 // route is absent or the request is anything but well-formed, goes through
 // the ForwardQueue to the Python control plane, whose handlers answer it;
-// methods it does not serve are answered UNIMPLEMENTED here.
+// methods it does not serve are answered UNIMPLEMENTED here. With header
+// routing on, the model a call's metadata names (ModelMesh's mm-model-id,
+// model_id.hpp) is the one it runs on, natively or in the control plane.
+// Sources: grpc_server.cpp (start, shutdown), grpc_call.cpp (one call).
 //
 // Threads: reactions (a call's request read, its completion) run on gRPC's
 // own callback threads; parse and submit happen there, never blocking. A
@@ -33,7 +36,8 @@
 namespace ovfast {
 
 struct GrpcServerOptions {
-  std::vector<std::string> addresses;   // "host:port" / "[v6]:port"; port 0 picks a free one
+  // "host:port" / "[v6]:port" (port 0 picks a free one), or "unix:/path" (a Unix socket)
+  std::vector<std::string> addresses;
   int max_message_bytes = 1 << 30;      // send and receive (OVMS: 1 GiB)
   int64_t memory_quota = 0;             // grpc::ResourceQuota::Resize, bytes; 0 = unlimited
   int max_threads = 0;                  // grpc::ResourceQuota::SetMaxThreads; 0 = gRPC's default
@@ -60,6 +64,13 @@ struct GrpcServerOptions {
   // must carry the metadata `authorization: Bearer <api_key>` (the scheme in
   // any case; the key compared in constant time), or is answered UNAUTHENTICATED.
   std::string api_key;
+  // ModelInfer / Predict run natively (and are counted) on this server; false
+  // for a server that only answers forwarded methods (ModelMesh's management
+  // endpoint), where they are UNIMPLEMENTED unless forwarded_methods lists them.
+  bool serve_inference = true;
+  // Header routing (model_id.hpp): a call whose metadata carries mm-model-id
+  // (or mm-vmodel-id) runs on that model; forwarded, the id is put into its message.
+  bool model_id_headers = false;
   // The server-wide bound on bytes held by requests in flight; null: none.
   // A received message is counted from OnReadDone until its call is done.
   std::shared_ptr<RequestMemory> request_memory;

@@ -80,6 +80,11 @@ class GrpcFrontend:
     on_failure : callable or None
         ``on_failure(model, version, message)`` for each inference request the native side answered
         with an error (``DataPlane.log_failure``); None: not reported.
+    serve_inference : bool
+        ModelInfer / Predict run natively here; False for a port of forwarded methods only (ModelMesh's
+        management endpoint).
+    model_id_headers : bool
+        Header routing: a call whose metadata names a model (``mm-model-id``, ``mm-vmodel-id``) runs on it.
     """
 
     def __init__(self, handlers: dict[str, Handler], routes: _native.RouteTable, addresses: list[str], *,
@@ -87,7 +92,8 @@ class GrpcFrontend:
                  max_threads: int = 0,
                  channel_args: str | None = None, tls: TlsFiles | None = None, api_key: str = "",
                  request_memory: _native.RequestMemory | None = None,
-                 on_failure: Callable[[str, int, str], None] | None = None) -> None:
+                 on_failure: Callable[[str, int, str], None] | None = None, serve_inference: bool = True,
+                 model_id_headers: bool = False) -> None:
         self.handlers = handlers
         self.addresses = addresses
         self.queue = _native.ForwardQueue()
@@ -95,8 +101,8 @@ class GrpcFrontend:
         self.server = _native.GrpcServer(
             addresses, routes, self.queue, list(handlers), kserve_route=kserve_route, tfs_route=tfs_route,
             report_failures=on_failure is not None, max_message_bytes=GRPC_MAX_MESSAGE, memory_quota=memory_quota,
-            workers=workers, max_threads=max_threads,
-            int_args=ints, string_args=strings, api_key=api_key, request_memory=request_memory,
+            workers=workers, max_threads=max_threads, serve_inference=serve_inference,
+            model_id_headers=model_id_headers, int_args=ints, string_args=strings, api_key=api_key, request_memory=request_memory,
             **({} if tls is None else {"tls_cert": tls.cert_pem, "tls_key": tls.key_pem, "tls_ca": tls.ca_pem}))
         self._on_failure = on_failure
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,7 +118,7 @@ class GrpcFrontend:
             loop.remove_reader(self.queue.fileno())
             self._loop = None
             raise OSError(str(exc)) from None
-        return [a.rsplit(":", 1)[0] + f":{p}" for a, p in zip(self.addresses, ports)]
+        return [a if a.startswith("unix:") else a.rsplit(":", 1)[0] + f":{p}" for a, p in zip(self.addresses, ports)]
 
     async def stop(self, grace_s: float) -> None:
         """Stops accepting calls and returns when every call is answered (those in flight get up to

@@ -1,0 +1,1 @@
+"""ModelMesh's model-runtime SPI (mmesh.ModelRuntime), served natively on the management endpoint."""
