@@ -182,7 +182,7 @@ public:
     }
 
     // nullptr when out of memory (or the size overflows).
-    uint8_t* add(const char* name, CustomNodeTensorPrecision precision, std::initializer_list<uint64_t> dims) {
+    uint8_t* add(const char* name, CustomNodeTensorPrecision precision, const std::vector<uint64_t>& dims) {
         uint64_t elements = 1;
         for (uint64_t d : dims) {
             if (d != 0 && elements > (uint64_t{1} << 40) / d) return nullptr;

@@ -1,9 +1,9 @@
 // libovfast_topk.so — the k largest scores of each row, e.g. a classifier's class ids.
 //
-// input   scores   FP32 [B, C]
-// outputs indices  I32  [B, k]   column of each value, largest first (ties: lower column first)
-//         values   FP32 [B, k]   the values (NaN ranks below every number)
-// params  k (1..C, default 1)
+// input   scores   FP32 [..., C] of rank input_rank (each row of the last dimension ranked on its own)
+// outputs indices  I32  [..., k]   column of each value, largest first (ties: lower column first)
+//         values   FP32 [..., k]   the values (NaN ranks below every number)
+// params  k (1..C, default 1: argmax), input_rank (1..8, default 2)
 #include <algorithm>
 #include <numeric>
 
@@ -14,9 +14,10 @@ using namespace ovfast_nodes;
 namespace {
 
 struct Config {
-    long k = 1;
+    long k = 1, rank = 2;
     static bool parse(const CustomNodeParam* params, int count, Config* out) {
-        return int_param(params, count, "k", 1, 1, 1 << 20, &out->k);
+        return int_param(params, count, "k", 1, 1, 1 << 20, &out->k) &&
+               int_param(params, count, "input_rank", 2, 1, 8, &out->rank);
     }
 };
 
@@ -25,12 +26,17 @@ float rank_key(float v) { return std::isnan(v) ? -std::numeric_limits<float>::in
 int run(const CustomNodeTensor* inputs, int inputs_count, CustomNodeTensor** outputs, int* outputs_count,
         const Config& config) {
     const CustomNodeTensor* scores = nullptr;
-    if (int rc = check_input(inputs, inputs_count, "scores", FP32, 2, &scores); rc != kOk) return rc;
-    const uint64_t rows = scores->dims[0], columns = scores->dims[1], k = static_cast<uint64_t>(config.k);
+    const uint64_t rank = static_cast<uint64_t>(config.rank), k = static_cast<uint64_t>(config.k);
+    if (int rc = check_input(inputs, inputs_count, "scores", FP32, rank, &scores); rc != kOk) return rc;
+    const uint64_t columns = scores->dims[rank - 1];
     if (columns < k) return kWrongShape;
+    std::vector<uint64_t> dims(scores->dims, scores->dims + rank);
+    dims.back() = k;
+    uint64_t rows = 1;
+    for (uint64_t i = 0; i + 1 < rank; ++i) rows *= dims[i];
     Outputs out;
-    auto* indices = reinterpret_cast<int32_t*>(out.add("indices", I32, {rows, k}));
-    auto* values = reinterpret_cast<float*>(out.add("values", FP32, {rows, k}));
+    auto* indices = reinterpret_cast<int32_t*>(out.add("indices", I32, dims));
+    auto* values = reinterpret_cast<float*>(out.add("values", FP32, dims));
     if (indices == nullptr || values == nullptr) return kNoMemory;
     const auto* data = reinterpret_cast<const float*>(scores->data);
     std::vector<int32_t> order(columns);
@@ -50,11 +56,14 @@ int run(const CustomNodeTensor* inputs, int inputs_count, CustomNodeTensor** out
     return out.commit(outputs, outputs_count);
 }
 
-std::vector<TensorSpec> input_specs(const Config&) { return {{"scores", FP32, {0, 0}}}; }
+std::vector<TensorSpec> input_specs(const Config& config) {
+    return {{"scores", FP32, std::vector<uint64_t>(static_cast<size_t>(config.rank), 0)}};
+}
 
 std::vector<TensorSpec> output_specs(const Config& config) {
-    const uint64_t k = static_cast<uint64_t>(config.k);
-    return {{"indices", I32, {0, k}}, {"values", FP32, {0, k}}};
+    std::vector<uint64_t> dims(static_cast<size_t>(config.rank), 0);
+    dims.back() = static_cast<uint64_t>(config.k);
+    return {{"indices", I32, dims}, {"values", FP32, dims}};
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ TEST(CustomNodeLibraries, RejectMalformedParams) {
         {"topk", {{"k", "0"}}},
         {"topk", {{"k", "3x"}}},
         {"topk", {{"k", ""}}},
+        {"topk", {{"input_rank", "0"}}},
         {"crop_boxes", {{"image_layout", "HWC"}}},
         {"crop_boxes", {{"target_image_width", "-4"}}},
         {"crop_boxes", {{"confidence_threshold", "nan"}}},
@@ -85,6 +86,20 @@ TEST(TopK, ArgmaxByDefaultAndAnEmptyBatch) {
     ASSERT_EQ(empty.rc, 0);
     EXPECT_EQ(empty["indices"].dims, (std::vector<uint64_t>{0, 1}));
     EXPECT_TRUE(empty["indices"].bytes.empty());
+}
+
+TEST(TopK, RanksTheLastDimensionOfAnyRank) {
+    NodeLibrary lib("topk");
+    ASSERT_TRUE(lib.complete());
+    const std::vector<CustomNodeParam> rank3 = {{"input_rank", "3"}, {"k", "2"}};
+    EXPECT_EQ(query_info(lib, lib.getInputsInfo, rank3), (std::vector<Info>{{"scores", {0, 0, 0}, FP32}}));
+    EXPECT_EQ(query_info(lib, lib.getOutputsInfo, rank3),
+              (std::vector<Info>{{"indices", {0, 0, 2}, I32}, {"values", {0, 0, 2}, FP32}}));
+    NodeRun run = execute(lib, {InputTensor::of<float>("scores", {1, 3, 2, 9, 8, 7}, {1, 2, 3}, FP32)}, rank3);
+    ASSERT_EQ(run.rc, 0);
+    EXPECT_EQ(run["indices"].dims, (std::vector<uint64_t>{1, 2, 2}));
+    EXPECT_EQ(run["indices"].values<int32_t>(), (std::vector<int32_t>{1, 2, 0, 1}));
+    EXPECT_NE(execute(lib, {InputTensor::of<float>("scores", {1, 3}, {1, 2}, FP32)}, rank3).rc, 0);  // rank 2
 }
 
 TEST(TopK, WrongInputsGiveErrorCodes) {
