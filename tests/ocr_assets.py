@@ -118,7 +118,8 @@ def render_text(lines: Sequence[str] = LINES, height: int = IMAGE_HEIGHT, width:
     return np.asarray(image, dtype=np.uint8)[None].copy()
 
 
-def _node(name: str, inputs: dict[str, tuple[str, str]], outputs: dict[str, str], **extra) -> dict:
+def pipeline_node(name: str, inputs: dict[str, tuple[str, str]], outputs: dict[str, str], **extra) -> dict:
+    """One `nodes` entry: inputs {input: (source node, data item)}, outputs {data item: alias}."""
     return {"name": name,
             "inputs": [{k: {"node_name": n, "data_item": d}} for k, (n, d) in inputs.items()],
             "outputs": [{"data_item": d, "alias": a} for d, a in outputs.items()], **extra}
@@ -131,15 +132,15 @@ def ocr_pipeline(name: str = "ocr", det_name: str = "ocr_det", rec_name: str = "
         "name": name,
         "inputs": ["image"],
         "nodes": [
-            _node("det", {DET_INPUT: ("request", "image")}, {DET_OUTPUT: DET_OUTPUT},
+            pipeline_node("det", {DET_INPUT: ("request", "image")}, {DET_OUTPUT: DET_OUTPUT},
                   type="DL model", model_name=det_name),
-            _node("boxes", {"image": ("request", "image"), "probability_map": ("det", DET_OUTPUT)},
+            pipeline_node("boxes", {"image": ("request", "image"), "probability_map": ("det", DET_OUTPUT)},
                   {"text_images": "text_images", "text_coordinates": "text_coordinates"},
                   type="custom", library_name=text_boxes, demultiply_count=-1,
                   params={**TEXT_BOX_PARAMS, **(box_params or {})}),
-            _node("rec", {REC_INPUT: ("boxes", "text_images")}, {REC_OUTPUT: REC_OUTPUT},
+            pipeline_node("rec", {REC_INPUT: ("boxes", "text_images")}, {REC_OUTPUT: REC_OUTPUT},
                   type="DL model", model_name=rec_name),
-            _node("argmax", {"scores": ("rec", REC_OUTPUT)}, {"indices": "text_ids"},
+            pipeline_node("argmax", {"scores": ("rec", REC_OUTPUT)}, {"indices": "text_ids"},
                   type="custom", library_name=argmax, params=dict(ARGMAX_PARAMS)),
         ],
         "outputs": [{"text_ids": {"node_name": "argmax", "data_item": "text_ids"}},
