@@ -184,9 +184,17 @@ class InProcessOcr:
         probability_map = self.det.create_infer_request().infer({0: image})[0]
         return self.boxes(image=image, probability_map=probability_map)
 
+    def session(self):
+        """The graph on infer requests of its own (one session per thread): image -> (texts, coordinates [N,4])."""
+        det, rec = self.det.create_infer_request(), self.rec.create_infer_request()
+
+        def run(image: np.ndarray) -> tuple[list[str], np.ndarray]:
+            found = self.boxes(image=image, probability_map=det.infer({0: image})[0])
+            texts = [ctc_decode(rec.infer({0: line})[0].argmax(-1)) for line in found["text_images"]]
+            return texts, found["text_coordinates"].reshape(-1, 4)
+
+        return run
+
     def __call__(self, image: np.ndarray) -> tuple[list[str], np.ndarray]:
         """-> (texts, coordinates [N,4]) for one u8 [1,H,W,3] image."""
-        found = self.text_images(image)
-        request = self.rec.create_infer_request()
-        texts = [ctc_decode(request.infer({0: line})[0].argmax(-1)) for line in found["text_images"]]
-        return texts, found["text_coordinates"].reshape(-1, 4)
+        return self.session()(image)
