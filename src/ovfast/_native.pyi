@@ -31,6 +31,8 @@ class UnknownError(OvfastError):
     code: typing.ClassVar[int] = 10
 class FailedPreconditionError(OvfastError):
     code: typing.ClassVar[int] = 11
+class AbortedError(OvfastError):
+    code: typing.ClassVar[int] = 14
 class Core:
     def __init__(self) -> None:
         ...
