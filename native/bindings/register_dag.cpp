@@ -20,13 +20,17 @@ py::list node_infos(const std::vector<NodeTensorInfo>& infos) {
 }
 
 TensorInfo tensor_info(const py::handle& item) {
-  auto t = item.cast<std::tuple<std::string, std::string, std::vector<int64_t>>>();
+  auto t = item.cast<std::tuple<std::string, std::string, std::optional<std::vector<int64_t>>>>();
   TensorInfo info;
   info.name = std::get<0>(t);
   info.dtype = datatype_from_name(std::get<1>(t));
   if (info.dtype == DataType::INVALID) throw py::value_error("unknown datatype " + std::get<1>(t));
+  if (!std::get<2>(t)) {
+    info.shape = ov::PartialShape::dynamic();
+    return info;
+  }
   std::vector<ov::Dimension> dims;
-  for (int64_t d : std::get<2>(t)) dims.push_back(d < 0 ? ov::Dimension::dynamic() : ov::Dimension(d));
+  for (int64_t d : *std::get<2>(t)) dims.push_back(d < 0 ? ov::Dimension::dynamic() : ov::Dimension(d));
   info.shape = ov::PartialShape(dims);
   return info;
 }
@@ -111,7 +115,8 @@ void register_dag(py::module_& m, py::class_<PyServable>& servable) {
                       "A pipeline served like a model. nodes: [(name, Servable | None, CustomNode | None, "
                       "[(source node index, source output, input name)], demultiply_count | None, gather_from "
                       "index | -1)], node 0 the request (entry), each node after its sources; outputs: [(name, "
-                      "node index, node output)]; inputs_info / outputs_info: [(name, datatype, shape)] (-1 = any). "
+                      "node index, node output)]; inputs_info / outputs_info: [(name, datatype, shape | None)] "
+                      "(-1 = any size, None = any rank). "
                       "Raises InvalidArgumentError for a graph that cannot run.");
   servable.def_property_readonly("is_pipeline", [](PyServable& s) { return s.impl().is_pipeline(); });
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "dag_data.hpp"
 #include "ovfast/exec/result_sink.hpp"
@@ -97,10 +98,13 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       return internal_error("Pipeline " + graph_->spec().name + ": node " + (node ? spec.name : "request") +
                             " produced no output " + name);
     };
-    for (const auto& [dst, k] : graph_->consumers(node)) OVF_RETURN_IF_ERROR(need(graph_->node(dst).inputs[k].src_output));
-    for (size_t o : graph_->outputs_of(node)) OVF_RETURN_IF_ERROR(need(graph_->spec().outputs[o].src_output));
+    std::set<std::string> used;
+    for (const auto& [dst, k] : graph_->consumers(node)) used.insert(graph_->node(dst).inputs[k].src_output);
+    for (size_t o : graph_->outputs_of(node)) used.insert(graph_->spec().outputs[o].src_output);
+    for (const std::string& name : used) OVF_RETURN_IF_ERROR(need(name));
     if (!spec.demultiplex) return deliver_locked(node, session, outs, ready);
-    // Demultiplexing: every output split along dim 0, one sub-request per row.
+    // Demultiplexing: every output read further on split along dim 0, one sub-request per row.
+    for (auto it = outs.begin(); it != outs.end();) it = used.count(it->first) ? std::next(it) : outs.erase(it);
     int64_t n = -1;
     for (const auto& [name, d] : outs) {
       if (d.raw || d.tensor.get_shape().empty())
