@@ -126,8 +126,8 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class RepositoryConfig:
-    """A parsed config.json: the valid models, and why the other entries were skipped (invalid
-    models; pipelines and custom node libraries, which are not served yet)."""
+    """A parsed config.json: the valid models, pipelines and custom node libraries (config/dag.py), and why
+    the other entries were skipped."""
 
     models: tuple[ModelConfig, ...] = ()
     errors: tuple[str, ...] = ()
@@ -136,6 +136,8 @@ class RepositoryConfig:
     digest: str = ""  # MD5 of the file content (change detection, as OVMS)
     memory_budget: int | None = None  # top-level "memory_budget", bytes (None = not in the file)
     idle_unload_seconds: float | None = None  # top-level "idle_unload_seconds"
+    pipelines: tuple[Any, ...] = ()  # config.dag.PipelineConfig
+    libraries: tuple[Any, ...] = ()  # config.dag.LibraryConfig
 
 
 @dataclass(frozen=True)
