@@ -20,6 +20,10 @@ with ``--peers``, the batched ovfast and the peers that batch (PyTriton, MLServe
 ``--stateful`` runs the stateful-model comparison instead (see bench/stateful.py): Silero VAD streamed window
 by window, one sequence per client, at ``--concurrency`` (default there 1,8,32) against the in-process
 stateful loop.
+
+``--ocr`` runs the OCR pipeline comparison instead (see bench/ocr.py): PP-OCRv4 served as one DAG pipeline
+request against a client doing the same steps model by model, and against the graph run in-process
+(``--concurrency`` default there 1,2,4,8).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import batching, density, floors, inprocess, loadgen, perf, report, stateful
+from bench import batching, density, floors, inprocess, loadgen, ocr, perf, report, stateful
 from bench.models import MLP_DIMS, MODEL_NAMES, MlpDims, ModelUnavailable, get_model
 from bench.servers import start_ovfast
 
@@ -104,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream Silero VAD windows as sequences through ovfast against the in-process stateful loop "
                         "(concurrency default 1,8,32; --hint default LATENCY)")
     s.add_argument("--stateful-seconds", type=float, default=5.0, help="seconds per series")
+    o = p.add_argument_group("OCR pipeline (--ocr)")
+    o.add_argument("--ocr", action="store_true",
+                   help="PP-OCRv4 served as one pipeline request vs a client calling the models step by step vs "
+                        "the same graph in-process (bench/ocr.py)")
+    o.add_argument("--ocr-seconds", type=float, default=5.0, help="seconds per point")
     p.add_argument("--mlp-dims", type=_parse_dims, default=MLP_DIMS, metavar="IN,HIDDEN,LAYERS[,OUT]",
                    help="size of the mlp model (default %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="rows per request for the dynamic-batch mlp model")
@@ -150,11 +159,12 @@ def loadgen_sweep(label: str, url: str, model, conc: list[int], seconds: float) 
     return points
 
 
-def run_stateful(args: argparse.Namespace, out: Path) -> dict:
+def run_comparison(module, args: argparse.Namespace, out: Path) -> dict:
+    """A one-model comparison with its own series (bench/stateful.py, bench/ocr.py): ``module.run`` fills it."""
     results: dict = {"machine": machine_info(), "concurrency": args.concurrency, "unavailable": {},
                      "command": " ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    stateful.run(args, results, out / "logs", log)
+    module.run(args, results, out / "logs", log)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return results
 
@@ -301,20 +311,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.density:
         return density.main(args)
-    if args.stateful:
+    for flag, module, default_conc in (("stateful", stateful, [1, 8, 32]), ("ocr", ocr, [1, 2, 4, 8])):
+        if not getattr(args, flag):
+            continue
         if args.batching:
-            parser.error("--stateful and --batching are separate comparisons")
+            parser.error(f"--{flag} and --batching are separate comparisons")
         if "--concurrency" not in (sys.argv[1:] if argv is None else argv):
-            args.concurrency = [1, 8, 32]
-        out = (args.out or (BENCH_DIR / "results" / "stateful")).resolve()
+            args.concurrency = default_conc
+        out = (args.out or (BENCH_DIR / "results" / flag)).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        results = run_stateful(args, out)
-        print(stateful.table(results), flush=True)
+        results = run_comparison(module, args, out)
+        print(module.table(results), flush=True)
         report.write_json(results, out / "results.json")
         log(f"wrote {out / 'results.json'}")
         return 0
     if not args.model:
-        parser.error("--model is required (or --density, --stateful)")
+        parser.error("--model is required (or --density, --stateful, --ocr)")
     if args.batching < 0 or args.batching == 1:
         parser.error("--batching wants a max_batch_size >= 2")
     if args.batching and args.batch != 1:

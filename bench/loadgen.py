@@ -5,7 +5,8 @@ not implement. This generator needs only ModelInfer: ``concurrency`` coroutines 
 ``tritonclient.grpc.aio`` channel, each sending its next request when the previous answer arrives
 (closed loop, like perf_analyzer's concurrency mode). It reads lower than perf_analyzer (Python
 client cost on the same cores), so the harness also runs it against ovfast: peers are compared
-with ovfast through the same generator.
+with ovfast through the same generator. ``run_calls`` puts any client-side sequence of calls in the same
+loop (bench/ocr.py: a client doing a pipeline's steps itself, model by model).
 """
 from __future__ import annotations
 
@@ -17,17 +18,15 @@ import numpy as np
 from bench.stats import percentile
 
 
-async def _run(url: str, model: str, input_name: str, data: np.ndarray, datatype: str, concurrency: int,
-               seconds: float, warmup: float) -> dict:
+async def _closed_loop(url: str, make_call, concurrency: int, seconds: float, warmup: float) -> dict:
+    """``concurrency`` coroutines on one client, each awaiting ``call()`` again as soon as it returns."""
     import tritonclient.grpc.aio as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
     try:
-        inp = grpcclient.InferInput(input_name, list(data.shape), datatype)
-        inp.set_data_from_numpy(data)
-        inputs = [inp]
+        call = make_call(client)
         # first call outside the clock: connects, and fails loudly if the model is wrong
-        await client.infer(model, inputs)
+        await call()
         lat_ns: list[int] = []
         errors = [0]
         state = {"record": False, "stop": False}
@@ -36,7 +35,7 @@ async def _run(url: str, model: str, input_name: str, data: np.ndarray, datatype
             while not state["stop"]:
                 t = time.perf_counter_ns()
                 try:
-                    await client.infer(model, inputs)
+                    await call()
                 except Exception:  # counted, not raised: a load generator keeps going
                     errors[0] += 1
                     continue
@@ -60,10 +59,32 @@ async def _run(url: str, model: str, input_name: str, data: np.ndarray, datatype
             "p99_us": percentile(lat_us, 99), "count": n, "errors": errors[0]}
 
 
+def _one_model(model: str, input_name: str, data: np.ndarray, datatype: str):
+    def make_call(client):
+        import tritonclient.grpc.aio as grpcclient
+
+        inp = grpcclient.InferInput(input_name, list(data.shape), datatype)
+        inp.set_data_from_numpy(data)
+        inputs = [inp]
+        return lambda: client.infer(model, inputs)
+
+    return make_call
+
+
 def run_point(url: str, model: str, input_name: str, data: np.ndarray, datatype: str, concurrency: int,
               seconds: float, warmup: float = 0.5) -> dict:
     """One closed-loop measurement at ``concurrency`` for ``seconds`` after ``warmup``."""
     try:
-        return asyncio.run(_run(url, model, input_name, data, datatype, concurrency, seconds, warmup))
+        return asyncio.run(_closed_loop(url, _one_model(model, input_name, data, datatype), concurrency, seconds,
+                                        warmup))
+    except Exception as exc:
+        return {"concurrency": concurrency, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_calls(url: str, make_call, concurrency: int, seconds: float, warmup: float = 0.5) -> dict:
+    """The same closed loop around any client-side work: ``make_call(client)`` (a ``tritonclient.grpc.aio``
+    client) returns the coroutine function one request of the loop awaits (e.g. several calls in a row)."""
+    try:
+        return asyncio.run(_closed_loop(url, make_call, concurrency, seconds, warmup))
     except Exception as exc:
         return {"concurrency": concurrency, "error": f"{type(exc).__name__}: {exc}"}

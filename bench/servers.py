@@ -115,20 +115,24 @@ class OvfastServer:
         self.process.stop()
 
 
-def start_ovfast(model_name: str, model_path: Path, logdir: Path, plugin_config: dict, *,
+def start_ovfast(model_name: str, model_path: Path | None, logdir: Path, plugin_config: dict, *,
                  nireq: int | None = None, echo: bool = False, python: str | None = None,
-                 timeout: float = 180.0, extra_args: Sequence[str] = ()) -> OvfastServer:
+                 timeout: float = 180.0, extra_args: Sequence[str] = (),
+                 config_path: Path | None = None) -> OvfastServer:
     """``python -m ovfast`` serving one model on free loopback ports (gRPC + REST); ``extra_args`` are
-    appended to its command line (e.g. ``--metrics_enable``, the dynamic batching flags)."""
+    appended to its command line (e.g. ``--metrics_enable``, the dynamic batching flags). With
+    ``config_path`` it serves that config.json instead (model_path and plugin_config unused) and is ready
+    when ``model_name`` (a model or a pipeline of it) is."""
     import json
 
     last: Exception | None = None
     for attempt in range(3):
         grpc_port, rest_port = free_ports(2)
-        cmd = [python or sys.executable, "-m", "ovfast", "--model_name", model_name, "--model_path", str(model_path),
+        source = (["--config_path", str(config_path)] if config_path is not None else
+                  ["--model_name", model_name, "--model_path", str(model_path), "--plugin_config", json.dumps(plugin_config)])
+        cmd = [python or sys.executable, "-m", "ovfast", *source,
                "--port", str(grpc_port), "--rest_port", str(rest_port),
-               "--grpc_bind_address", "127.0.0.1", "--rest_bind_address", "127.0.0.1",
-               "--plugin_config", json.dumps(plugin_config), "--log_level", "INFO"]
+               "--grpc_bind_address", "127.0.0.1", "--rest_bind_address", "127.0.0.1", "--log_level", "INFO"]
         if nireq:
             cmd += ["--nireq", str(nireq)]
         if echo:

@@ -20,7 +20,6 @@ It asserts nothing.
 from __future__ import annotations
 
 import importlib.util
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import grpc
 import numpy as np
 
 from bench.servers import start_ovfast
-from bench.stats import percentile
+from bench.stats import percentile, run_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -95,19 +94,17 @@ def serve_sweep(S, url: str, wins: list[np.ndarray], conc: int, seconds: float) 
     """``conc`` clients, each streaming its own sequence for ``seconds``: windows/s and latency (µs)."""
     lat: list[list[int]] = [[] for _ in range(conc)]
     errors: list[str] = []
-    start = threading.Barrier(conc + 1)
-    stop_at = [0.0]
 
-    def client(k: int) -> None:
+    def client(k: int, ready, deadline) -> None:
         reqs = _requests(S, wins, 10_000 + k)
         with grpc.insecure_channel(url) as ch:
             call = ch.unary_unary(INFER, request_serializer=None, response_deserializer=None)
             call(reqs[0], timeout=60)  # warm the channel with a whole sequence
             for r in reqs[1:]:
                 call(r, timeout=60)
-            start.wait()
+            ready()
             mine = lat[k]
-            while time.perf_counter() < stop_at[0]:
+            while time.perf_counter() < deadline():
                 for r in reqs:
                     s = time.perf_counter_ns()
                     try:
@@ -117,16 +114,7 @@ def serve_sweep(S, url: str, wins: list[np.ndarray], conc: int, seconds: float) 
                         return
                     mine.append(time.perf_counter_ns() - s)
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(conc)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + 3600
-    start.wait()
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed = run_threads(conc, client, seconds)
     us = [v / 1000 for per in lat for v in per]
     return {"concurrency": conc, "windows_per_sec": len(us) / elapsed, "p50_us": percentile(us, 50),
             "p99_us": percentile(us, 99), "windows": len(us), "errors": errors[:3]}

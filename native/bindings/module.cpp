@@ -22,10 +22,11 @@ using namespace ovfast;
 using namespace ovfast::bindings;
 
 namespace ovfast::bindings {
-std::array<PyObject*, 12> g_errors{};
+std::array<PyObject*, 15> g_errors{};
 void register_tfs(py::module_& m);
 void register_transport(py::module_& m);
 py::class_<PyServable> register_model(py::module_& m);
+void register_dag(py::module_& m, py::class_<PyServable>& servable);
 }
 
 namespace {
@@ -103,7 +104,7 @@ PYBIND11_MODULE(_native, m) {
   py::object base = py::reinterpret_steal<py::object>(
       PyErr_NewException("ovfast._native.OvfastError", PyExc_Exception, nullptr));
   m.attr("OvfastError") = base;
-  const std::array<std::pair<StatusCode, const char*>, 11> names{{
+  const std::array<std::pair<StatusCode, const char*>, 12> names{{
       {StatusCode::INVALID_ARGUMENT, "InvalidArgumentError"},
       {StatusCode::NOT_FOUND, "NotFoundError"},
       {StatusCode::UNAVAILABLE, "UnavailableError"},
@@ -115,6 +116,7 @@ PYBIND11_MODULE(_native, m) {
       {StatusCode::INTERNAL, "InternalError"},
       {StatusCode::UNKNOWN, "UnknownError"},
       {StatusCode::FAILED_PRECONDITION, "FailedPreconditionError"},
+      {StatusCode::ABORTED, "AbortedError"},
   }};
   for (const auto& [code, name] : names) {
     std::string qual = std::string("ovfast._native.") + name;
@@ -219,4 +221,5 @@ PYBIND11_MODULE(_native, m) {
   register_metrics(m, servable);
   register_tfs(m);
   register_transport(m);
+  register_dag(m, servable);
 }

@@ -24,7 +24,7 @@ namespace ovfast::bindings {
 namespace py = pybind11;
 
 // Exception classes, registered once; handles cached (index = StatusCode).
-extern std::array<PyObject*, 12> g_errors;
+extern std::array<PyObject*, 15> g_errors;
 
 // Text that may quote client bytes (not necessarily UTF-8), as a Python str; invalid bytes become \xNN.
 inline py::str lenient_str(const std::string& s) {
@@ -160,6 +160,15 @@ class PyServable {
     }
     throw_if_error(st);
     impl_ = std::move(made);
+    bind_sinks(queue);
+  }
+
+  // An already built servable (a pipeline, register_dag.cpp), answering through `queue`.
+  PyServable(std::shared_ptr<Servable> made, const std::shared_ptr<CompletionQueue>& queue) : impl_(std::move(made)) {
+    bind_sinks(queue);
+  }
+
+  void bind_sinks(const std::shared_ptr<CompletionQueue>& queue) {
     sinks_[static_cast<int>(SinkKind::KSERVE)] = make_kserve_sink(queue);
     sinks_[static_cast<int>(SinkKind::TFS)] = make_tfs_sink(queue);
     sinks_[static_cast<int>(SinkKind::TENSORS)] = make_tensor_sink(queue);

@@ -35,6 +35,16 @@ Status Servable::create(ov::Core& core, const ModelOptions& opts, std::shared_pt
   return Status::ok();
 }
 
+std::unique_ptr<Servable> Servable::create_pipeline(
+    std::vector<TensorInfo> inputs, std::vector<TensorInfo> outputs,
+    const std::function<std::unique_ptr<Scheduler>(ServableMetrics&)>& make) {
+  std::unique_ptr<Servable> s(new Servable());
+  s->inputs_ = std::move(inputs);
+  s->outputs_ = std::move(outputs);
+  s->scheduler_ = make(s->metrics_);
+  return s;
+}
+
 Servable::~Servable() {
   if (!scheduler_) return;  // create() failed
   drain();
@@ -60,7 +70,7 @@ void Servable::drain() {
 
 Status Servable::submit(std::unique_ptr<InferJob> job) {
   if (job->received_ns == 0) job->received_ns = now_ns();
-  if (!model_->echo() && model_->needs_decode(*job)) {
+  if (model_ && !model_->echo() && model_->needs_decode(*job)) {
     metrics_.job_accepted(job->metrics_route);
     {
       std::lock_guard<std::mutex> lock(decode_mu_);
@@ -72,7 +82,7 @@ Status Servable::submit(std::unique_ptr<InferJob> job) {
     return Status::ok();
   }
   Status st = scheduler_->prepare(*job);
-  if (st.is_ok()) st = model_->validate(*job);
+  if (st.is_ok() && model_) st = model_->validate(*job);
   if (!st.is_ok()) {
     metrics_.job_refused(job->metrics_route, job->received_ns);
     return st;

@@ -16,6 +16,7 @@ TEST(GrpcStatus, EveryCodeHasItsGrpcCode) {
   EXPECT_EQ(grpc_status_code(StatusCode::UNSUPPORTED), 12);
   EXPECT_EQ(grpc_status_code(StatusCode::CANCELLED), 1);
   EXPECT_EQ(grpc_status_code(StatusCode::FAILED_PRECONDITION), 9);
+  EXPECT_EQ(grpc_status_code(StatusCode::ABORTED), 10);
   EXPECT_EQ(grpc_status_code(static_cast<StatusCode>(99)), 2) << "outside the enum: UNKNOWN";
 }
 

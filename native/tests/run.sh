@@ -3,8 +3,8 @@
 # build directory under build/native-tests-*:
 #   plain  every suite (RelWithDebInfo)
 #   asan   every suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#   tsan   the suites that run threads (completion, clock, batching, metrics,
-#          forward_queue, route_table, and any *scheduler* / *pool* suite) under ThreadSanitizer
+#   tsan   the suites that run threads (completion, clock, batching, metrics, custom_node_abi,
+#          forward_queue, route_table, and any *scheduler* / *pool* / dag_* suite) under ThreadSanitizer
 # Needs cmake >= 3.20, g++, libgtest-dev, libjpeg/libpng headers, and a Python
 # ($PYTHON, default python3) with the openvino wheel, whose CMake package and
 # libraries the tests build and run against. Exits non-zero if anything fails
@@ -24,7 +24,7 @@ tsan_suites=()
 for src in "$root"/native/tests/*_test.cpp; do
   suite="$(basename "$src" .cpp)"
   case "$suite" in
-    completion_test | clock_test | batching_test | metrics_test | forward_queue_test | route_table_test | *scheduler* | *pool*) tsan_suites+=("$suite") ;;
+    completion_test | clock_test | batching_test | metrics_test | forward_queue_test | route_table_test | custom_node_abi_test | *scheduler* | *pool* | dag_*) tsan_suites+=("$suite") ;;
   esac
 done
 

@@ -31,6 +31,8 @@ class UnknownError(OvfastError):
     code: typing.ClassVar[int] = 10
 class FailedPreconditionError(OvfastError):
     code: typing.ClassVar[int] = 11
+class AbortedError(OvfastError):
+    code: typing.ClassVar[int] = 14
 class Core:
     def __init__(self) -> None:
         ...
@@ -334,6 +336,33 @@ class Servable:
         ...
     @property
     def streams(self) -> int:
+        ...
+    @staticmethod
+    def pipeline(name: str, nodes: list, outputs: list, inputs_info: list, outputs_info: list, queue: CompletionQueue) -> Servable:
+        """
+        A pipeline served like a model.
+        """
+    @property
+    def is_pipeline(self) -> bool:
+        ...
+class NodeLibrary:
+    def __init__(self, path: str) -> None:
+        """
+        Loads the library and its six entry points; FailedPreconditionError otherwise. Releases the GIL.
+        """
+    @property
+    def path(self) -> str:
+        ...
+class CustomNode:
+    def __init__(self, library: NodeLibrary, params: collections.abc.Mapping[str, str]) -> None:
+        """
+        Calls initialize(params) and reads the declared tensors. Releases the GIL.
+        """
+    @property
+    def inputs(self) -> list:
+        ...
+    @property
+    def outputs(self) -> list:
         ...
 class TfsPredictRequest:
     def cancel(self) -> None:

@@ -21,6 +21,7 @@ CancelledError = _native.CancelledError
 InternalError = _native.InternalError
 UnknownError = _native.UnknownError
 FailedPreconditionError = _native.FailedPreconditionError
+AbortedError = _native.AbortedError
 
 
 # Access errors: raised by the transports only (the native core never returns them), so they are Python
@@ -45,7 +46,7 @@ class ErrorMapping:
     http_status: int
 
 
-# code -> (exception, gRPC status, HTTP status). Codes 1-11 mirror native/include/ovfast/status.hpp;
+# code -> (exception, gRPC status, HTTP status). Codes 1-11 and 14 mirror native/include/ovfast/status.hpp;
 # 12-13 are the transports' own (above).
 ERROR_TABLE: dict[int, ErrorMapping] = {
     m.code: m
@@ -64,6 +65,8 @@ ERROR_TABLE: dict[int, ErrorMapping] = {
         ErrorMapping(11, FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION, 412),
         ErrorMapping(12, PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED, 403),
         ErrorMapping(13, UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED, 401),
+        # a pipeline whose demultiplexer had no results: OVMS answers ABORTED / 204 No Content
+        ErrorMapping(14, AbortedError, grpc.StatusCode.ABORTED, 204),
     )
 }
 _BY_CLASS = {m.exception: m for m in ERROR_TABLE.values()}

@@ -210,6 +210,7 @@ class Server:
         if self.registry.residency is not None:
             await self.registry.residency.stop()
         await self.sequence_cleaner.stop()
+        await self.reloader.pipelines.stop()
         await self.registry.unload_all()
         self.completions.detach()
         log.info("Server stopped")

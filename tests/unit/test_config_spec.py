@@ -103,9 +103,9 @@ def test_native_options_refuse_a_dimension_that_is_no_range():
         o.shapes = {"x": [(-2, 3)]}
 
 
-# -- what is not served yet is refused by name ---------------------------------------------------------
+# -- pipelines and custom node libraries are parsed (validated against the models when served) --------
 
-def test_pipelines_and_custom_nodes_are_refused_the_models_are_served():
+def test_pipelines_and_custom_nodes_are_parsed_with_the_models():
     text = json.dumps({
         "model_config_list": [{"config": {"name": "m", "base_path": "/m"}}],
         "pipeline_config_list": [{"name": "ocr", "inputs": ["img"], "nodes": [], "outputs": []}],
@@ -113,12 +113,9 @@ def test_pipelines_and_custom_nodes_are_refused_the_models_are_served():
     })
     repo = parse_config_text(text)
     assert [m.name for m in repo.models] == ["m"]
-    assert repo.errors == (
-        "pipeline_config_list[0] (pipeline 'ocr'): DAG pipelines are not served yet by ovfast; this pipeline is "
-        "skipped",
-        "custom_node_library_config_list[0] (library 'crop'): custom node libraries (used by DAG pipelines) are "
-        "not served yet by ovfast; this library is skipped",
-    )
+    assert repo.errors == ()
+    assert [p.name for p in repo.pipelines] == ["ocr"]
+    assert [(lib.name, lib.base_path) for lib in repo.libraries] == [("crop", "/lib/libcrop.so")]
 
 
 def test_stateful_keys_as_ovms():

@@ -10,6 +10,7 @@
 // destructor first waits for everything in flight (decodes included).
 #pragma once
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -31,24 +32,32 @@ class Servable {
   // the batcher's clock (null = the steady clock).
   static Status create(ov::Core& core, const ModelOptions& opts, std::shared_ptr<Clock> clock,
                        std::unique_ptr<Servable>* out);
+  // A pipeline served like a model (dag/dag_executor.hpp): no ModelInstance;
+  // `make` builds its scheduler over the servable's metrics, which checks
+  // requests itself (Scheduler::prepare). inputs/outputs: its signature.
+  static std::unique_ptr<Servable> create_pipeline(
+      std::vector<TensorInfo> inputs, std::vector<TensorInfo> outputs,
+      const std::function<std::unique_ptr<Scheduler>(ServableMetrics&)>& make);
   ~Servable();
 
   // On OK the job's outcome reaches job->sink exactly once. On error nothing
   // reaches the sink and the caller still owns job->keepalive/context.
   Status submit(std::unique_ptr<InferJob> job);
 
+  // A pipeline has no model: callers check is_pipeline() first.
   const ModelInstance& model() const { return *model_; }
-  const std::vector<TensorInfo>& inputs() const { return model_->inputs(); }
-  const std::vector<TensorInfo>& outputs() const { return model_->outputs(); }
-  int nireq() const { return model_->echo() ? 0 : model_->pool_size(); }
-  int streams() const { return model_->streams(); }
+  bool is_pipeline() const { return !model_; }
+  const std::vector<TensorInfo>& inputs() const { return model_ ? model_->inputs() : inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return model_ ? model_->outputs() : outputs_; }
+  int nireq() const { return !model_ || model_->echo() ? 0 : model_->pool_size(); }
+  int streams() const { return model_ ? model_->streams() : 0; }
   int active() const { return scheduler_->active(); }
   int queued() { return scheduler_->queued(); }
   // Jobs decoding, queued or running: 0 means nothing would be cut off by an
   // unload now. Takes the decode lock briefly; for residency decisions, not
   // for a per-request path.
   int in_flight();
-  int max_batch_size() const { return model_->options().batching.max_batch_size; }
+  int max_batch_size() const { return model_ ? model_->options().batching.max_batch_size : 0; }
   // What create() cost in memory: read + compile + infer requests, measured
   // around it (memory_usage.hpp), bytes.
   int64_t memory_bytes() const { return memory_bytes_; }
@@ -65,7 +74,8 @@ class Servable {
   Servable() = default;
   void decode_then_schedule(std::unique_ptr<InferJob> job);
 
-  std::unique_ptr<ModelInstance> model_;
+  std::unique_ptr<ModelInstance> model_;  // null for a pipeline
+  std::vector<TensorInfo> inputs_, outputs_;  // a pipeline's signature
   ServableMetrics metrics_;
   std::unique_ptr<Scheduler> scheduler_;
   SequenceScheduler* sequences_ = nullptr;  // scheduler_, when the model is stateful

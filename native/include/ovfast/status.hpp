@@ -22,6 +22,8 @@ enum class StatusCode : int {
   INTERNAL = 9,
   UNKNOWN = 10,
   FAILED_PRECONDITION = 11,
+  // 12, 13: the transports' own access errors (src/ovfast/errors.py)
+  ABORTED = 14,             // a pipeline stopped with nothing to do (OVMS PIPELINE_DEMULTIPLEXER_NO_RESULTS)
 };
 
 class Status {

@@ -68,6 +68,17 @@ Status check_contents(const InputTensor& in, const std::string& suffix) {
 
 }  // namespace
 
+Status validate_input(const InputTensor& in, const TensorInfo& info) {
+  const std::string suffix = "; input name: " + info.name;
+  if (in.dtype != info.dtype)
+    return invalid_argument("Invalid input precision - Expected: " + std::string(datatype_info(info.dtype).kserve_name) +
+                            "; Actual: " +
+                            (in.datatype_name.empty() ? std::string(datatype_info(in.dtype).kserve_name)
+                                                      : in.datatype_name) + suffix);
+  OVF_RETURN_IF_ERROR(check_shape(in, info, suffix));
+  return check_contents(in, suffix);
+}
+
 Status ModelInstance::validate(InferJob& job) const {
   if (job.inputs.size() != inputs_.size())
     return invalid_argument("Invalid number of inputs - Expected: " + std::to_string(inputs_.size()) +
@@ -79,14 +90,7 @@ Status ModelInstance::validate(InferJob& job) const {
     for (auto& cand : job.inputs)
       if (cand.name == info.name) { in = &cand; break; }
     if (!in) return invalid_argument("Missing input with specific name - Required input: " + info.name);
-    const std::string suffix = "; input name: " + info.name;
-    if (in->dtype != info.dtype)
-      return invalid_argument("Invalid input precision - Expected: " +
-                              std::string(datatype_info(info.dtype).kserve_name) + "; Actual: " +
-                              (in->datatype_name.empty() ? std::string(datatype_info(in->dtype).kserve_name)
-                                                         : in->datatype_name) + suffix);
-    OVF_RETURN_IF_ERROR(check_shape(*in, info, suffix));
-    OVF_RETURN_IF_ERROR(check_contents(*in, suffix));
+    OVF_RETURN_IF_ERROR(validate_input(*in, info));
     ordered.push_back(std::move(*in));
   }
   job.inputs.swap(ordered);

@@ -19,6 +19,7 @@ int grpc_status_code(StatusCode code) {
     case StatusCode::ALREADY_EXISTS: return 6;
     case StatusCode::RESOURCE_EXHAUSTED: return 8;
     case StatusCode::FAILED_PRECONDITION: return 9;
+    case StatusCode::ABORTED: return 10;
     case StatusCode::UNSUPPORTED: return 12;  // UNIMPLEMENTED
     case StatusCode::INTERNAL: return 13;
     case StatusCode::UNAVAILABLE: return 14;

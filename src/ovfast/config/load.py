@@ -52,12 +52,6 @@ UNSUPPORTED_MODEL_KEYS = {
 # OVMS's keys of stateful models (spec/ovms.md §5): allowed only with "stateful": true.
 STATEFUL_KEYS = ("idle_sequence_cleanup", "max_sequence_number", "low_latency_transformation")
 MAX_SEQUENCE_NUMBER = (1 << 32) - 1  # uint32, as OVMS
-# Accepted in the file but not served yet: each entry is skipped with this reason, the models are still served.
-NOT_SERVED_LISTS = {
-    "pipeline_config_list": ("pipeline", "DAG pipelines are not served yet by ovfast; this pipeline is skipped"),
-    "custom_node_library_config_list": (
-        "library", "custom node libraries (used by DAG pipelines) are not served yet by ovfast; this library is skipped"),
-}
 TOP_KEYS = frozenset({"model_config_list", "pipeline_config_list", "custom_node_library_config_list",
                       "custom_loader_config_list", "mediapipe_config_list", "monitoring",
                       "memory_budget", "idle_unload_seconds", "request_limits"})  # the last three: ovfast's
@@ -444,26 +438,51 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
             continue
         names.add(m.name)
         models.append(m)
-    errors[:0] = _not_served_entries(doc, {m.name for m in models if m.stateful})
-    return RepositoryConfig(models=tuple(models), errors=tuple(errors), invalid_names=tuple(invalid),
+    pipelines, libraries, dag_errors = _dag_entries(doc, models, config_dir)
+    return RepositoryConfig(models=tuple(models), errors=tuple(dag_errors + errors), invalid_names=tuple(invalid),
                             monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle,
-                            request_limits=limits)
+                            request_limits=limits, pipelines=pipelines, libraries=libraries)
 
 
-def _not_served_entries(doc: dict, stateful: set[str]) -> list[str]:
-    """One skip reason per entry of the lists ovfast accepts but does not serve yet (pipelines, custom nodes);
-    a pipeline with a node on a stateful model gets OVMS's refusal instead."""
-    errors = []
-    for key, (kind, why) in NOT_SERVED_LISTS.items():
-        for i, entry in enumerate(_array(doc, key)):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            label = f"{key}[{i}]" + (f" ({kind} '{name}')" if isinstance(name, str) else "")
-            nodes = entry.get("nodes") if isinstance(entry, dict) and key == "pipeline_config_list" else None
-            used = sorted(stateful & {n.get("model_name") for n in nodes if isinstance(n, dict)}) \
-                if isinstance(nodes, list) else []
-            errors.append(f"{label}: {REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL}: model '{used[0]}'"
-                          if used else f"{label}: {why}")
-    return errors
+def _dag_entries(doc: dict, models: list[ModelConfig], config_dir: Path | None) -> tuple[tuple, tuple, list[str]]:
+    """(pipelines, custom node libraries, why the entries that are skipped are) of a config file: entries the
+    schema refuses, names taken by a model or an earlier entry, and nodes on stateful models (OVMS)."""
+    from ovfast.config import dag  # noqa: PLC0415 - dag.py parses with this module's helpers
+
+    errors: list[str] = []
+    libraries: dict[str, Any] = {}
+    for i, entry in enumerate(_array(doc, "custom_node_library_config_list")):
+        label = f"custom_node_library_config_list[{i}]"
+        try:
+            lib = dag.parse_library(entry, config_dir, label)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if lib.name in libraries:
+            errors.append(f"{label} (library '{lib.name}'): the name is already used by another library")
+            continue
+        libraries[lib.name] = lib
+    stateful = {m.name for m in models if m.stateful}
+    taken = {m.name for m in models}
+    pipelines: dict[str, Any] = {}
+    for i, entry in enumerate(_array(doc, "pipeline_config_list")):
+        label = f"pipeline_config_list[{i}]"
+        try:
+            p = dag.parse_pipeline(entry, label)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        label += f" (pipeline '{p.name}')"
+        used = sorted(stateful & p.models)
+        if used:
+            errors.append(f"{label}: {REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL}: model '{used[0]}'")
+        elif p.name in taken:
+            errors.append(f"{label}: {dag.NAME_OCCUPIED}")
+        elif p.name in pipelines:
+            errors.append(f"{label}: {dag.ALREADY_EXISTS}")
+        else:
+            pipelines[p.name] = p
+    return tuple(pipelines.values()), tuple(libraries.values()), errors
 
 
 def read_config_bytes(path: str | os.PathLike) -> bytes:

@@ -127,8 +127,8 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class RepositoryConfig:
-    """A parsed config.json: the valid models, and why the other entries were skipped (invalid
-    models; pipelines and custom node libraries, which are not served yet)."""
+    """A parsed config.json: the valid models, pipelines and custom node libraries (config/dag.py), and why
+    the other entries were skipped."""
 
     models: tuple[ModelConfig, ...] = ()
     errors: tuple[str, ...] = ()
@@ -138,6 +138,8 @@ class RepositoryConfig:
     memory_budget: int | None = None  # top-level "memory_budget", bytes (None = not in the file)
     idle_unload_seconds: float | None = None  # top-level "idle_unload_seconds"
     request_limits: tuple[tuple[str, int], ...] | None = None  # top-level "request_limits" (config/request_limits.py)
+    pipelines: tuple[Any, ...] = ()  # config.dag.PipelineConfig
+    libraries: tuple[Any, ...] = ()  # config.dag.LibraryConfig
 
 
 @dataclass(frozen=True)

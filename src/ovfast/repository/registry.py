@@ -22,7 +22,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ovfast import _native
 from ovfast.config.diff import ReloadPlan
@@ -95,6 +95,7 @@ class ModelRegistry(ResidencyWrites):
         self.resident: set[ServedModel] = set()
         # where version folders are listed and read from: local, or object storage through a cache
         self.storage = Storage()
+        self.on_change: Callable[[ServedModel], None] | None = None  # after _refresh (pipelines revalidate)
 
     def _refresh(self, served: ServedModel) -> None:
         """After any change of a model's versions or settings: its default version, and its routes
@@ -118,6 +119,8 @@ class ModelRegistry(ResidencyWrites):
             # quadratic).
             self.routes.remove(served.name)
             served.routed = False
+        if self.on_change is not None:
+            self.on_change(served)
 
     # -- lookups (hot path: dict gets only) -------------------------------------------------
     def get_model(self, name: str) -> ServedModel:
@@ -230,7 +233,7 @@ class ModelRegistry(ResidencyWrites):
     async def sync_all(self) -> bool:
         changed = False
         for served in list(self.models.values()):
-            if not served.retired:
+            if not served.retired and not served.is_pipeline:  # pipelines: repository/pipelines.py
                 changed |= await self.sync_versions(served)
         return changed
 

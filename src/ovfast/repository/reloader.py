@@ -23,6 +23,7 @@ from ovfast.config.load import (
 )
 from ovfast.config.schema import ModelConfig, RepositoryConfig
 from ovfast.errors import REQUESTED_MODEL_TYPE_CHANGE
+from ovfast.repository.pipelines import PipelineManager
 from ovfast.repository.registry import ModelRegistry
 from ovfast.runtime.periodic import Periodic
 
@@ -46,6 +47,9 @@ class ConfigReloader:
         self.digest = initial.digest if initial is not None else ""
         self.error: str | None = self._entry_errors(initial) if initial is not None else None
         self._lock = asyncio.Lock()
+        # DAG pipelines and custom node libraries: applied after the models, revalidated every cycle
+        self.pipelines = PipelineManager(registry)
+        self._pending_dag = (initial.pipelines, initial.libraries) if initial is not None else ((), ())
         self._watcher = Periodic(self.cycle, log, "Config watcher cycle")
         # called with each config file that parsed (its server-wide settings, e.g. request_limits)
         self.on_file: Callable[[RepositoryConfig], None] | None = None
@@ -62,6 +66,7 @@ class ConfigReloader:
             plan = diff((), self._pending)
             self.models = self._pending
             await self.registry.apply(plan)
+            await self.pipelines.apply(*self._pending_dag)
 
     def watch(self, poll_seconds: int) -> None:
         self._watcher.start(poll_seconds)
@@ -77,6 +82,7 @@ class ConfigReloader:
                 applied, changed = await self._reload_file()
             if not applied:
                 changed |= await self.registry.sync_all()
+            await self.pipelines.revalidate()
             return ReloadResult(changed, self.error)
 
     async def _reload_file(self) -> tuple[bool, bool]:
@@ -135,4 +141,5 @@ class ConfigReloader:
         if plan.empty:
             log.info("Config reload: the file changed but no model's configuration did")
         changed = await self.registry.apply(plan)
+        await self.pipelines.apply(repo.pipelines, repo.libraries)
         return True, changed

@@ -35,6 +35,8 @@ def version_number(text: str) -> int:
 
 
 class ServedModel:
+    is_pipeline = False  # repository/pipelines.py ServedPipeline: built there, not by the version sync
+
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
         self.name = config.name

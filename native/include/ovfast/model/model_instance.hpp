@@ -57,6 +57,10 @@ struct ModelOptions {
   bool low_latency_transformation = false;             // ov::pass::LowLatency2 before compiling
 };
 
+// One request input against one declared input: precision, shape, content size (OVMS's messages,
+// "; input name: <name>" appended). Microseconds; any thread.
+Status validate_input(const InputTensor& in, const TensorInfo& info);
+
 class ModelInstance {
  public:
   // Reads, renames, reshapes, adds pre-processing and compiles (not in echo
