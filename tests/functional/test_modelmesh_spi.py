@@ -235,8 +235,11 @@ def test_loads_beyond_capacity_are_refused_and_nothing_is_evicted(ovfast_server,
     for model_id, _ in loaded:  # every model loaded before stays loaded: ModelMesh evicts, not ovfast
         seed = int(model_id[1:3])
         check_mlp(infer_kserve(srv, x, "x", {"mm-model-id": model_id}), x, seed, hidden)
-    # ModelMesh makes room by unloading; then the refused model loads
+    # ModelMesh makes room by unloading (two models: the refused one's prediction may exceed one's size); then
+    # the refused model loads
+    assert len(loaded) >= 2
     mm.unload(loaded[0][0])
+    mm.unload(loaded[1][0])
     model_id, seed, _ = refused
     assert mm.load(model_id, tmp_path / f"mlp{seed}").sizeInBytes > 0
     check_mlp(infer_kserve(srv, x, "x", {"mm-model-id": model_id}), x, seed, hidden)
