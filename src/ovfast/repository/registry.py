@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Callable
 
 from ovfast import _native
 from ovfast.config.diff import ReloadPlan
-from ovfast.config.schema import ANY_DIM, Dim, ModelConfig, ShapeSpec
+from ovfast.config.schema import Dim, ModelConfig
 from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET,
     FailedPreconditionError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
 from ovfast.repository.residency_writes import ResidencyWrites
+from ovfast.repository.reshape import fixed_shape, needs_reshape
 from ovfast.repository.served import ServedModel, version_number
 from ovfast.repository.storage import Storage
 from ovfast.runtime.completions import CompletionDispatcher
@@ -56,26 +57,6 @@ def _load_reason(old: ModelHandle | None) -> str:
     if old.state != VersionState.AVAILABLE:
         return "retrying a failed load"
     return "the model's configuration changed"
-
-
-def _needs_reshape(h: ModelHandle, cfg: ModelConfig, shapes: dict[str, list[int]]) -> bool:
-    auto_inputs = set(cfg.auto_shape_inputs)
-    for i, spec in enumerate(h.inputs):
-        got = shapes.get(spec.name)
-        if got is None:
-            continue
-        if spec.name in auto_inputs or ("" in auto_inputs and i == 0):
-            if len(got) != len(spec.shape) or any(e not in (-1, g) for e, g in zip(spec.shape, got)):
-                return True
-        elif cfg.auto_batch and spec.shape and got and len(got) == len(spec.shape):
-            if spec.shape[0] not in (-1, got[0]):
-                return True
-    return False
-
-
-def _fixed(shape: list[int] | tuple[int, ...]) -> ShapeSpec:
-    """A request's (or a compiled model's, -1 = dynamic) shape as a shape setting."""
-    return ShapeSpec(tuple(ANY_DIM if d == -1 else Dim(int(d), int(d)) for d in shape))
 
 
 class ModelRegistry(ResidencyWrites):
@@ -352,14 +333,14 @@ class ModelRegistry(ResidencyWrites):
         reloading the version with them first if needed (OVMS semantics). Concurrent callers are
         serialized on the model's lock, so a shape is compiled once."""
         served = self.models.get(h.name)
-        if served is None or not _needs_reshape(h, served.config, shapes):
+        if served is None or not needs_reshape(h, served.config, shapes):
             return h
         async with served.lock:
             cur = served.versions.get(h.version)
             if cur is None or cur.state != VersionState.AVAILABLE:
                 return self.resolve(h.name, h.version)
             cfg = served.config
-            if not _needs_reshape(cur, cfg, shapes):
+            if not needs_reshape(cur, cfg, shapes):
                 return cur
             base = load_options(cfg)
             new_shapes = dict(base.shapes)
@@ -367,7 +348,7 @@ class ModelRegistry(ResidencyWrites):
             if cfg.auto_shape_inputs:
                 for i, spec in enumerate(cur.inputs):
                     if spec.name in cfg.auto_shape_inputs or ("" in cfg.auto_shape_inputs and i == 0):
-                        new_shapes[spec.name] = _fixed(shapes.get(spec.name, spec.shape))
+                        new_shapes[spec.name] = fixed_shape(shapes.get(spec.name, spec.shape))
             else:
                 first = next((shapes[s.name] for s in cur.inputs if shapes.get(s.name)), None)
                 if first:
@@ -376,7 +357,7 @@ class ModelRegistry(ResidencyWrites):
                                        mapping_inputs=cur.options.mapping_inputs,
                                        mapping_outputs=cur.options.mapping_outputs)
             log.info("Model %s version %d: reloading for the request's shape %s (shape/batch_size auto)",
-                     h.name, h.version, {k: str(_fixed(v)) for k, v in shapes.items()})
+                     h.name, h.version, {k: str(fixed_shape(v)) for k, v in shapes.items()})
             new = ModelHandle(cur.name, cur.version, cur.path, opts, self.completions, self.core)
             new.generation = cur.generation
             new.auto_reshape = True
