@@ -89,7 +89,7 @@ def test_concurrent_first_requests_share_one_load(tmp_path, ovfast_server):
 
 def test_lru_order_under_the_budget_by_measured_sizes(tmp_path, ovfast_server):
     size = measured_size(ovfast_server, tmp_path)
-    budget = int(size * 2.5)  # two fit, a third does not
+    budget = int(size * 2.9)  # two fit, a third does not (0.9 of a model to spare for what no size measures)
     cfg, seeds = build_catalog(tmp_path / "lru", ["a", "b", "c"], BIG)
     srv = ovfast_server("--config_path", str(cfg), "--memory_budget", str(budget), "--metrics_enable")
 
@@ -115,7 +115,7 @@ def test_cycling_through_more_models_than_fit_never_refuses_a_load(tmp_path, ovf
     up; the next load reuses it): with room for two of three models, every request in three rounds
     over all three is served, each load making room by unloading the least recently used one."""
     size = measured_size(ovfast_server, tmp_path)
-    budget = int(size * 2.5)
+    budget = int(size * 2.9)  # two fit, a third does not
     cfg, seeds = build_catalog(tmp_path / "cycle", ["a", "b", "c"], BIG)
     srv = ovfast_server("--config_path", str(cfg), "--memory_budget", str(budget), "--metrics_enable")
     order = ["a", "b", "c"] * 3
@@ -126,9 +126,10 @@ def test_cycling_through_more_models_than_fit_never_refuses_a_load(tmp_path, ovf
                 {"name": "x", "datatype": "FP32", "shape": [1, D.IN], "data": [0.5 + k for k in range(6_000_000)]}]})
             assert code == 400
         check(infer(srv, "kserve-grpc", name), seeds[name], BIG)
-        assert ready(srv) == set(order[max(0, i - 1):i + 1]), (i, index(srv), status_mb(srv.proc.pid, "VmRSS") - rss0)
+        assert ready(srv) == set(order[max(0, i - 1):i + 1]), \
+            (i, index(srv), status_mb(srv.proc.pid, "VmRSS") - rss0, budget, srv.log()[-3000:])
     m = metrics(srv)
-    assert m["ovfast_model_loads"] == 9 and m['ovfast_model_unloads{reason=budget}'] == 7
+    assert m["ovfast_model_loads"] == 9 and m['ovfast_model_unloads{reason=budget}'] == 7, (m, srv.log()[-3000:])
     assert m["ovfast_memory_used_bytes"] <= budget
 
 

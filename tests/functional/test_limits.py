@@ -76,6 +76,32 @@ def test_many_empty_entries_cost_memory_in_proportion(server, stub, method, payl
     assert_grpc_serving(stub)
 
 
+def _empty_bytes_request(n: int, typed: bool) -> bytes:
+    shape = bytes([3 << 3 | 2]) + varint(len(varint(n))) + varint(n)
+    tensor = field(1, b"b") + field(2, b"BYTES") + shape
+    if typed:  # n empty bytes_contents (field 8) entries: two bytes each on the wire
+        return field(1, b"add") + field(5, tensor + field(5, b"\x42\x00" * n))
+    return field(1, b"add") + field(5, tensor) + field(7, b"\x00" * 4 * n)  # n zero length prefixes
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["bytes_contents", "raw_input_contents"])
+def test_empty_bytes_elements_cost_a_bounded_multiple_of_their_size(server, stub, typed):
+    """A million empty BYTES elements for an FP32 input: decoded (one 32-byte std::string each, what
+    OpenVINO's string tensors hold) before validation refuses the datatype. Measured here: 16x the wire
+    size for bytes_contents (2 bytes an element), 9x for raw_input_contents (4); linear in the count."""
+    payload = _empty_bytes_request(1_000_000, typed)
+    ch, call = raw_call(server, MODEL_INFER)
+    with ch:
+        call_error(call, payload)  # the first big message sizes gRPC's buffers
+        reset_peak(server.proc.pid)
+        base = status_mb(server.proc.pid, "VmRSS")
+        code, details = call_error(call, payload)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "Expected: FP32; Actual: BYTES" in details, details
+    peak = status_mb(server.proc.pid, "VmHWM") - base
+    assert peak < 64, f"{len(payload) / MB:.1f} MB of empty BYTES elements raised the peak RSS by {peak:.0f} MB"
+    assert_grpc_serving(stub)
+
+
 def test_rank_beyond_the_limit_is_refused_before_allocating(server, stub):
     dims = b"\x01" * (20 * MB)  # twenty million packed dims of 1
     header = bytes([3 << 3 | 2]) + varint(len(dims))

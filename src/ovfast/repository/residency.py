@@ -323,6 +323,8 @@ class Residency:
         while self.pressure() + self._reserved + need > self.budget:
             units = self._units(protect) if self.config.evict else []  # ModelMesh evicts, not us
             if units:
+                log.info("Making room for %s: %d bytes measured, %d held beyond start-up, %d reserved, %d needed; "
+                         "budget %d", what, self.used(), self.pressure(), self._reserved, need, self.budget)
                 await self._unload_unit(units[0][2], PARK_BUDGET)
                 continue
             if must and self.used() + self._reserved + need > self.budget:
