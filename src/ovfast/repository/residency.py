@@ -41,6 +41,7 @@ from ovfast.errors import (
 from ovfast.repository.layout import list_versions
 from ovfast.repository.registry import ModelRegistry, ServedModel, version_number
 from ovfast.repository.residency_stats import UNLOAD_REASONS, ResidencyStats
+from ovfast.repository.residency_writes import density_options
 from ovfast.runtime.model import (
     PARK_BUDGET, PARK_EXPLICIT, PARK_IDLE, PARK_LAZY, ModelHandle, VersionState,
 )
@@ -336,6 +337,7 @@ class Residency:
             try:
                 versions = cfg.model_version_policy.select(list_versions(cfg.base_path))
                 path, options, _ = self.registry.version_source(cfg, max(versions))
+                options = density_options(options, path)  # as the catalog's loads will be
             except (OSError, ValueError):
                 continue
             log.info("Warming up with model %s (loaded and dropped %d times: one-off start-up memory is not "
