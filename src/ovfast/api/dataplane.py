@@ -162,7 +162,7 @@ class DataPlane:
                 if ready_only and state != "READY":
                     continue
                 reason = h.parked or ("" if h.error_code == "OK" else h.error_message)
-                entry = {"name": name, "version": str(v), "state": state, "reason": reason}
+                entry: dict[str, str | int] = {"name": name, "version": str(v), "state": state, "reason": reason}
                 if sizes:
                     entry["size_bytes"] = h.held_bytes
                 out.append(entry)

@@ -32,7 +32,7 @@ from ovfast.errors import (
     FailedPreconditionError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
-from ovfast.repository.residency_writes import ResidencyWrites
+from ovfast.repository.residency_writes import ResidencyWrites, density_options
 from ovfast.repository.reshape import fixed_shape, needs_reshape
 from ovfast.repository.served import ServedModel, version_number
 from ovfast.repository.storage import Storage
@@ -300,6 +300,8 @@ class ModelRegistry(ResidencyWrites):
 
     def _new_handle(self, served: ServedModel, version: int, path: str, options: LoadOptions) -> ModelHandle:
         cfg = served.config
+        if self.residency is not None and self.residency.budget:
+            options = density_options(options, path)
         h = ModelHandle(cfg.name, version, path, options, self.completions, self.core)
         h.auto_reshape = bool(cfg.auto_shape_inputs) or cfg.auto_batch
         h.generation = served.generation
