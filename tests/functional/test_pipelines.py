@@ -90,6 +90,9 @@ PIPELINES = [
     {"name": "images", "inputs": ["picture"], "nodes": [
         dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
      "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "per_item", "inputs": ["in"], "demultiply_count": 0, "nodes": [
+        dl("a", "affine", [{"x": src("request", "in")}], ["z"])],
+     "outputs": [{"out": src("a", "z")}]},
     {"name": "broken", "inputs": ["in"], "nodes": [
         dl("a", "affine", [{"x": src("b", "y")}], ["y"]),
         dl("b", "affine", [{"x": src("a", "y")}], ["y"])],
@@ -165,6 +168,15 @@ def test_demultiplexed_rows_come_back_in_order(dag_server):
     rows = np.stack([x * (i + 1) for i in range(3)])  # [3,1,2]
     np.testing.assert_allclose(r.as_numpy("each"), rows + 10)
     np.testing.assert_allclose(r.as_numpy("joined"), rows + 20)
+
+
+def test_demultiplexing_at_the_entry(dag_server):
+    """Pipeline-level demultiply_count: the client sends an extra leading dimension, each item runs alone."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    md = g.get_model_metadata("per_item")
+    assert list(md.inputs[0].shape) == [-1, 1, 4] and list(md.outputs[0].shape) == [-1, 1, 4]
+    x = np.stack([X, X + 1, X * 2])  # [3, 1, 4]
+    np.testing.assert_allclose(_kserve_infer(g, grpcclient, "per_item", {"in": x}).as_numpy("out"), 3 * x)
 
 
 def test_png_into_a_pipeline_whose_first_node_takes_images(dag_server):
