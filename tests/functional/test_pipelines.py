@@ -154,6 +154,11 @@ def test_metadata_and_status_like_a_model(dag_server):
     assert [(i.name, i.datatype, list(i.shape)) for i in md.inputs] == [("in", "FP32", [1, 4])]
     assert [(o.name, list(o.shape)) for o in md.outputs] == [("a_z", [1, 4]), ("b_y", [1, 4]), ("c_y", [1, 4])]
     assert g.is_model_ready("branches")
+    cfg = g.get_model_config("branches", as_json=True)["config"]
+    assert [i["name"] for i in cfg["input"]] == ["in"]
+    _kserve_infer(g, grpcclient, "branches", {"in": X})
+    (stats,) = g.get_inference_statistics("branches", as_json=True)["model_stats"]
+    assert (stats["version"], int(stats["inference_stats"]["success"]["count"]) >= 1) == ("1", True)
     tfs = make_grpc_client(dag_server.grpc_url)
     assert tfs.get_model_status("branches") == {1: {"state": "AVAILABLE", "error_code": 0, "error_message": "OK"}}
     md = make_http_client(dag_server.http_url).get_model_metadata("demux")

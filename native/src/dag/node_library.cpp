@@ -187,7 +187,7 @@ Status CustomNode::execute(const std::vector<std::pair<std::string, ov::Tensor>>
     return internal_error("Custom node failed during execution");
   if (outs == nullptr) return internal_error("Custom node library has returned corrupted outputs handle");
   void* manager = manager_;
-  std::shared_ptr<NodeLibrary> lib = library_;
+  std::shared_ptr<const CustomNode> self = shared_from_this();
   Status st;
   if (count <= 0)
     st = internal_error("Custom node library has produced corrupted number of outputs - " + std::to_string(count));
@@ -195,7 +195,7 @@ Status CustomNode::execute(const std::vector<std::pair<std::string, ov::Tensor>>
     CustomNodeTensor& o = outs[i];
     // Whatever happens below, the data is released exactly once: by its owner, or here.
     std::shared_ptr<void> owner;
-    if (o.data) owner = std::shared_ptr<void>(o.data, [lib, manager](void* p) { lib->api().release(p, manager); });
+    if (o.data) owner = std::shared_ptr<void>(o.data, [self, manager](void* p) { self->library_->api().release(p, manager); });
     const DataType dt = node_precision_to_dtype(o.precision);
     if (st.is_ok() && o.name == nullptr) st = internal_error("Custom node output is missing name");
     if (st.is_ok() && dt == DataType::INVALID)
