@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PP-OCRv4 served as one pipeline request vs a client calling the models step by step vs "
                         "the same graph in-process (bench/ocr.py)")
     o.add_argument("--ocr-seconds", type=float, default=5.0, help="seconds per point")
+    o.add_argument("--ocr-repeats", type=int, default=2, help="rounds per concurrency (each series keeps its best)")
     p.add_argument("--mlp-dims", type=_parse_dims, default=MLP_DIMS, metavar="IN,HIDDEN,LAYERS[,OUT]",
                    help="size of the mlp model (default %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="rows per request for the dynamic-batch mlp model")

@@ -35,7 +35,8 @@ TEXT_HEIGHT, TEXT_WIDTH = 48, 320     # the recogniser's static input
 LINES = ("OVFAST 2026", "pipelines of models", "Hello, world!")
 DET_INPUT, DET_OUTPUT = "image", "probability_map"
 REC_INPUT, REC_OUTPUT = "text_image", "probabilities"
-TEXT_BOX_PARAMS = {"image_layout": "NHWC", "image_precision": "U8",
+TEXT_BOX_PARAMS = {"image_layout": "NHWC", "image_precision": "U8",  # the detector's input, so one metadata
+                   "image_height": str(IMAGE_HEIGHT), "image_width": str(IMAGE_WIDTH),
                    "text_height": str(TEXT_HEIGHT), "text_width": str(TEXT_WIDTH)}
 ARGMAX_PARAMS = {"k": "1", "input_rank": "3"}
 

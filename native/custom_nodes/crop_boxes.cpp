@@ -8,7 +8,8 @@
 //         confidences  FP32 [M, 1, 1]
 //         where M boxes have confidence >= confidence_threshold and a non-empty area, in input order.
 // params  target_image_width, target_image_height (default 224), confidence_threshold (default 0.5),
-//         max_boxes (default 100: more kept boxes fail the request), image_layout (NCHW), image_precision (FP32)
+//         max_boxes (default 100: more kept boxes fail the request), image_layout (NCHW), image_precision (FP32),
+//         image_height, image_width (default 0: any size; set them when a static model shares the image input)
 #include "image.hpp"
 
 using namespace ovfast_nodes;

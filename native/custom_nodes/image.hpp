@@ -12,10 +12,13 @@ namespace ovfast_nodes {
 
 enum class Layout { NCHW = 0, NHWC = 1 };
 
-// The image format a node takes, from its params: image_layout NCHW|NHWC, image_precision FP32|U8.
+// The image format a node takes, from its params: image_layout NCHW|NHWC, image_precision FP32|U8, and
+// optionally image_height / image_width (0 or absent: any size). A fixed size is declared in the node's inputs
+// info, so a pipeline input feeding both this node and a static model has one metadata.
 struct ImageFormat {
     Layout layout = Layout::NCHW;
     CustomNodeTensorPrecision precision = FP32;
+    long height = 0, width = 0;
 
     bool parse(const CustomNodeParam* params, int count, Layout default_layout,
                CustomNodeTensorPrecision default_precision) {
@@ -23,23 +26,27 @@ struct ImageFormat {
         if (!choice_param(params, count, "image_layout", {"NCHW", "NHWC"}, static_cast<int>(default_layout),
                           &layout_index) ||
             !choice_param(params, count, "image_precision", {"FP32", "U8"}, default_precision == U8 ? 1 : 0,
-                          &precision_index))
+                          &precision_index) ||
+            !int_param(params, count, "image_height", 0, 0, 1 << 16, &height) ||
+            !int_param(params, count, "image_width", 0, 0, 1 << 16, &width))
             return false;
         layout = static_cast<Layout>(layout_index);
         precision = precision_index == 1 ? U8 : FP32;
         return true;
     }
 
-    // Declared dims: [1, C, 0, 0] or [1, 0, 0, C] (0 = any size).
+    // Declared dims: [1, C, H, W] or [1, H, W, C] (0 = any size).
     std::vector<uint64_t> dims(uint64_t channels) const {
-        return layout == Layout::NCHW ? std::vector<uint64_t>{1, channels, 0, 0}
-                                      : std::vector<uint64_t>{1, 0, 0, channels};
+        const auto h = static_cast<uint64_t>(height), w = static_cast<uint64_t>(width);
+        return layout == Layout::NCHW ? std::vector<uint64_t>{1, channels, h, w}
+                                      : std::vector<uint64_t>{1, h, w, channels};
     }
 };
 
 class ImageView {
 public:
-    // Checks the named input against the format: rank 4, batch 1, `channels` channels, non-empty.
+    // Checks the named input against the format: rank 4, batch 1, `channels` channels, non-empty, the fixed
+    // height and width if the format has them.
     int bind(const CustomNodeTensor* inputs, int count, const char* name, const ImageFormat& format,
              uint64_t channels) {
         const CustomNodeTensor* t = nullptr;
@@ -49,6 +56,9 @@ public:
         height_ = nhwc ? t->dims[1] : t->dims[2];
         width_ = nhwc ? t->dims[2] : t->dims[3];
         if (t->dims[0] != 1 || c != channels || height_ == 0 || width_ == 0) return kWrongShape;
+        if ((format.height > 0 && height_ != static_cast<uint64_t>(format.height)) ||
+            (format.width > 0 && width_ != static_cast<uint64_t>(format.width)))
+            return kWrongShape;
         data_ = t->data;
         u8_ = format.precision == U8;
         nhwc_ = nhwc;

@@ -13,7 +13,8 @@
 // components; a component is kept when its box's shorter side is >= min_size and its mean probability is >=
 // box_threshold; its box is grown on every side by area * unclip_ratio / perimeter.
 // params  threshold (0.3), box_threshold (0.5), unclip_ratio (1.6), min_size (3), max_boxes (100: more lines
-//         fail the request), text_height (48), text_width (320), image_layout (NCHW), image_precision (FP32)
+//         fail the request), text_height (48), text_width (320), image_layout (NCHW), image_precision (FP32),
+//         image_height, image_width (default 0: any size; set them when a static model shares the image input)
 #include "image.hpp"
 
 using namespace ovfast_nodes;

@@ -39,6 +39,17 @@ int run(const CustomNodeTensor* inputs, int inputs_count, CustomNodeTensor** out
     auto* values = reinterpret_cast<float*>(out.add("values", FP32, dims));
     if (indices == nullptr || values == nullptr) return kNoMemory;
     const auto* data = reinterpret_cast<const float*>(scores->data);
+    if (k == 1) {  // argmax: one pass per row
+        for (uint64_t r = 0; r < rows; ++r) {
+            const float* row = data + r * columns;
+            uint64_t best = 0;
+            for (uint64_t c = 1; c < columns; ++c)
+                if (rank_key(row[c]) > rank_key(row[best])) best = c;
+            indices[r] = static_cast<int32_t>(best);
+            values[r] = row[best];
+        }
+        return out.commit(outputs, outputs_count);
+    }
     std::vector<int32_t> order(columns);
     for (uint64_t r = 0; r < rows; ++r) {
         const float* row = data + r * columns;

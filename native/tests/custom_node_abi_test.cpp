@@ -79,9 +79,10 @@ TEST(TopK, LargestFirstTiesByColumnNaNLast) {
 TEST(TopK, ArgmaxByDefaultAndAnEmptyBatch) {
     NodeLibrary lib("topk");
     ASSERT_TRUE(lib.complete());
-    NodeRun run = execute(lib, {InputTensor::of<float>("scores", {1, 5, 2}, {1, 3}, FP32)});
+    NodeRun run = execute(lib, {InputTensor::of<float>("scores", {1, 5, 2, kNaN, 5, 7, 7, -1}, {2, 4}, FP32)});
     ASSERT_EQ(run.rc, 0);
-    EXPECT_EQ(run["indices"].values<int32_t>(), (std::vector<int32_t>{1}));
+    EXPECT_EQ(run["indices"].values<int32_t>(), (std::vector<int32_t>{1, 1}));  // ties: the first; NaN last
+    EXPECT_EQ(run["values"].values<float>(), (std::vector<float>{5, 7}));
     NodeRun empty = execute(lib, {InputTensor::of<float>("scores", {}, {0, 3}, FP32)});
     ASSERT_EQ(empty.rc, 0);
     EXPECT_EQ(empty["indices"].dims, (std::vector<uint64_t>{0, 1}));

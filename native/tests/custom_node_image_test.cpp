@@ -72,6 +72,21 @@ TEST(CropBoxes, NoBoxKeptIsAnEmptyResult) {
     EXPECT_EQ(execute(lib, {planar_image(), InputTensor::of<float>("boxes", {}, {1, 0, 5}, FP32)}).rc, 0);
 }
 
+TEST(CropBoxes, FixedImageSizeIsDeclaredAndChecked) {
+    NodeLibrary lib("crop_boxes");
+    ASSERT_TRUE(lib.complete());
+    const std::vector<CustomNodeParam> fixed = {{"image_height", "4"}, {"image_width", "8"}};
+    EXPECT_EQ(query_info(lib, lib.getInputsInfo, fixed)[0], (Info{"image", {1, 3, 4, 8}, FP32}));
+    EXPECT_EQ(execute(lib, {planar_image(), boxes(kFourBoxes)}, fixed).rc, 0);
+    const std::vector<CustomNodeParam> other = {{"image_height", "4"}, {"image_width", "16"}};
+    EXPECT_NE(execute(lib, {planar_image(), boxes(kFourBoxes)}, other).rc, 0);
+    NodeLibrary text("text_boxes");
+    ASSERT_TRUE(text.complete());
+    EXPECT_EQ(query_info(text, text.getInputsInfo,
+                         {{"image_layout", "NHWC"}, {"image_precision", "U8"}, {"image_height", "32"}})[0],
+              (Info{"image", {1, 32, 0, 3}, U8}));
+}
+
 TEST(CropBoxes, WrongInputsGiveErrorCodes) {
     NodeLibrary lib("crop_boxes");
     ASSERT_TRUE(lib.complete());

@@ -103,6 +103,24 @@ def test_ocr_tfs_grpc_and_rest(dag_server):
         assert out["text_coordinates"].shape == (3, 1, 4)
 
 
+@pytest.mark.xfail(reason="the DAG executor decodes encoded images only for model nodes ('custom node boxes "
+                          "cannot take encoded images'); OVMS decodes a pipeline's binary input once, for every "
+                          "node it feeds (its OCR demos send JPEGs to detector + custom node)", strict=True)
+def test_ocr_from_png(grpc, http):
+    """The encoded image goes straight in (OVMS binary input, decoded by the server to u8 NHWC, BGR)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(A.render_text(OTHER_LINES)[0]).save(buf, format="PNG")
+    for client, module in ((grpc, grpcclient), (http, httpclient)):
+        i = module.InferInput("image", [1], "BYTES")
+        i.set_data_from_numpy(np.array([buf.getvalue()], dtype=np.object_))
+        out = client.infer("ocr", [i], outputs=[module.InferRequestedOutput("text_ids")])
+        assert A.texts_of(out.as_numpy("text_ids")) == list(OTHER_LINES)
+
+
 def test_ocr_metadata(grpc):
     meta = grpc.get_model_metadata("ocr", as_json=True)
     inputs = {i["name"]: i for i in meta["inputs"]}
