@@ -204,7 +204,7 @@ TEST_F(DagExecutorTest, LibraryFailuresAreRequestErrorsAndReleaseEverything) {
       {{{"mode", "fail"}}, StatusCode::INTERNAL},      {{{"mode", "null"}}, StatusCode::INTERNAL},
       {{{"mode", "size"}}, StatusCode::INTERNAL},      {{{"mode", "noname"}}, StatusCode::INTERNAL},
       {{{"mode", "precision"}}, StatusCode::INTERNAL}, {{{"mode", "missing"}}, StatusCode::INTERNAL},
-      {{{"rows", "0"}}, StatusCode::ABORTED},
+      {{{"mode", "rank"}}, StatusCode::INTERNAL},      {{{"rows", "0"}}, StatusCode::ABORTED},
   };
   for (const auto& [params, code] : cases) {
     DagSpec spec;

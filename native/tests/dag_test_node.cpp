@@ -4,7 +4,8 @@
 //   rows   — how many rows (default 1; 0 gives an empty output)
 //   mode   — "ok" (default), "fail" (execute returns 1), "null" (null data),
 //            "size" (dataBytes off by 4), "noname", "precision" (UNSPECIFIED),
-//            "missing" (returns no output at all: an empty array)
+//            "missing" (returns no output at all: an empty array), "rank" (one
+//            row without its dimension: rank 2 where rank 3 is declared)
 // Every allocation is counted; release() takes them back, and the test reads
 // the count through the exported dag_test_node_live() to prove nothing leaks.
 #include <atomic>
@@ -68,16 +69,17 @@ int execute(const CustomNodeTensor* inputs, int inputsCount, CustomNodeTensor** 
     *outputsCount = 0;
     return 0;
   }
-  const uint64_t rows = std::strtoull(param(params, paramsCount, "rows", "1").c_str(), nullptr, 10);
+  const uint64_t rows = mode == "rank" ? 1 : std::strtoull(param(params, paramsCount, "rows", "1").c_str(), nullptr, 10);
   const CustomNodeTensor& x = inputs[0];
   const uint64_t n = x.dataBytes / sizeof(float);
   CustomNodeTensor* o = static_cast<CustomNodeTensor*>(take(sizeof(CustomNodeTensor)));
   o->name = mode == "noname" ? nullptr : "out";
   o->precision = mode == "precision" ? UNSPECIFIED : FP32;
-  o->dimsCount = x.dimsCount + 1;
+  const uint64_t lead = mode == "rank" ? 0 : 1;  // "rank": no rows dimension
+  o->dimsCount = x.dimsCount + lead;
   o->dims = static_cast<uint64_t*>(take(o->dimsCount * sizeof(uint64_t)));
-  o->dims[0] = rows;
-  for (uint64_t d = 0; d < x.dimsCount; ++d) o->dims[d + 1] = x.dims[d];
+  if (lead) o->dims[0] = rows;
+  for (uint64_t d = 0; d < x.dimsCount; ++d) o->dims[d + lead] = x.dims[d];
   o->dataBytes = rows * n * sizeof(float) + (mode == "size" ? 4 : 0);
   o->data = nullptr;
   if (mode != "null" && rows * n > 0) {

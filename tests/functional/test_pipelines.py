@@ -90,6 +90,9 @@ PIPELINES = [
     {"name": "images", "inputs": ["picture"], "nodes": [
         dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
      "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "per_item", "inputs": ["in"], "demultiply_count": 0, "nodes": [
+        dl("a", "affine", [{"x": src("request", "in")}], ["z"])],
+     "outputs": [{"out": src("a", "z")}]},
     {"name": "broken", "inputs": ["in"], "nodes": [
         dl("a", "affine", [{"x": src("b", "y")}], ["y"]),
         dl("b", "affine", [{"x": src("a", "y")}], ["y"])],
@@ -151,6 +154,11 @@ def test_metadata_and_status_like_a_model(dag_server):
     assert [(i.name, i.datatype, list(i.shape)) for i in md.inputs] == [("in", "FP32", [1, 4])]
     assert [(o.name, list(o.shape)) for o in md.outputs] == [("a_z", [1, 4]), ("b_y", [1, 4]), ("c_y", [1, 4])]
     assert g.is_model_ready("branches")
+    cfg = g.get_model_config("branches", as_json=True)["config"]
+    assert [i["name"] for i in cfg["input"]] == ["in"]
+    _kserve_infer(g, grpcclient, "branches", {"in": X})
+    (stats,) = g.get_inference_statistics("branches", as_json=True)["model_stats"]
+    assert (stats["version"], int(stats["inference_stats"]["success"]["count"]) >= 1) == ("1", True)
     tfs = make_grpc_client(dag_server.grpc_url)
     assert tfs.get_model_status("branches") == {1: {"state": "AVAILABLE", "error_code": 0, "error_message": "OK"}}
     md = make_http_client(dag_server.http_url).get_model_metadata("demux")
@@ -165,6 +173,15 @@ def test_demultiplexed_rows_come_back_in_order(dag_server):
     rows = np.stack([x * (i + 1) for i in range(3)])  # [3,1,2]
     np.testing.assert_allclose(r.as_numpy("each"), rows + 10)
     np.testing.assert_allclose(r.as_numpy("joined"), rows + 20)
+
+
+def test_demultiplexing_at_the_entry(dag_server):
+    """Pipeline-level demultiply_count: the client sends an extra leading dimension, each item runs alone."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    md = g.get_model_metadata("per_item")
+    assert list(md.inputs[0].shape) == [-1, 1, 4] and list(md.outputs[0].shape) == [-1, 1, 4]
+    x = np.stack([X, X + 1, X * 2])  # [3, 1, 4]
+    np.testing.assert_allclose(_kserve_infer(g, grpcclient, "per_item", {"in": x}).as_numpy("out"), 3 * x)
 
 
 def test_png_into_a_pipeline_whose_first_node_takes_images(dag_server):

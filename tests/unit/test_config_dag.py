@@ -137,6 +137,8 @@ def test_signature_errors():
                                                       {"r2": {"node_name": "b", "data_item": "y"}}])
     assert error(both, {"a": AFFINE, "b": other}).startswith(
         "Multiple nodes connected to the same pipeline input require different tensor metadata - input: in")
+    loose = sig({"x": ("FP32", (1, -1))}, {"y": ("FP32", (1, 4))})
+    assert check(both, {"a": loose, "b": AFFINE}).inputs == {"in": ("FP32", (1, 4))}, "compatible: the narrowest"
 
 
 def test_demultiplexing_shapes():

@@ -12,23 +12,29 @@
 
 namespace ovfast::dag {
 
-// One tensor on a connection: `tensor` (its memory kept alive by `owner` when
-// it views someone else's), or, for encoded images straight from the request,
-// `raw` (the request's input; the model node that takes it decodes it).
+// One tensor on a connection: dense bytes at `data` (kept alive by `owner`;
+// null when the request owns them), or, for encoded images straight from the
+// request, `raw` (the request's input; the model node that takes it decodes
+// it). NOTE: no ov::Tensor is kept: its reference count lives inside
+// libopenvino, where ThreadSanitizer cannot see it, and a request's data is
+// made and dropped on different threads. view() makes one for the thread at hand.
 struct DagData {
-  ov::Tensor tensor;
+  ov::element::Type type;
+  ov::Shape shape;
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
   std::shared_ptr<void> owner;
   const InputTensor* raw = nullptr;
+
+  ov::Tensor view() const { return ov::Tensor(type, shape, data); }
 };
 
-// A request input as connection data: fixed-size types wrapped without a copy.
+// A request input as connection data: fixed-size types without a copy.
 DagData from_request(const InputTensor& in);
-// An owned copy of a tensor that views an infer request's buffer (numeric types only).
+// An owned copy of `src` (a view of an infer request's buffer, or a library's output); numeric types only.
 Status copy_out(const ov::Tensor& src, const std::string& name, DagData* out);
 // Shard `i` of `parent` along dim 0 (the dim dropped), viewing the parent's memory.
-DagData shard(const DagData& parent, const std::shared_ptr<void>& keep, size_t i);
-// Keeps `parent` (tensor and owner) alive for as long as its shards live.
-std::shared_ptr<void> keep_alive(const DagData& parent);
+DagData shard(const DagData& parent, size_t i);
 // Stacks shards of one shape and type along a new dim 0 (one copy). `what`
 // names them in errors (OVMS: PIPELINE_INCONSISTENT_SHARD_DIMENSIONS).
 Status stack(const std::vector<DagData>& shards, const std::string& what, DagData* out);

@@ -107,10 +107,10 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
     for (auto it = outs.begin(); it != outs.end();) it = used.count(it->first) ? std::next(it) : outs.erase(it);
     int64_t n = -1;
     for (const auto& [name, d] : outs) {
-      if (d.raw || d.tensor.get_shape().empty())
+      if (d.raw || d.shape.empty())
         return invalid_argument("Pipeline " + graph_->spec().name + ": output " + name + " of " +
                                 (node ? spec.name : "request") + " cannot be demultiplexed (no first dimension)");
-      const auto rows = static_cast<int64_t>(d.tensor.get_shape()[0]);
+      const auto rows = static_cast<int64_t>(d.shape[0]);
       if (n >= 0 && rows != n)
         return invalid_argument("Pipeline " + graph_->spec().name + ": outputs of " + spec.name +
                                 " differ in their first dimension, cannot demultiply");
@@ -124,13 +124,11 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       return invalid_argument("Too large dimension size to demultiply - maximum " + std::to_string(kMaxDemultiply) +
                               "; Actual: " + std::to_string(n));
     shard_counts_[{node, session}] = n;
-    std::map<std::string, std::shared_ptr<void>> keep;
-    for (const auto& [name, d] : outs) keep[name] = dag::keep_alive(d);
     for (int64_t i = 0; i < n; ++i) {
       Session sub = session;
       sub.push_back(static_cast<int32_t>(i));
       Outputs part;
-      for (const auto& [name, d] : outs) part[name] = dag::shard(d, keep[name], static_cast<size_t>(i));
+      for (const auto& [name, d] : outs) part[name] = dag::shard(d, static_cast<size_t>(i));
       OVF_RETURN_IF_ERROR(deliver_locked(node, sub, part, ready));
     }
     return Status::ok();
@@ -196,7 +194,9 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
   Status assemble(size_t output, Session& prefix, DagData* out);
 
   DagScheduler& sched_;
-  const std::shared_ptr<const DagGraph> graph_;
+  // Released by complete(), before the scheduler hears of it: whatever still holds this run (a node
+  // call unwinding on an OpenVINO thread) must not be the last owner of a model or library.
+  std::shared_ptr<const DagGraph> graph_;
   std::unique_ptr<InferJob> job_;
   std::atomic<bool> failed_{false};
   std::mutex mu_;
@@ -214,6 +214,7 @@ class DagNodeSink final : public ResultSink {
   void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) override {
     std::unique_ptr<DagRun::NodeCall> call(static_cast<DagRun::NodeCall*>(job.context));
     job.context = nullptr;
+    call->keep.clear();  // the run is over: its inputs may go
     if (!status.is_ok()) return call->run->failed(call->node, std::move(status));
     Outputs outs;
     for (OutputTensor& o : outputs) {
@@ -243,7 +244,8 @@ void DagRun::run_model(int node, Session session, std::vector<DagData> in) {
   // NOTE: the job's inputs view `in`'s tensors, which move (their memory does not) into the call.
   auto* call = new NodeCall{shared_from_this(), node, std::move(session), std::move(in)};
   job->context = call;
-  Status st = spec.model->submit(std::move(job));
+  const std::shared_ptr<Servable> model = spec.model;  // alive through submit, whatever completes meanwhile
+  Status st = model->submit(std::move(job));
   if (!st.is_ok()) {
     delete call;  // on error the job never reached the sink
     failed(node, std::move(st));
@@ -252,7 +254,7 @@ void DagRun::run_model(int node, Session session, std::vector<DagData> in) {
 
 void DagRun::run_custom(int node, Session session, std::vector<DagData> in) {
   auto self = shared_from_this();
-  WorkerPool::shared().post([self, node, session = std::move(session), in = std::move(in)] {
+  WorkerPool::shared().post([self, node, session = std::move(session), in = std::move(in)]() mutable {
     const DagNodeSpec& spec = self->graph_->node(node);
     std::vector<std::pair<std::string, ov::Tensor>> args;
     for (size_t k = 0; k < in.size(); ++k) {
@@ -260,13 +262,23 @@ void DagRun::run_custom(int node, Session session, std::vector<DagData> in) {
         return self->failed(node, invalid_argument("Pipeline: custom node " + spec.name +
                                                    " cannot take encoded images (input " +
                                                    spec.inputs[k].dst_input + ")"));
-      args.emplace_back(spec.inputs[k].dst_input, in[k].tensor);
+      args.emplace_back(spec.inputs[k].dst_input, in[k].view());
     }
     std::map<std::string, NodeTensor> produced;
     Status st = spec.custom->execute(args, &produced);
+    args.clear();
+    in.clear();  // before the run may complete: nothing of it outlives it here
     if (!st.is_ok()) return self->failed(node, std::move(st));
     Outputs outs;
-    for (auto& [name, t] : produced) outs[name] = DagData{std::move(t.tensor), std::move(t.owner), nullptr};
+    for (auto& [name, t] : produced) {
+      DagData& d = outs[name];
+      d.type = t.tensor.get_element_type();
+      d.shape = t.tensor.get_shape();
+      d.data = static_cast<uint8_t*>(t.tensor.data());
+      d.bytes = t.tensor.get_byte_size();
+      d.owner = std::move(t.owner);
+    }
+    produced.clear();  // the tensor objects go on this thread; the library's memory stays with `owner`
     self->done(node, session, std::move(outs));
   });
 }
@@ -295,6 +307,7 @@ void DagRun::complete() {
   // NOTE: no node runs any more: the state below is read without mu_.
   Status st = error_;
   std::vector<OutputTensor> outputs;
+  std::vector<std::shared_ptr<void>> keep;  // what the outputs view, until the sink has them
   const DagSpec& spec = graph_->spec();
   for (size_t o = 0; st.is_ok() && o < spec.outputs.size(); ++o) {
     const std::string& name = spec.outputs[o].name;
@@ -308,10 +321,11 @@ void DagRun::complete() {
     if (!st.is_ok()) break;
     OutputTensor t;
     t.name = name;
-    t.dtype = datatype_from_element(d.tensor.get_element_type());
-    for (size_t x : d.tensor.get_shape()) t.shape.push_back(static_cast<int64_t>(x));
-    t.tensor = d.tensor;
+    t.dtype = datatype_from_element(d.type);
+    for (size_t x : d.shape) t.shape.push_back(static_cast<int64_t>(x));
+    t.tensor = d.view();  // made here, dropped here after the sink
     outputs.push_back(std::move(t));
+    keep.push_back(std::move(d.owner));
   }
   if (!st.is_ok()) outputs.clear();
   sched_.metrics_.job_done(job_->metrics_route, job_->received_ns, st.is_ok(), false, 0, 0, 1);
@@ -322,7 +336,10 @@ void DagRun::complete() {
   pending_.clear();
   response_.clear();
   outputs.clear();
+  keep.clear();
+  shard_counts_.clear();
   job_.reset();
+  graph_.reset();
   sched.finished();
 }
 

@@ -32,7 +32,7 @@ const CustomNodeParam* param_array(const std::vector<const char*>& flat) {
 }
 
 Status corrupted(const std::string& what) {
-  return {StatusCode::FAILED_PRECONDITION, "Custom node library returned corrupted " + what};
+  return {StatusCode::FAILED_PRECONDITION, "Custom node failed on metadata call - corrupted " + what};
 }
 
 // Copies and releases an info array the library returned (getInputsInfo / getOutputsInfo).
@@ -61,6 +61,24 @@ Status take_info(const NodeLibraryApi& api, void* manager, CustomNodeTensorInfo*
   return st;
 }
 
+// An output against what the library declared for it (getOutputsInfo; -1 dims are any size).
+Status check_declared(const std::vector<NodeTensorInfo>& declared, const char* name, DataType dt,
+                      const ov::Shape& shape) {
+  for (const NodeTensorInfo& want : declared) {
+    if (want.name != name) continue;
+    if (want.dtype != dt)
+      return internal_error(std::string("Custom node has produced tensor with not matching precision - output: ") +
+                            name);
+    bool same = want.dims.size() == shape.size();
+    for (size_t d = 0; same && d < shape.size(); ++d)
+      same = want.dims[d] < 0 || static_cast<size_t>(want.dims[d]) == shape[d];
+    if (!same)
+      return internal_error(std::string("Custom node has produced tensor with not matching shape - output: ") + name +
+                            " shape: " + shape.to_string());
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 DataType node_precision_to_dtype(int precision) {
@@ -82,13 +100,14 @@ Status NodeLibrary::load(const std::string& path, std::shared_ptr<NodeLibrary>* 
   if (!lib->handle_) {
     const char* err = dlerror();
     return {StatusCode::FAILED_PRECONDITION,
-            "Cannot load custom node library " + path + ": " + (err ? err : "dlopen failed")};
+            "Custom node library failed to open - " + path + ": " + (err ? err : "dlopen failed")};
   }
   lib->api_ = std::make_unique<NodeLibraryApi>();
   NodeLibraryApi& a = *lib->api_;
   auto sym = [&](const char* name, auto* fn) -> Status {
     void* p = dlsym(lib->handle_, name);
-    if (!p) return {StatusCode::FAILED_PRECONDITION, "Custom node library " + path + " has no symbol " + name};
+    if (!p) return {StatusCode::FAILED_PRECONDITION, "Custom node library failed to load symbol - " + std::string(name) +
+                                                     " in " + path};
     *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(p);
     return Status::ok();
   };
@@ -119,17 +138,18 @@ Status CustomNode::create(std::shared_ptr<NodeLibrary> library, std::map<std::st
   const int nparams = static_cast<int>(node->params_map_.size());
   const CustomNodeParam* p = param_array(node->params_);
   if (api.initialize(&node->manager_, p, nparams) != 0)
-    return {StatusCode::FAILED_PRECONDITION, "Custom node library " + node->library_->path() + " failed to initialize"};
+    return {StatusCode::FAILED_PRECONDITION,
+            "Failure during custom node library initialization - " + node->library_->path()};
   node->initialized_ = true;
   CustomNodeTensorInfo* info = nullptr;
   int count = 0;
   if (api.inputs_info(&info, &count, p, nparams, node->manager_) != 0)
-    return {StatusCode::FAILED_PRECONDITION, "Custom node library " + node->library_->path() + ": getInputsInfo failed"};
+    return {StatusCode::FAILED_PRECONDITION, "Custom node failed on metadata call - getInputsInfo"};
   OVF_RETURN_IF_ERROR(take_info(api, node->manager_, info, count, &node->inputs_));
   info = nullptr;
   count = 0;
   if (api.outputs_info(&info, &count, p, nparams, node->manager_) != 0)
-    return {StatusCode::FAILED_PRECONDITION, "Custom node library " + node->library_->path() + ": getOutputsInfo failed"};
+    return {StatusCode::FAILED_PRECONDITION, "Custom node failed on metadata call - getOutputsInfo"};
   OVF_RETURN_IF_ERROR(take_info(api, node->manager_, info, count, &node->outputs_));
   *out = std::move(node);
   return Status::ok();
@@ -165,33 +185,36 @@ Status CustomNode::execute(const std::vector<std::pair<std::string, ov::Tensor>>
   const int nparams = static_cast<int>(params_map_.size());
   if (api.execute(in.data(), static_cast<int>(in.size()), &outs, &count, param_array(params_), nparams, manager_) != 0)
     return internal_error("Custom node failed during execution");
-  if (outs == nullptr) return internal_error("Custom node returned corrupted outputs (null)");
+  if (outs == nullptr) return internal_error("Custom node library has returned corrupted outputs handle");
   void* manager = manager_;
-  std::shared_ptr<NodeLibrary> lib = library_;
+  std::shared_ptr<const CustomNode> self = shared_from_this();
   Status st;
-  if (count <= 0) st = internal_error("Custom node returned corrupted outputs count " + std::to_string(count));
+  if (count <= 0)
+    st = internal_error("Custom node library has produced corrupted number of outputs - " + std::to_string(count));
   for (int i = 0; i < count; ++i) {
     CustomNodeTensor& o = outs[i];
     // Whatever happens below, the data is released exactly once: by its owner, or here.
     std::shared_ptr<void> owner;
-    if (o.data) owner = std::shared_ptr<void>(o.data, [lib, manager](void* p) { lib->api().release(p, manager); });
+    if (o.data) owner = std::shared_ptr<void>(o.data, [self, manager](void* p) { self->library_->api().release(p, manager); });
     const DataType dt = node_precision_to_dtype(o.precision);
-    if (st.is_ok() && o.name == nullptr) st = internal_error("Custom node returned an output without a name");
+    if (st.is_ok() && o.name == nullptr) st = internal_error("Custom node output is missing name");
     if (st.is_ok() && dt == DataType::INVALID)
-      st = internal_error(std::string("Custom node returned an invalid precision for output ") + o.name);
+      st = internal_error(std::string("Custom node has produced tensor with unspecified precision - output: ") + o.name);
     ov::Shape shape;
     size_t bytes = datatype_size(dt);
     if (st.is_ok() && o.dimsCount > 0 && o.dims == nullptr)
-      st = internal_error(std::string("Custom node returned null dims for output ") + o.name);
+      st = internal_error(std::string("Custom node has produced tensor with not matching shape - null dims; output: ") +
+                          o.name);
     for (uint64_t d = 0; st.is_ok() && d < o.dimsCount; ++d) {
       shape.push_back(static_cast<size_t>(o.dims[d]));
       if (o.dims[d] != 0 && bytes > (uint64_t{1} << 40) / o.dims[d]) st = internal_error("Custom node output too large");
       bytes *= static_cast<size_t>(o.dims[d]);
     }
     if (st.is_ok() && ((o.data == nullptr && bytes > 0) || o.dataBytes != bytes))
-      st = internal_error(std::string("Custom node returned an invalid content size for output ") + o.name +
-                          " - Expected: " + std::to_string(bytes) + " bytes; Actual: " + std::to_string(o.dataBytes) +
-                          (o.data ? " bytes" : " bytes (null data)"));
+      st = internal_error("Custom node output has invalid content size - Expected: " + std::to_string(bytes) +
+                          " bytes; Actual: " + std::to_string(o.dataBytes) + (o.data ? " bytes" : " bytes (null data)") +
+                          "; output: " + o.name);
+    if (st.is_ok()) st = check_declared(outputs_, o.name, dt, shape);
     if (st.is_ok()) {
       ov::Tensor t(datatype_info(dt).element, shape, o.data);
       (*out)[o.name] = NodeTensor{t, std::move(owner)};
@@ -201,7 +224,7 @@ Status CustomNode::execute(const std::vector<std::pair<std::string, ov::Tensor>>
   api.release(outs, manager_);
   for (const NodeTensorInfo& want : outputs_) {
     if (!st.is_ok()) break;
-    if (!out->count(want.name)) st = internal_error("Custom node did not return its declared output " + want.name);
+    if (!out->count(want.name)) st = internal_error("Custom node output is missing - " + want.name);
   }
   if (!st.is_ok()) out->clear();
   return st;

@@ -44,6 +44,13 @@ def _compatible(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
     return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b))
 
 
+def _narrowest(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """What satisfies two compatible shapes: each dimension fixed where either fixes it."""
+    if a is None or b is None:
+        return b if a is None else a
+    return tuple(x if x != -1 else y for x, y in zip(a, b))
+
+
 def _text(shape: tuple[int, ...] | None) -> str:
     return "(any)" if shape is None else "(" + ",".join(str(d) for d in shape) + ")"
 
@@ -105,9 +112,10 @@ def check(p: PipelineConfig, signatures: dict[str, Signature]) -> CheckedPipelin
                 if p.demultiply_count is not None and want_shape is not None:
                     need = (want_dtype, (_count(p, ENTRY), *want_shape))
                 prev = pipeline_inputs.setdefault(c.item, need)
-                if prev != need:
+                if prev[0] != need[0] or not _compatible(prev[1], need[1]):
                     raise _fail(AMBIGUOUS_INPUT, f"input: {c.item} {prev[0]} {_text(prev[1])} and "
                                                  f"{need[0]} {_text(need[1])}")
+                pipeline_inputs[c.item] = (need[0], _narrowest(prev[1], need[1]))
                 continue
             got_dtype, got_shape = got
             where = f"{c.source}:{c.item} {got_dtype} {_text(got_shape)} -> {n.name}:{c.input} " \

@@ -61,7 +61,7 @@ struct NodeTensor {
   std::shared_ptr<void> owner;
 };
 
-class CustomNode {
+class CustomNode : public std::enable_shared_from_this<CustomNode> {
  public:
   // Calls initialize() with `params`, then reads the declared inputs and
   // outputs. FAILED_PRECONDITION when any of them fails or returns a corrupt
@@ -79,7 +79,8 @@ class CustomNode {
   // Runs execute() on `inputs` (name -> dense tensor; read-only for the
   // library, valid during the call). On OK `out` holds every output the
   // library returned, by name, each viewing the library's data (released
-  // through release() when the last view goes). Errors (INTERNAL, "Custom
+  // through release() when the last view goes; each owner holds this node,
+  // so deinitialize() comes after the last release()). Errors (INTERNAL, "Custom
   // node failed during execution" and the like): non-zero return, a null or
   // empty output array, an output without name or precision, null data, a
   // size that disagrees with its dims, a declared output missing. Whatever
