@@ -14,13 +14,16 @@ One run, one image (three lines of text drawn with Pillow, u8 [1,192,640,3]), PP
 
 Before measuring, the answers are checked: every way must read the three lines exactly. On a shared machine
 the three take turns at each concurrency, ``--ocr-repeats`` rounds, each keeping its best round. Ratios:
-pipeline / client steps at each concurrency (images/s), and the pipeline's best / the in-process best. It
-asserts nothing.
+pipeline / client steps at each concurrency (images/s), and the pipeline's best / the in-process best. Each point also
+records the CPU time per image it cost the server and the bench's own process (client or in-process graph):
+on a shared machine, a figure that load moves less than throughput. It asserts nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -43,6 +46,28 @@ def _assets():
     import ocr_assets
 
     return ocr_assets
+
+
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of process ``pid``."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(measure, server_pid: int):
+    """``measure(c)`` plus the CPU ms per image it cost the server and this process (warm-up included)."""
+    def run(c: int) -> dict:
+        server0, self0 = _cpu_seconds(server_pid), _cpu_seconds()
+        point = measure(c)
+        server, own = _cpu_seconds(server_pid) - server0, _cpu_seconds() - self0
+        if point.get("count"):
+            point["server_cpu_ms_per_image"] = 1000 * server / point["count"]
+            point["client_cpu_ms_per_image"] = 1000 * own / point["count"]
+        return point
+    return run
 
 
 def write_config(A, cache: Path, plugin_config: dict, nireq: int) -> Path:
@@ -140,10 +165,13 @@ def run(args, results: dict, logs: Path, log) -> None:
         got: list = []
         loadgen.run_calls(srv.grpc_url, client_steps(A, image, got), 1, 0.0, warmup=0.0)
         st["checks"]["client_steps"] = got[0] if got else None
+        pid = srv.process.proc.pid
         series = {
-            "inprocess": lambda c: inprocess_point(ocr, image, c, args.ocr_seconds),
-            "pipeline": lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", image, "UINT8", c, args.ocr_seconds),
-            "client_steps": lambda c: loadgen.run_calls(srv.grpc_url, client_steps(A, image), c, args.ocr_seconds),
+            "inprocess": with_cpu(lambda c: inprocess_point(ocr, image, c, args.ocr_seconds), pid),
+            "pipeline": with_cpu(lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", image, "UINT8", c,
+                                                             args.ocr_seconds), pid),
+            "client_steps": with_cpu(lambda c: loadgen.run_calls(srv.grpc_url, client_steps(A, image), c,
+                                                                 args.ocr_seconds), pid),
         }
         # The machine is shared: the three series take turns at each concurrency, args.ocr_repeats rounds,
         # and each keeps its best round (all rounds are in results.json).
@@ -177,14 +205,16 @@ def table(results: dict) -> str:
     st = results["ocr"]
     lines = [f"OCR pipeline (PP-OCRv4 det + text_boxes + rec + argmax), image {st['image']}, hint {st['hint']}; "
              f"answers right: {st['checks_ok']}",
-             f"{'series':<24}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}"]
+             f"{'series':<24}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/img':>12}"]
     for key, label in (("inprocess", "in-process"), ("pipeline", "pipeline grpc"), ("client_steps", "client steps grpc")):
         for p in st[key]:
             name = f"{label} c={p['concurrency']}"
             if "error" in p:
                 lines.append(f"{name:<24}error: {p['error']}")
                 continue
-            lines.append(f"{name:<24}{p['infer_per_sec']:>10.1f}{p['p50_us'] / 1000:>9.1f}{p['p99_us'] / 1000:>9.1f}")
+            cpu = p.get("server_cpu_ms_per_image", 0.0) + p.get("client_cpu_ms_per_image", 0.0)
+            lines.append(f"{name:<24}{p['infer_per_sec']:>10.1f}{p['p50_us'] / 1000:>9.1f}{p['p99_us'] / 1000:>9.1f}"
+                         f"{cpu:>12.1f}")
     r = results["ratios"]
     per_c = ", ".join(f"c={c}: {v:.2f}x" for c, v in r["pipeline_vs_client_steps"].items())
     lines.append(f"pipeline / client steps: {per_c}")
