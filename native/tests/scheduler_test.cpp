@@ -277,6 +277,55 @@ TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   EXPECT_EQ(s->metrics().stats.execution_count.load(), static_cast<uint64_t>(kJobs));
 }
 
+// Time as a busy machine shows it to a model of microseconds: a reading on any
+// thread but the test's is `hop_ns` later (the hop to an OpenVINO thread and
+// back), one on the test's thread 1 ns later (the run itself).
+class HopClock final : public Clock {
+ public:
+  explicit HopClock(uint64_t hop_ns) : hop_ns_(hop_ns), owner_(std::this_thread::get_id()) {}
+  Reading read() override {
+    const uint64_t step = std::this_thread::get_id() == owner_ ? 1 : hop_ns_;
+    return {ns_.fetch_add(step) + step, 0};
+  }
+  void wait_until(std::unique_lock<std::mutex>& lock, Waiter& w, uint64_t, Reading) override {
+    w.cv->wait_for(lock, std::chrono::milliseconds(1));
+  }
+
+ private:
+  const uint64_t hop_ns_;
+  const std::thread::id owner_;
+  std::atomic<uint64_t> ns_{1};
+};
+
+// The last of kJobs runs, one at a time, of the affine model whose asynchronous
+// runs measure `hop_ns`: whether it ran on the submitting thread.
+bool last_run_inline(ov::Core& core, const std::string& path, uint64_t hop_ns) {
+  ModelOptions o = testkit::cpu_options(path, 1);
+  o.inline_max_us = 200;
+  std::unique_ptr<Servable> s;
+  Status st = Servable::create(core, o, std::make_shared<HopClock>(hop_ns), &s);
+  EXPECT_TRUE(st.is_ok()) << st.message();
+  if (!s) return false;
+  auto sink = std::make_shared<ThreadSink>();
+  constexpr int kJobs = 40;
+  for (int i = 0; i < kJobs; ++i) {
+    EXPECT_TRUE(s->submit(f32_job(std::to_string(i), {1, 4}, ramp(4, static_cast<float>(i)), sink)).is_ok());
+    s->drain();
+  }
+  std::lock_guard<std::mutex> lock(sink->mu);
+  EXPECT_EQ(sink->ok, kJobs);
+  EXPECT_NE(sink->threads["0"], std::this_thread::get_id()) << "the first run is measured: asynchronous";
+  return sink->threads[std::to_string(kJobs - 1)] == std::this_thread::get_id();
+}
+
+TEST_F(SchedulerTest, AnInlineProbeMeasuresRunsThatTheAsynchronousHopMakesLookLong) {
+  // 1 ms per asynchronous run (5x the 200 µs limit): a probe runs inline, measures the run alone, and
+  // the runs stay inline
+  EXPECT_TRUE(last_run_inline(*core_, affine_path_, 1'000'000));
+  // 100 ms per asynchronous run (beyond 50x the limit): a long model, never probed
+  EXPECT_FALSE(last_run_inline(*core_, affine_path_, 100'000'000));
+}
+
 TEST_F(SchedulerTest, DrainReturnsWithNothingInFlight) {
   std::unique_ptr<Servable> s = affine(2);
   ASSERT_TRUE(s);

@@ -105,12 +105,14 @@ class PoolScheduler : public Scheduler {
     bool gathered = false;               // inputs copied into batch_inputs (more than one job)
     std::vector<ov::Tensor> batch_inputs;  // reused across batches
     uint64_t start_ns = 0;
+    bool inline_run = false;             // run with infer() on the starting thread (see short_runs)
   };
   // Runs the launch (and, inline, the runs that follow it; see short_runs).
   void start(Launch launch);
   void answer_dropped(std::vector<QueuedJob>& dropped);
-  // Whether a model's runs are short enough to run inline on the thread that
-  // starts them: unbatched, with a measured mean of at most ModelOptions::inline_max_us.
+  // Whether this run goes inline on the thread that starts it: unbatched, and
+  // its runs measured at most ModelOptions::inline_max_us (inline runs' mean when
+  // measured, else asynchronous runs'); now and then an inline probe (see .cpp).
   bool short_runs() const;
   // A run finished: its jobs get their outcome, its request goes back; fills
   // *next with what runs next (true when there is something to dispatch).
@@ -123,7 +125,9 @@ class PoolScheduler : public Scheduler {
   std::vector<Run> runs_;
   std::unique_ptr<InferPool> pool_;
   std::atomic<int> active_{0};
-  std::atomic<uint64_t> avg_infer_ns_{0};  // mean run time, start to outputs (0: none measured yet)
+  std::atomic<uint64_t> avg_infer_ns_{0};   // asynchronous runs' mean, start to outputs (0: none yet)
+  std::atomic<uint64_t> avg_inline_ns_{0};  // inline runs' mean (0: none yet)
+  mutable std::atomic<uint32_t> probe_{0};  // counts runs between inline probes
 };
 
 }  // namespace ovfast
