@@ -135,6 +135,15 @@ def scrape(http_url: str) -> dict[str, float]:
     return out
 
 
+def served_totals(http_url: str) -> tuple[int, int]:
+    """(requests served, their summed server-side ns) over every loaded version (Triton statistics: from
+    a request's arrival to its response, counted natively)."""
+    with urllib.request.urlopen(f"http://{http_url}/v2/models/stats", timeout=60) as r:
+        stats = json.loads(r.read())["model_stats"]
+    ok = [m["inference_stats"]["success"] for m in stats]
+    return sum(x["count"] for x in ok), sum(x["ns"] for x in ok)
+
+
 class Sampler(threading.Thread):
     """RSS and used bytes every 0.25 s until stopped: [(t, rss, used, phase)]."""
 
@@ -268,9 +277,13 @@ def run(args: argparse.Namespace) -> dict:
         asyncio.run(_requests(grpc_url, lambda: next(it), 1, None, hot_n))
         hot_rng = np.random.default_rng(1)
         loads_before = scrape(http_url).get("ovfast_model_loads", 0)
+        served_before = served_totals(http_url)
         results["hot"] = {**_summary(asyncio.run(_requests(
             grpc_url, lambda: hot_names[int(hot_rng.integers(hot_n))], args.clients, args.hot_seconds, None))),
             "models": hot_n, "loads": scrape(http_url).get("ovfast_model_loads", 0) - loads_before}
+        served_after = served_totals(http_url)
+        n_ok = served_after[0] - served_before[0]
+        results["hot"]["server_mean_us"] = (served_after[1] - served_before[1]) / n_ok / 1e3 if n_ok > 0 else 0.0
 
         # zipf over the whole catalog
         sampler.phase = "zipf"
@@ -316,6 +329,7 @@ def table(r: dict) -> str:
         (f"hot p50 / p99 (c={r['clients']}, {r['hot']['models']} models)",
          f"{r['hot']['p50_us'] / 1e3:.2f} / {r['hot']['p99_us'] / 1e3:.2f} ms ({r['hot']['per_sec']:.0f}/s, "
          f"{r['hot']['loads']:.0f} loads)"),
+        ("hot server-side mean (arrival to response)", f"{r['hot'].get('server_mean_us', 0) / 1e3:.2f} ms"),
         (f"zipf({r['zipf_exponent']}) p50 / p99 (c={r['clients']})",
          f"{r['zipf']['p50_us'] / 1e3:.2f} / {r['zipf']['p99_us'] / 1e3:.2f} ms ({r['zipf']['per_sec']:.0f}/s)"),
         ("zipf loads / evictions per second", f"{r['zipf']['loads_per_sec']:.1f} / {r['zipf']['evictions_per_sec']:.1f}"),
