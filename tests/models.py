@@ -122,16 +122,16 @@ SLOW_WIDTH = 1024
 SLOW_ROWS = 128
 
 
-def build_slow(base: Path, depth: int = 30) -> Path:
+def build_slow(base: Path, depth: int = 30, rows: int = SLOW_ROWS) -> Path:
     """Input ``x`` FP32 [1,1024] -> output ``y`` = x + 1, computed slowly.
 
-    ``x`` is tiled to [128,1024] and multiplied ``depth`` times by one shared identity
-    weight [1024,1024] (stored once), then reduced back with a mean over the 128 rows,
-    so one inference costs depth * 128 * 1024 * 1024 * 2 FLOPs (~8 GFLOP for 30)
+    ``x`` is tiled to [rows,1024] (128 by default) and multiplied ``depth`` times by one shared
+    identity weight [1024,1024] (stored once), then reduced back with a mean over the rows,
+    so one inference costs depth * rows * 1024 * 1024 * 2 FLOPs (~8 GFLOP for 30 x 128)
     while the result stays equal to x + 1 (up to CPU inference precision).
     """
     x = _name(ops.parameter([1, SLOW_WIDTH], ov.Type.f32, name="x"), "x")
-    h = ops.tile(x, ops.constant(np.array([SLOW_ROWS, 1], np.int64)))
+    h = ops.tile(x, ops.constant(np.array([rows, 1], np.int64)))
     w = ops.constant(np.eye(SLOW_WIDTH, dtype=np.float32))
     for _ in range(depth):
         h = ops.matmul(h, w, False, False)
@@ -140,7 +140,10 @@ def build_slow(base: Path, depth: int = 30) -> Path:
     return _save(ov.Model([ops.result(y)], [x], "slow"), base)
 
 
-PROBE_DEPTHS = (50, 150)
+PROBE_DEPTHS = (8, 32)
+# rows of the lasting models: wide enough that a second of work is ~100-200 matmuls, not thousands (each
+# MatMul node is compiled on its own: a chain of 2,000 took the server past 240 s to load on a loaded CI box)
+LASTING_ROWS = 2048
 
 
 def slow_depth(run_s: float) -> int:
@@ -160,7 +163,7 @@ def slow_depth(run_s: float) -> int:
     x = np.zeros((1, SLOW_WIDTH), np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         for depth in PROBE_DEPTHS:
-            base = build_slow(Path(tmp) / f"probe{depth}", depth=depth)
+            base = build_slow(Path(tmp) / f"probe{depth}", depth=depth, rows=LASTING_ROWS)
             req = ov.Core().compile_model(str(base / "1" / "model.xml"), "CPU").create_infer_request()
             req.infer({0: x})  # first run: one-off kernel preparation
             best = float("inf")
@@ -171,12 +174,12 @@ def slow_depth(run_s: float) -> int:
             cpu.append(best)
     per_matmul = max((cpu[1] - cpu[0]) / (PROBE_DEPTHS[1] - PROBE_DEPTHS[0]), cpu[1] / PROBE_DEPTHS[1] / 4, 1e-6)
     wall_per_matmul = per_matmul / (os.cpu_count() or 1)
-    return max(PROBE_DEPTHS[0], min(50_000, int(run_s / wall_per_matmul) + 1))
+    return max(PROBE_DEPTHS[0], min(5_000, int(run_s / wall_per_matmul) + 1))
 
 
 def build_slow_lasting(base: Path, run_s: float) -> Path:
     """:func:`build_slow` with the depth that makes one inference last ``run_s`` seconds or more here."""
-    return build_slow(base, depth=slow_depth(run_s))
+    return build_slow(base, depth=slow_depth(run_s), rows=LASTING_ROWS)
 
 
 # --- ONNX, hand-encoded (no `onnx` package needed) -----------------------------------------
