@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovfast.config.load import ConfigError, _is_int
+from ovfast.config.values import ConfigError, is_int, json_array
+from ovfast.errors import REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL
 
 ENTRY = "request"
 EXIT = "response"
@@ -125,7 +126,7 @@ def _str(v: Any, what: str) -> str:
 def _demultiply(v: Any, what: str) -> int | None:
     if v is None:
         return None
-    if not _is_int(v) or not -1 <= v <= MAX_DEMULTIPLY:
+    if not is_int(v) or not -1 <= v <= MAX_DEMULTIPLY:
         raise ConfigError(f"{what}: demultiply_count must be an integer from -1 to {MAX_DEMULTIPLY}")
     return v
 
@@ -153,7 +154,7 @@ def parse_node(d: Any, what: str) -> NodeConfig:
     if kind not in (DL_MODEL, CUSTOM):
         raise ConfigError(f"{what}: {WRONG_KIND} - type must be \"{DL_MODEL}\" or \"{CUSTOM}\"")
     version = d.get("version")
-    if version is not None and (kind != DL_MODEL or not _is_int(version) or version < 1):
+    if version is not None and (kind != DL_MODEL or not is_int(version) or version < 1):
         raise ConfigError(f"{what}: version must be an integer >= 1 (DL model nodes only)")
     params = d.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()) or \
@@ -295,3 +296,42 @@ def produced_levels(p: PipelineConfig, levels: dict[str, tuple[str, ...]], sourc
     node = p.node(source)
     splits = p.demultiply_count is not None if source == ENTRY else node is not None and node.demultiply_count is not None
     return levels[source] + ((source,) if splits else ())
+
+
+def dag_entries(doc: dict, models: list, config_dir: Path | None) -> tuple[tuple, tuple, list[str]]:
+    """(pipelines, custom node libraries, why the entries that are skipped are) of a config file: entries the
+    schema refuses, names taken by a model or an earlier entry, and nodes on stateful models (OVMS)."""
+    errors: list[str] = []
+    libraries: dict[str, Any] = {}
+    for i, entry in enumerate(json_array(doc, "custom_node_library_config_list")):
+        label = f"custom_node_library_config_list[{i}]"
+        try:
+            lib = parse_library(entry, config_dir, label)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if lib.name in libraries:
+            errors.append(f"{label} (library '{lib.name}'): the name is already used by another library")
+            continue
+        libraries[lib.name] = lib
+    stateful = {m.name for m in models if m.stateful}
+    taken = {m.name for m in models}
+    pipelines: dict[str, Any] = {}
+    for i, entry in enumerate(json_array(doc, "pipeline_config_list")):
+        label = f"pipeline_config_list[{i}]"
+        try:
+            p = parse_pipeline(entry, label)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        label += f" (pipeline '{p.name}')"
+        used = sorted(stateful & p.models)
+        if used:
+            errors.append(f"{label}: {REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL}: model '{used[0]}'")
+        elif p.name in taken:
+            errors.append(f"{label}: {NAME_OCCUPIED}")
+        elif p.name in pipelines:
+            errors.append(f"{label}: {ALREADY_EXISTS}")
+        else:
+            pipelines[p.name] = p
+    return tuple(pipelines.values()), tuple(libraries.values()), errors

@@ -15,18 +15,19 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from ovfast.config.budget import parse_idle_unload_seconds, parse_memory_budget
+from ovfast.config.dag import dag_entries
 from ovfast.config.request_limits import parse_request_limits
 from ovfast.config.plugin import parse_plugin_config
+from ovfast.config.values import ConfigError, is_int, json_array
 from ovfast.config.schema import (
     ANY_DIM, AUTO, BatchingConfig, BatchSetting, Dim, MetricsConfig, ModelConfig, MonitoringConfig, RepositoryConfig,
     ShapeSetting, ShapeSpec,
 )
 from ovfast.errors import (
     INVALID_MAX_SEQUENCE_NUMBER, INVALID_NON_STATEFUL_MODEL_PARAMETER, REQUESTED_DYNAMIC_PARAMETERS_ON_STATEFUL_MODEL,
-    REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL,
 )
 from ovfast.repository.version_policy import Latest, policy_from_json
 
@@ -65,14 +66,7 @@ _LAYOUT_SIDE_RE = re.compile(r"^((\.\.\.)|[A-Z?])+$|^\[[A-Za-z?.,\s]+\]$")
 COLOR_FORMATS = frozenset({"RGB", "BGR"})  # what the native image decoder produces
 
 
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message says why."""
-
-
 # -- value parsers (pure; raise ConfigError) ------------------------------------------------
-
-def _is_int(v: Any) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def parse_dim(text: str, what: str, context: str = "") -> Dim:
@@ -106,7 +100,7 @@ def parse_shape(value: Any) -> tuple[tuple[str, ShapeSetting], ...]:
     """OVMS ``shape``: "auto" | "(1,3,224,224)" | [1,3,224,224] | {"input": "(..)" | "auto" | [..]}."""
     def one(v: Any, what: str) -> ShapeSetting:
         if isinstance(v, list):
-            if not all(_is_int(x) for x in v):
+            if not all(is_int(x) for x in v):
                 raise ConfigError(f"{what}: a shape array must hold integers, got {v!r}")
             v = "(" + ",".join(str(x) for x in v) + ")"
         if not isinstance(v, str):
@@ -129,7 +123,7 @@ def parse_batch_size(value: Any) -> BatchSetting:
     """OVMS ``batch_size``: N | "N" | "auto" | "-1" | "lo:hi" -> Dim | AUTO | None (the model's own)."""
     if value is None:
         return None
-    if _is_int(value):
+    if is_int(value):
         if value < -1:
             raise ConfigError(f"batch_size: {value} is not allowed (use N > 0, -1, 'auto' or 'min:max')")
         value = str(value)
@@ -227,15 +221,15 @@ def parse_dynamic_batching(value: Any) -> BatchingConfig | None:
     if unknown:
         raise ConfigError(f"dynamic_batching: unknown key(s) {sorted(unknown)}; allowed: {list(BATCHING_KEYS)}")
     size = value.get("max_batch_size")
-    if not _is_int(size) or not 1 <= size <= MAX_BATCH_SIZE:
+    if not is_int(size) or not 1 <= size <= MAX_BATCH_SIZE:
         raise ConfigError(f"dynamic_batching.max_batch_size is required and must be an integer in "
                           f"1..{MAX_BATCH_SIZE}, got {size!r}")
     delay = value.get("max_queue_delay_us", 0)
-    if not _is_int(delay) or not 0 <= delay <= MAX_QUEUE_DELAY_US:
+    if not is_int(delay) or not 0 <= delay <= MAX_QUEUE_DELAY_US:
         raise ConfigError(f"dynamic_batching.max_queue_delay_us must be an integer in 0..{MAX_QUEUE_DELAY_US} "
                           f"(microseconds), got {delay!r}")
     preferred = value.get("preferred_batch_sizes", [])
-    if not isinstance(preferred, list) or not all(_is_int(x) for x in preferred):
+    if not isinstance(preferred, list) or not all(is_int(x) for x in preferred):
         raise ConfigError(f"dynamic_batching.preferred_batch_sizes must be an array of integers, got {preferred!r}")
     out_of_range = [x for x in preferred if not 1 <= x <= size]
     if out_of_range:
@@ -293,12 +287,12 @@ def model_config_from_dict(c: Any, config_dir: Path | None = None) -> ModelConfi
         raise ConfigError(f"name '{name}' must not contain '/' or ':'")
     base = parse_base_path(c.get("base_path"), config_dir)
     nireq = c.get("nireq", 0)
-    if not _is_int(nireq) or nireq < 0:
+    if not is_int(nireq) or nireq < 0:
         raise ConfigError(f"'nireq' must be an integer >= 0, got {nireq!r}")
     if nireq > MAX_NIREQ:
         raise ConfigError(f"Nireq parameter too high: {nireq} (max {MAX_NIREQ})")
     max_queue_size = c.get("max_queue_size", 0)
-    if not _is_int(max_queue_size) or not 0 <= max_queue_size <= MAX_QUEUE_SIZE:
+    if not is_int(max_queue_size) or not 0 <= max_queue_size <= MAX_QUEUE_SIZE:
         raise ConfigError(f"'max_queue_size' must be an integer from 0 (no bound) to {MAX_QUEUE_SIZE}, "
                           f"got {max_queue_size!r}")
     device = c.get("target_device", "CPU")
@@ -350,7 +344,7 @@ def parse_stateful(c: dict, shape, batch) -> dict:
     if batch == AUTO or any(v == AUTO for _, v in shape):
         raise ConfigError(REQUESTED_DYNAMIC_PARAMETERS_ON_STATEFUL_MODEL)
     n = c.get("max_sequence_number", 500)
-    if not _is_int(n) or n < 0:
+    if not is_int(n) or n < 0:
         raise ConfigError(f"'max_sequence_number' must be an integer >= 0, got {n!r}")
     if n > MAX_SEQUENCE_NUMBER:
         raise ConfigError(f"{INVALID_MAX_SEQUENCE_NUMBER}: {n} (max {MAX_SEQUENCE_NUMBER})")
@@ -379,13 +373,6 @@ def parse_monitoring(value: Any) -> MonitoringConfig:
     return MonitoringConfig(MetricsConfig(m["enable"], tuple(lst)))
 
 
-def _array(doc: dict, key: str) -> list:
-    v = doc.get(key, [])
-    if not isinstance(v, list):
-        raise ConfigError(f"'{key}' must be an array")
-    return v
-
-
 def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> RepositoryConfig:
     """Parses a config.json. Raises ConfigError when the file as a whole is unusable."""
     raw = text.encode() if isinstance(text, str) else text
@@ -402,9 +389,9 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
         raise ConfigError(f"Config file: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
     if "model_config_list" not in doc:
         raise ConfigError("Config file: 'model_config_list' is required")
-    entries = _array(doc, "model_config_list")
+    entries = json_array(doc, "model_config_list")
     for key in ("custom_loader_config_list", "mediapipe_config_list"):
-        if _array(doc, key):
+        if json_array(doc, key):
             raise ConfigError(f"'{key}' is not supported by ovfast")
     monitoring = parse_monitoring(doc["monitoring"]) if "monitoring" in doc else None
     try:
@@ -438,51 +425,10 @@ def parse_config_text(text: str | bytes, config_dir: Path | None = None) -> Repo
             continue
         names.add(m.name)
         models.append(m)
-    pipelines, libraries, dag_errors = _dag_entries(doc, models, config_dir)
+    pipelines, libraries, dag_errors = dag_entries(doc, models, config_dir)
     return RepositoryConfig(models=tuple(models), errors=tuple(dag_errors + errors), invalid_names=tuple(invalid),
                             monitoring=monitoring, digest=digest, memory_budget=budget, idle_unload_seconds=idle,
                             request_limits=limits, pipelines=pipelines, libraries=libraries)
-
-
-def _dag_entries(doc: dict, models: list[ModelConfig], config_dir: Path | None) -> tuple[tuple, tuple, list[str]]:
-    """(pipelines, custom node libraries, why the entries that are skipped are) of a config file: entries the
-    schema refuses, names taken by a model or an earlier entry, and nodes on stateful models (OVMS)."""
-    from ovfast.config import dag  # noqa: PLC0415 - dag.py parses with this module's helpers
-
-    errors: list[str] = []
-    libraries: dict[str, Any] = {}
-    for i, entry in enumerate(_array(doc, "custom_node_library_config_list")):
-        label = f"custom_node_library_config_list[{i}]"
-        try:
-            lib = dag.parse_library(entry, config_dir, label)
-        except ConfigError as exc:
-            errors.append(str(exc))
-            continue
-        if lib.name in libraries:
-            errors.append(f"{label} (library '{lib.name}'): the name is already used by another library")
-            continue
-        libraries[lib.name] = lib
-    stateful = {m.name for m in models if m.stateful}
-    taken = {m.name for m in models}
-    pipelines: dict[str, Any] = {}
-    for i, entry in enumerate(_array(doc, "pipeline_config_list")):
-        label = f"pipeline_config_list[{i}]"
-        try:
-            p = dag.parse_pipeline(entry, label)
-        except ConfigError as exc:
-            errors.append(str(exc))
-            continue
-        label += f" (pipeline '{p.name}')"
-        used = sorted(stateful & p.models)
-        if used:
-            errors.append(f"{label}: {REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL}: model '{used[0]}'")
-        elif p.name in taken:
-            errors.append(f"{label}: {dag.NAME_OCCUPIED}")
-        elif p.name in pipelines:
-            errors.append(f"{label}: {dag.ALREADY_EXISTS}")
-        else:
-            pipelines[p.name] = p
-    return tuple(pipelines.values()), tuple(libraries.values()), errors
 
 
 def read_config_bytes(path: str | os.PathLike) -> bytes:
