@@ -5,15 +5,12 @@ looks at how fast anything was.
 """
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from bench_run import REPO, run_bench
 
 
 def _perf_analyzer_runs() -> bool:
@@ -49,17 +46,14 @@ def test_bench_tiny_end_to_end(tmp_path):
     if not _perf_analyzer_runs():
         pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
     grpcpp_why_not = _grpcpp_floor_builds()  # outside the run's time limit below
+    args = ["--model", "tiny", "--concurrency", "1,2",
+            "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
+            "--inprocess-seconds", "0.3", "--loadgen-seconds", "0.3",
+            # --peers with an empty peer list: exercises the Python load generator against ovfast only
+            "--peers", "--peer-list", ""]
+    res, stdout = run_bench(args, tmp_path, timeout=170)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "bench", "--model", "tiny", "--concurrency", "1,2",
-           "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
-           "--inprocess-seconds", "0.3", "--loadgen-seconds", "0.3",
-           # --peers with an empty peer list: exercises the Python load generator against ovfast only
-           "--peers", "--peer-list", "",
-           "--out", str(out), "--model-cache", str(tmp_path / "models")]
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "ratios:" in r.stdout
-    res = json.loads((out / "results.json").read_text())
+    assert "ratios:" in stdout
 
     assert res["model"]["name"] == "tiny"
     assert res["machine"]["nproc"] >= 1 and res["machine"]["cpu"]
@@ -105,16 +99,12 @@ def test_bench_batching_end_to_end(tmp_path):
     KServe has no server-side batching, so it is reported as not available before any venv is made."""
     if not _perf_analyzer_runs():
         pytest.skip("perf_analyzer is not runnable here (see bench/README.md for its install)")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "bench", "--model", "mlp", "--mlp-dims", "32,64,2",
-           "--batching", "4", "--queue-delay-us", "300", "--concurrency", "1,4", "--no-rest",
-           "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
-           "--inprocess-seconds", "0.2", "--peers", "--peer-list", "kserve", "--loadgen-seconds", "0.3",
-           "--out", str(out), "--model-cache", str(tmp_path / "models")]
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=140)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "ratios:" in r.stdout and "dynamic batching: max_batch_size 4" in r.stdout
-    res = json.loads((out / "results.json").read_text())
+    args = ["--model", "mlp", "--mlp-dims", "32,64,2",
+            "--batching", "4", "--queue-delay-us", "300", "--concurrency", "1,4", "--no-rest",
+            "--interval-ms", "200", "--count-window", "20", "--stability", "1000", "--max-trials", "3",
+            "--inprocess-seconds", "0.2", "--peers", "--peer-list", "kserve", "--loadgen-seconds", "0.3"]
+    res, stdout = run_bench(args, tmp_path, timeout=140)
+    assert "ratios:" in stdout and "dynamic batching: max_batch_size 4" in stdout
 
     assert res["model"]["name"] == "mlp" and res["model"]["dims"] == [32, 64, 2, 10]
     assert res["batching"]["max_batch_size"] == 4 and res["batching"]["max_queue_delay_us"] == 300

@@ -2,24 +2,15 @@
 answers equal the in-process loop, and the report exists; how fast anything was is never looked at."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from bench_run import run_bench
 
 
 @pytest.mark.timeout(240)
 def test_bench_stateful_end_to_end(tmp_path):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "bench", "--stateful", "--concurrency", "1,3", "--stateful-seconds", "0.3",
-           "--out", str(out), "--model-cache", str(tmp_path / "models")]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=220, stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc = json.loads((out / "results.json").read_text())
+    doc, stdout = run_bench(["--stateful", "--concurrency", "1,3", "--stateful-seconds", "0.3"], tmp_path,
+                            timeout=220)
     st = doc["stateful"]
     assert [p["concurrency"] for p in st["series"]] == [1, 3]
     for p in st["series"]:
@@ -27,4 +18,4 @@ def test_bench_stateful_end_to_end(tmp_path):
     assert st["checks"] == {"1": 0.0, "3": 0.0}
     assert st["inprocess"]["windows"] > 0
     assert doc["ratios"]["best_vs_inprocess"] > 0
-    assert "best (c=" in res.stdout
+    assert "best (c=" in stdout
