@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.native_load import NativeLoad, model_infer_request
 from bench.servers import ServerProcess, free_ports, openvino_libs
 from bench.stats import percentile
 
 BENCH_DIR = Path(__file__).resolve().parent
 IN, OUT = 64, 8
+PICKS_PER_SECOND = 20_000  # models drawn ahead for a timed phase (the clients wrap around them)
 REPO_VERSION = 2  # bump when the models' recipe changes: the cache is rebuilt
 
 
@@ -201,6 +203,23 @@ async def _requests(url: str, pick, clients: int, seconds: float | None, count: 
     return {"lat_us": lat, "failed": len(failures), "failures": failures[:5], "elapsed_s": time.monotonic() - t0}
 
 
+def _drive(loadgen: NativeLoad, url: str, names: list[str], clients: int, seconds: float) -> dict:
+    """Requests for ``names`` in turn from ``clients`` closed-loop clients: for ``seconds`` (wrapping
+    around), or each once when ``seconds`` is 0. The grpc++ load generator when it could be built (the
+    Python client costs more CPU per request than these models, and on a small machine its own
+    scheduling would be the tail it reports), else tritonclient's asyncio client."""
+    if loadgen.exe is not None:
+        index: dict[str, int] = {}
+        for name in names:
+            index.setdefault(name, len(index))
+        x = np.linspace(-1, 1, IN, dtype=np.float32).reshape(1, IN)
+        requests = [model_infer_request(name, {"x": x}) for name in index]
+        return loadgen.run(url, requests, [index[name] for name in names], clients, seconds)
+    turn = iter(range(1 << 62))
+    return asyncio.run(_requests(url, lambda: names[next(turn) % len(names)], clients, seconds or None,
+                                 None if seconds else len(names)))
+
+
 def _summary(r: dict) -> dict:
     lat = r["lat_us"]
     return {"requests": len(lat) + r["failed"], "failed": r["failed"], "p50_us": percentile(lat, 50),
@@ -252,13 +271,17 @@ def run(args: argparse.Namespace) -> dict:
         sampler.start()
         rng = np.random.default_rng(12345)
         order = rng.permutation(n)  # popularity rank -> model
+        loadgen = NativeLoad()
+        results["load_generator"] = ("grpc++ (bench/native_load.cc)" if loadgen.exe else
+                                     f"tritonclient.grpc.aio (the grpc++ one is unavailable: {loadgen.unavailable})")
+        log(f"load generator: {results['load_generator']}")
+        picks = max(1, int(PICKS_PER_SECOND * max(args.hot_seconds, args.seconds)))
 
         # cold: each request for a model not asked for yet (the least popular ranks)
         sampler.phase = "cold"
-        cold_names = iter([f"m{order[n - 1 - i]}" for i in range(min(args.cold_requests, n))])
+        cold_names = [f"m{order[n - 1 - i]}" for i in range(min(args.cold_requests, n))]
         mark = len(server.log())
-        cold = _summary(asyncio.run(_requests(grpc_url, lambda: next(cold_names), 1, None,
-                                              min(args.cold_requests, n))))
+        cold = _summary(_drive(loadgen, grpc_url, cold_names, 1, 0))
         loads = _server_load_times(server.log(), mark)
         cold["server_load_p50_ms"] = (percentile(loads, 50) or 0) * 1e3
         cold["server_load_p99_ms"] = (percentile(loads, 99) or 0) * 1e3
@@ -273,14 +296,12 @@ def run(args: argparse.Namespace) -> dict:
         per_model = max(m.get("ovfast_memory_used_bytes", 0), rss_bytes(server.proc.pid) - overhead) / loaded
         hot_n = max(1, min(n, int(budget * 0.8 / max(per_model, 1))))
         hot_names = [f"m{order[i]}" for i in range(hot_n)]
-        it = iter(hot_names)
-        asyncio.run(_requests(grpc_url, lambda: next(it), 1, None, hot_n))
-        hot_rng = np.random.default_rng(1)
+        _drive(loadgen, grpc_url, hot_names, 1, 0)
+        hot_picks = [hot_names[i] for i in np.random.default_rng(1).integers(hot_n, size=picks)]
         loads_before = scrape(http_url).get("ovfast_model_loads", 0)
         served_before = served_totals(http_url)
-        results["hot"] = {**_summary(asyncio.run(_requests(
-            grpc_url, lambda: hot_names[int(hot_rng.integers(hot_n))], args.clients, args.hot_seconds, None))),
-            "models": hot_n, "loads": scrape(http_url).get("ovfast_model_loads", 0) - loads_before}
+        results["hot"] = {**_summary(_drive(loadgen, grpc_url, hot_picks, args.clients, args.hot_seconds)),
+                          "models": hot_n, "loads": scrape(http_url).get("ovfast_model_loads", 0) - loads_before}
         served_after = served_totals(http_url)
         n_ok = served_after[0] - served_before[0]
         results["hot"]["server_mean_us"] = (served_after[1] - served_before[1]) / n_ok / 1e3 if n_ok > 0 else 0.0
@@ -288,15 +309,9 @@ def run(args: argparse.Namespace) -> dict:
         # zipf over the whole catalog
         sampler.phase = "zipf"
         before = scrape(http_url)
-        zrng = np.random.default_rng(7)
-
-        def zipf_pick() -> str:
-            while True:
-                r = int(zrng.zipf(args.zipf))
-                if r <= n:
-                    return f"m{order[r - 1]}"
-
-        z = _summary(asyncio.run(_requests(grpc_url, zipf_pick, args.clients, args.seconds, None)))
+        ranks = np.random.default_rng(7).zipf(args.zipf, size=picks * 2)
+        zipf_picks = [f"m{order[r - 1]}" for r in ranks[ranks <= n][:picks]]
+        z = _summary(_drive(loadgen, grpc_url, zipf_picks, args.clients, args.seconds))
         after = scrape(http_url)
         secs = args.seconds
         z["loads_per_sec"] = (after.get("ovfast_model_loads", 0) - before.get("ovfast_model_loads", 0)) / secs

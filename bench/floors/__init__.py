@@ -41,11 +41,12 @@ def _grpcpp_flags() -> list[str]:
     return ["-lgrpc++", "-lgrpc", "-lgpr", "-lprotobuf", "-lpthread"]
 
 
-def build_grpcpp(cache_dir: Path, log_path: Path, timeout: float = 900.0) -> Path:
-    """The grpc++ floor's executable, compiled once per source/command into ``cache_dir``."""
+def build_grpcpp(cache_dir: Path, log_path: Path, timeout: float = 900.0, source: Path = SOURCE) -> Path:
+    """The executable of a grpc++ program (the grpc++ floor unless ``source`` names another), compiled
+    once per source/command into ``cache_dir``."""
     flags = _grpcpp_flags()
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
-    exe = cache_dir / f"grpcpp_floor-{key}"
+    key = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    exe = cache_dir / f"{source.stem}-{key}"
     if exe.exists():
         return exe
     compiler = shutil.which("g++")
@@ -53,16 +54,16 @@ def build_grpcpp(cache_dir: Path, log_path: Path, timeout: float = 900.0) -> Pat
         raise FloorUnavailable("g++ not found (apt-get install -y g++ libgrpc++-dev)")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = exe.with_name(exe.name + ".tmp")
-    cmd = [compiler, "-O2", "-std=c++17", str(SOURCE), "-o", str(tmp), *flags]
+    cmd = [compiler, "-O2", "-std=c++17", str(source), "-o", str(tmp), *flags]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise FloorUnavailable(f"compiling {SOURCE.name} took over {timeout:.0f} s") from None
+        raise FloorUnavailable(f"compiling {source.name} took over {timeout:.0f} s") from None
     log_path.write_text(" ".join(cmd) + "\n" + r.stdout + r.stderr)
     if r.returncode != 0:
         lines = [ln for ln in r.stderr.splitlines() if "error" in ln] or r.stderr.splitlines() or ["no output"]
-        raise FloorUnavailable(f"cannot compile {SOURCE.name} against grpc++ (is libgrpc++-dev installed?): "
+        raise FloorUnavailable(f"cannot compile {source.name} against grpc++ (is libgrpc++-dev installed?): "
                                f"{lines[0].strip()}; see {log_path}")
     tmp.replace(exe)  # atomic: a concurrent run sees the whole file or none
     return exe
