@@ -334,6 +334,7 @@ def table(r: dict) -> str:
     mib = 2 ** 20
     rows = [
         ("models in the catalog", f"{r['models']:,}"),
+        ("load generator", r.get("load_generator", "tritonclient.grpc.aio")),
         ("start to ready", f"{r['start_s']:.1f} s"),
         ("memory budget", f"{r['budget_bytes'] / mib:.0f} MiB"),
         ("server overhead (RSS at ready)", f"{r['overhead_rss_bytes'] / mib:.0f} MiB"),
