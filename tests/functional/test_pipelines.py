@@ -236,3 +236,42 @@ def test_pipeline_metrics_as_ovms(dag_server):
         'ovms_requests_success{api="KServe",interface="gRPC",method="ModelInfer",name="demux",version="1"}')]
     assert ok and float(ok[0].split()[-1]) >= 1
     assert 'ovms_request_time_us_count{interface="gRPC",name="demux",version="1"}' in text
+
+
+def _scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{url}/metrics", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))}
+
+
+def test_models_count_their_pipeline_traffic(dag_server):
+    """OVMS counts a model node's executions in its model's own families (spec/ovms.md §6.1, §8): requests
+    under the pipeline request's api/interface/method, inference and wait times; the request time stays
+    the pipeline's. Triton statistics count them too. demux runs rows once, plus10 three times (one per
+    demultiplexed row) and plus10_rows once per request."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    runs = {"rows": 1, "plus10": 3, "plus10_rows": 1}
+
+    def triton(model: str) -> int:
+        (s,) = g.get_inference_statistics(model, as_json=True)["model_stats"]
+        return int(s["inference_stats"]["success"].get("count", 0))
+
+    before, stats_before = _scrape(dag_server.http_url), {m: triton(m) for m in runs}
+    for _ in range(2):
+        _kserve_infer(g, grpcclient, "demux", {"in": np.ones((1, 2), np.float32)})
+    make_http_client(dag_server.http_url).predict({"in": np.ones((1, 2), np.float32)}, "demux")
+    after = _scrape(dag_server.http_url)
+
+    def moved(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    for model, n in runs.items():
+        v = f'name="{model}",version="1"'
+        assert moved(f'ovms_requests_success{{api="KServe",interface="gRPC",method="ModelInfer",{v}}}') == 2 * n
+        assert moved(f'ovms_requests_success{{api="TensorFlowServing",interface="REST",method="Predict",{v}}}') == n
+        assert moved(f"ovms_inference_time_us_count{{{v}}}") == 3 * n
+        assert moved(f"ovms_wait_for_infer_req_time_us_count{{{v}}}") == 3 * n
+        assert moved(f'ovms_request_time_us_count{{interface="gRPC",{v}}}') == 0
+        assert after[f"ovms_current_requests{{{v}}}"] == 0
+        assert triton(model) - stats_before[model] == 3 * n
+    assert moved('ovms_requests_success{api="KServe",interface="gRPC",method="ModelInfer",name="demux",version="1"}') == 2

@@ -255,6 +255,7 @@ void DagRun::run_model(int node, Session session, std::vector<DagData> in) {
   job->sink = node_sink();
   job->cancelled = job_->cancelled;  // the client's flag outlives every node job (the request completes last)
   job->deadline_ns = job_->deadline_ns;
+  job->metrics_route = node_route(job_->metrics_route);  // the model counts its pipeline traffic (OVMS)
   // NOTE: the job's inputs view `in`'s tensors, which move (their memory does not) into the call.
   auto* call = new NodeCall{shared_from_this(), node, std::move(session), std::move(in)};
   job->context = call;
