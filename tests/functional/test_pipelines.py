@@ -206,8 +206,14 @@ def test_invalid_definitions_say_why_and_the_rest_serves(dag_server):
     assert nomodel["error_message"].startswith("Pipeline definition has reference to missing model - node: a "
                                                "model: ghost")
     g = grpcclient.InferenceServerClient(dag_server.grpc_url)
-    with pytest.raises(InferenceServerException, match="not loaded yet"):
-        _kserve_infer(g, grpcclient, "broken", {"in": X})
+    h = httpclient.InferenceServerClient(dag_server.http_url)
+    for client, mod, code in ((g, grpcclient, "UNAVAILABLE"), (h, httpclient, "503")):
+        # OVMS's pipeline wording (PIPELINE_DEFINITION_NOT_LOADED_YET), not the model one
+        with pytest.raises(InferenceServerException) as e:
+            _kserve_infer(client, mod, "broken", {"in": X})
+        assert e.value.message() == "Pipeline is not loaded yet" and code in str(e.value.status())
+    with pytest.raises(Exception, match="Pipeline is not loaded yet"):
+        tfs.predict({"in": X}, "nomodel")
     assert not g.is_model_ready("broken")
     _check_branches({k: _kserve_infer(g, grpcclient, "branches", {"in": X}).as_numpy(k)
                      for k in ("a_z", "b_y", "c_y")})
