@@ -90,6 +90,15 @@ PIPELINES = [
     {"name": "images", "inputs": ["picture"], "nodes": [
         dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
      "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "images_rgb", "inputs": ["picture"], "nodes": [
+        dl("px", "pixels_rgb", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "images_nchw", "inputs": ["picture"], "nodes": [
+        dl("px", "pixels_nchw", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "per_image", "inputs": ["picture"], "demultiply_count": 0, "nodes": [
+        dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
     {"name": "per_item", "inputs": ["in"], "demultiply_count": 0, "nodes": [
         dl("a", "affine", [{"x": src("request", "in")}], ["z"])],
      "outputs": [{"out": src("a", "z")}]},
@@ -109,8 +118,11 @@ def dag_server(tmp_path_factory, ovfast_server_session):
               "plus10": build_plus10(root / "plus10", [1, 2]),
               "plus10_rows": build_plus10(root / "plus10_rows", [3, 1, 2]),
               "pixels": build_pixels(root / "pixels")}
+    models["pixels_rgb"] = models["pixels_nchw"] = models["pixels"]
+    extra = {"pixels": {"layout": "NHWC"}, "pixels_rgb": {"layout": "NHWC", "color_format": "RGB"},
+             "pixels_nchw": {"layout": "NCHW"}}
     entries = [{"config": {"name": k, "base_path": v, "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"},
-                           **({"layout": "NHWC"} if k == "pixels" else {})}} for k, v in models.items()]
+                           **extra.get(k, {})}} for k, v in models.items()]
     cfg = root / "config.json"
     cfg.write_text(json.dumps({"model_config_list": entries, "pipeline_config_list": PIPELINES,
                                "monitoring": {"metrics": {"enable": True}}}))
@@ -193,6 +205,36 @@ def test_png_into_a_pipeline_whose_first_node_takes_images(dag_server):
     i.set_data_from_numpy(np.array([buf.getvalue()], dtype=np.object_))
     out = g.infer("images", [i]).as_numpy("mean")
     np.testing.assert_allclose(out, [[30, 20, 10]])  # decoded as BGR, as OVMS
+
+
+def _png(rgb: tuple[int, int, int]) -> bytes:
+    image = pytest.importorskip("PIL.Image")
+    buf = io.BytesIO()
+    image.new("RGB", (4, 4), rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_images_into_pipelines_as_their_models_take_them(dag_server):
+    """The pipeline decodes as its model nodes need: RGB when they are configured so; one image per item
+    when the entry demultiplexes ([N] images -> [N,1,H,W,C]); refused with OVMS's message when a model
+    node's layout does not take NHWC images."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    h = httpclient.InferenceServerClient(dag_server.http_url)
+
+    def send(client, mod, name, images):
+        i = mod.InferInput("picture", [len(images)], "BYTES")
+        i.set_data_from_numpy(np.array(images, dtype=np.object_))
+        return client.infer(name, [i]).as_numpy("mean")
+
+    np.testing.assert_allclose(send(g, grpcclient, "images_rgb", [_png((10, 20, 30))]), [[10, 20, 30]])
+    assert list(g.get_model_metadata("per_image").inputs[0].shape) == [-1, 1, 4, 4, 3]
+    out = send(h, httpclient, "per_image", [_png((10, 20, 30)), _png((1, 2, 3)), _png((7, 8, 9))])
+    np.testing.assert_allclose(out, [[[30, 20, 10]], [[3, 2, 1]], [[9, 8, 7]]])  # in order, BGR
+    for client, mod, status in ((g, grpcclient, "INVALID_ARGUMENT"), (h, httpclient, "400")):
+        with pytest.raises(InferenceServerException) as e:
+            send(client, mod, "images_nchw", [_png((10, 20, 30))])
+        assert e.value.message() == ("Received binary image input but resource not configured to accept NHWC "
+                                     "layout; input name: picture") and status in str(e.value.status())
 
 
 def test_invalid_definitions_say_why_and_the_rest_serves(dag_server):
