@@ -53,6 +53,7 @@ def test_a_pipeline_loads_its_parked_model_on_request(tmp_path, ovfast_server):
     srv = ovfast_server("--config_path", str(cfg), "--memory_budget", "1GiB")
     assert loaded(srv) == set()
     assert pipeline_state(srv, "p") == "AVAILABLE"
+    assert grpcclient.InferenceServerClient(srv.grpc_url).is_model_ready("p")  # a request is all it takes
     md = httpclient.InferenceServerClient(srv.http_url).get_model_metadata("p")
     assert md["inputs"] == [{"name": "in", "datatype": "FP32", "shape": [1, D.IN]}]
     assert loaded(srv) == set()  # metadata loads nothing
