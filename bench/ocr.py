@@ -1,19 +1,21 @@
 """The OCR pipeline comparison: ``python -m bench --ocr [--concurrency 1,2,4,8] [--ocr-seconds 5]``.
 
 One run, one image (three lines of text drawn with Pillow, u8 [1,192,640,3]), PP-OCRv4 from the
-``rapidocr-onnxruntime`` wheel (tests/ocr_assets.py builds the IRs and the pipeline config), three ways:
+``rapidocr-onnxruntime`` wheel (tests/ocr_assets.py builds the IRs and the pipeline config), four ways:
 
   1. in-process: the same graph with OpenVINO in this process, no server — the detector, ovfast's text_boxes
      node library called through its C ABI (ctypes), the recogniser on each line, argmax and CTC decoding —
      on C threads with infer requests of their own, the models compiled with the server's plugin config;
   2. ``pipeline``: ovfast serving the OCR pipeline (det -> text_boxes demultiplexed -> rec -> argmax, gathered):
      one KServe gRPC request per image, by bench/loadgen.py (closed loop, C coroutines);
+  2b. ``pipeline png``: the same, the image sent as a PNG (OVMS binary input) that the server decodes once at the
+     pipeline's entry for the detector and the text_boxes node;
   3. ``client steps``: the same server, the same load generator, but the client does the steps itself, model by
      model: ModelInfer on ocr_det (the probability map comes back), the text_boxes library in the client, one
      ModelInfer on ocr_rec per line (all lines at once), argmax and decoding in the client.
 
 Before measuring, the answers are checked: every way must read the three lines exactly. On a shared machine
-the three take turns at each concurrency, ``--ocr-repeats`` rounds, each keeping its best round. Ratios:
+the series take turns at each concurrency, ``--ocr-repeats`` rounds, each keeping its best round. Ratios:
 pipeline / client steps at each concurrency (images/s), and the pipeline's best / the in-process best. Each point also
 records the CPU time per image it cost the server and the bench's own process (client or in-process graph):
 on a shared machine, a figure that load moves less than throughput. It asserts nothing.
@@ -135,11 +137,23 @@ def client_steps(A, image: np.ndarray, results: list | None = None):
     return make_call
 
 
+def png_of(image: np.ndarray) -> np.ndarray:
+    """The u8 [1,H,W,3] image as a one-element BYTES array holding its PNG."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image[0]).save(buf, format="PNG")
+    return np.array([buf.getvalue()], dtype=np.object_)
+
+
 def pipeline_texts(A, url: str, image: np.ndarray) -> list[str]:
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
-    inp = grpcclient.InferInput("image", list(image.shape), "UINT8")
+    datatype = "BYTES" if image.dtype == np.object_ else "UINT8"
+    inp = grpcclient.InferInput("image", list(image.shape), datatype)
     inp.set_data_from_numpy(image)
     return A.texts_of(client.infer(NAME, [inp]).as_numpy("text_ids"))
 
@@ -153,7 +167,9 @@ def run(args, results: dict, logs: Path, log) -> None:
     image = A.render_text()
     expected = list(A.LINES)
     st: dict = {"image": list(image.shape), "lines": expected, "hint": hint, "config": str(config_path),
-                "inprocess": [], "pipeline": [], "client_steps": [], "checks": {}}
+                "inprocess": [], "pipeline": [], "pipeline_png": [], "client_steps": [], "checks": {}}
+    png = png_of(image)
+    st["png_bytes"] = len(png[0])
     results["ocr"] = st
 
     ocr = A.InProcessOcr(config=plugin_config)
@@ -162,6 +178,7 @@ def run(args, results: dict, logs: Path, log) -> None:
     try:
         st["server"] = {m: srv.settings(m) for m in ("ocr_det", "ocr_rec")}
         st["checks"]["pipeline"] = pipeline_texts(A, srv.grpc_url, image)
+        st["checks"]["pipeline_png"] = pipeline_texts(A, srv.grpc_url, png)
         got: list = []
         loadgen.run_calls(srv.grpc_url, client_steps(A, image, got), 1, 0.0, warmup=0.0)
         st["checks"]["client_steps"] = got[0] if got else None
@@ -170,10 +187,12 @@ def run(args, results: dict, logs: Path, log) -> None:
             "inprocess": with_cpu(lambda c: inprocess_point(ocr, image, c, args.ocr_seconds), pid),
             "pipeline": with_cpu(lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", image, "UINT8", c,
                                                              args.ocr_seconds), pid),
+            "pipeline_png": with_cpu(lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", png, "BYTES", c,
+                                                                 args.ocr_seconds), pid),
             "client_steps": with_cpu(lambda c: loadgen.run_calls(srv.grpc_url, client_steps(A, image), c,
                                                                  args.ocr_seconds), pid),
         }
-        # The machine is shared: the three series take turns at each concurrency, args.ocr_repeats rounds,
+        # The machine is shared: the series take turns at each concurrency, args.ocr_repeats rounds,
         # and each keeps its best round (all rounds are in results.json).
         for c in args.concurrency:
             trials: dict[str, list] = {k: [] for k in series}
@@ -192,11 +211,13 @@ def run(args, results: dict, logs: Path, log) -> None:
 
     st["checks_ok"] = all(v == expected for v in st["checks"].values())
     best = {k: max((p.get("infer_per_sec", 0.0) for p in st[k]), default=0.0)
-            for k in ("inprocess", "pipeline", "client_steps")}
+            for k in ("inprocess", "pipeline", "pipeline_png", "client_steps")}
     results["ratios"] = {
         "pipeline_vs_client_steps": {str(p["concurrency"]): p.get("infer_per_sec", 0.0) / max(s.get("infer_per_sec", 0.0), 1e-9)
                                      for p, s in zip(st["pipeline"], st["client_steps"])},
         "pipeline_best_vs_inprocess_best": best["pipeline"] / max(best["inprocess"], 1e-9),
+        "pipeline_png_vs_pipeline": {str(p["concurrency"]): p.get("infer_per_sec", 0.0) / max(q.get("infer_per_sec", 0.0), 1e-9)
+                                     for p, q in zip(st["pipeline_png"], st["pipeline"])},
         "best": best,
     }
 
@@ -206,8 +227,9 @@ def table(results: dict) -> str:
     lines = [f"OCR pipeline (PP-OCRv4 det + text_boxes + rec + argmax), image {st['image']}, hint {st['hint']}; "
              f"answers right: {st['checks_ok']}",
              f"{'series':<24}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/img':>12}"]
-    for key, label in (("inprocess", "in-process"), ("pipeline", "pipeline grpc"), ("client_steps", "client steps grpc")):
-        for p in st[key]:
+    for key, label in (("inprocess", "in-process"), ("pipeline", "pipeline grpc"), ("pipeline_png", "pipeline png grpc"),
+                       ("client_steps", "client steps grpc")):
+        for p in st.get(key, []):
             name = f"{label} c={p['concurrency']}"
             if "error" in p:
                 lines.append(f"{name:<24}error: {p['error']}")
@@ -218,6 +240,9 @@ def table(results: dict) -> str:
     r = results["ratios"]
     per_c = ", ".join(f"c={c}: {v:.2f}x" for c, v in r["pipeline_vs_client_steps"].items())
     lines.append(f"pipeline / client steps: {per_c}")
+    if r.get("pipeline_png_vs_pipeline"):
+        png = ", ".join(f"c={c}: {v:.2f}x" for c, v in r["pipeline_png_vs_pipeline"].items())
+        lines.append(f"pipeline png ({st.get('png_bytes', 0)} bytes) / pipeline raw u8: {png}")
     lines.append(f"pipeline best / in-process best: {r['pipeline_best_vs_inprocess_best']:.2f}x "
                  f"({r['best']['pipeline']:.1f} vs {r['best']['inprocess']:.1f} images/s)")
     return "\n".join(lines)

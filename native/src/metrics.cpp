@@ -21,11 +21,13 @@ uint64_t wall_ms() {
 }  // namespace
 
 void ServableMetrics::record_request(int route, bool ok, uint64_t duration_us) noexcept {
-  if (route < 0 || route >= kRouteCount) return;
+  if (route < 0 || route >= 2 * kRouteCount) return;
+  const bool node = route >= kRouteCount;  // node_route()
+  if (node) route -= kRouteCount;
   size_t r = static_cast<size_t>(route);
   if (ok) {
     success[r].fetch_add(1, std::memory_order_relaxed);
-    if (route_is_inference(route)) request_us[static_cast<size_t>(route_interface(route))].observe(duration_us);
+    if (route_is_inference(route) && !node) request_us[static_cast<size_t>(route_interface(route))].observe(duration_us);
   } else {
     fail[r].fetch_add(1, std::memory_order_relaxed);
   }

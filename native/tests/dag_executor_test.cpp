@@ -267,6 +267,62 @@ TEST_F(DagExecutorTest, AFailingModelNodeFailsTheRequestOnly) {
   p->drain();
 }
 
+// A 2x2 RGB PNG: (10,20,30) (200,5,7) / (0,0,255) (90,91,92).
+const unsigned char kPng[] = {
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+    0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xd4, 0x9a, 0x73, 0x00, 0x00, 0x00,
+    0x16, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xe0, 0x12, 0x91, 0x3b, 0xc1, 0xca, 0xce, 0xfc, 0xfb, 0xdb,
+    0x87, 0x6f, 0x91, 0x37, 0x01, 0x1d, 0xf1, 0x06, 0x1d, 0x3c, 0x0c, 0xf6, 0xf2, 0x00, 0x00, 0x00, 0x00, 0x49,
+    0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+
+TEST_F(DagExecutorTest, EncodedImagesAreDecodedOnceForModelAndCustomNodes) {
+  // img FP32 [1,2,2,3] feeds a model node (y = 2x + 1) and ovfast's topk library (argmax over channels).
+  auto m = model({1, 2, 2, 3});
+  std::shared_ptr<NodeLibrary> lib;
+  ASSERT_TRUE(NodeLibrary::load(std::string(OVFAST_CUSTOM_NODE_DIR) + "/libovfast_topk.so", &lib).is_ok());
+  DagNodeSpec topk;
+  topk.name = "topk";
+  ASSERT_TRUE(CustomNode::create(lib, {{"k", "1"}, {"input_rank", "4"}}, &topk.custom).is_ok());
+  topk.inputs.push_back({0, "img", "scores"});
+  DagSpec spec;
+  spec.name = "images";
+  spec.nodes = {entry(), model_node("m", m, 0, "img"), topk};
+  spec.outputs = {{"y", 1, "y"}, {"channel", 2, "indices"}};
+  spec.inputs_info = {f32("img", {1, 2, 2, 3})};
+  spec.outputs_info = {f32("y", {1, 2, 2, 3}), {"channel", DataType::INT32, {1, 2, 2, 1}}};
+  auto p = pipeline(std::move(spec));
+  ASSERT_TRUE(p);
+  auto submit = [&](std::vector<std::string> images) {
+    auto job = std::make_unique<InferJob>();
+    job->id = "r" + std::to_string(++ids_);
+    InputTensor in;
+    in.name = "img";
+    in.dtype = DataType::BYTES;
+    in.shape = {static_cast<int64_t>(images.size())};
+    in.strings = std::move(images);
+    job->inputs.push_back(std::move(in));
+    job->sink = sink_;
+    const std::string id = job->id;
+    EXPECT_TRUE(p->submit(std::move(job)).is_ok()) << "decoded after submit: errors come through the sink";
+    EXPECT_TRUE(sink_->wait_for(++ids_submitted_));
+    return sink_->outcome(id);
+  };
+  const std::string png(reinterpret_cast<const char*>(kPng), sizeof(kPng));
+  testkit::Outcome o = submit({png});
+  ASSERT_TRUE(o.status.is_ok()) << o.status.message();
+  const std::vector<float> bgr{30, 20, 10, 7, 5, 200, 255, 0, 0, 92, 91, 90};  // decoded as OVMS: BGR
+  EXPECT_EQ(find(o, "y")->values, affine(bgr, 2, 1));
+  ASSERT_EQ(find(o, "channel")->shape, (Shape{1, 2, 2, 1}));
+  EXPECT_EQ(m->metrics().stats.success_count.load(), 1u);
+  o = submit({png.substr(0, 40)});
+  EXPECT_EQ(o.status.code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(o.status.message().find("Image parsing failed"), std::string::npos) << o.status.message();
+  o = submit({png, png});
+  EXPECT_EQ(o.status.message(), "Invalid input batch size - Expected: 1; Actual: 2; input name: img");
+  EXPECT_EQ(m->metrics().stats.success_count.load(), 1u) << "no node ran for a request whose images failed";
+  EXPECT_EQ(p->metrics().stats.fail_count.load(), 2u);
+}
+
 TEST(DagGraph, RefusesWhatExecutionCannotRun) {
   DagSpec spec;
   spec.name = "p";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ovfast/metrics.hpp"
+#include "ovfast/request.hpp"
 
 namespace ovfast {
 namespace {
@@ -99,7 +100,7 @@ TEST(RecordRequest, RoutesMapToCountersAndInferenceTime) {
 TEST(RecordRequest, OutOfRangeRoutesAreIgnored) {
   ServableMetrics m;
   m.record_request(kNoRoute, true, 1);
-  m.record_request(kRouteCount, false, 1);
+  m.record_request(2 * kRouteCount, false, 1);  // kRouteCount.. are node routes (below)
   m.record_request(-7, true, 1);
   for (int r = 0; r < kRouteCount; ++r) {
     EXPECT_EQ(m.success[r].load(), 0u);
@@ -108,6 +109,31 @@ TEST(RecordRequest, OutOfRangeRoutesAreIgnored) {
   uint64_t sum;
   counts_of(m.request_us[0], &sum);
   EXPECT_EQ(sum, 0u);
+}
+
+TEST(RecordRequest, PipelineNodeJobsCountUnderTheirRequestsRouteButAreNotTimed) {
+  ServableMetrics m;
+  const int kserve_grpc_infer = 1 * 6 + 0 * 3 + 0;
+  const int node = node_route(kserve_grpc_infer);
+  EXPECT_NE(node, kserve_grpc_infer);
+  EXPECT_EQ(node_route(kNoRoute), kNoRoute) << "metrics off stay off";
+  EXPECT_EQ(node_route(node), node) << "a node route is not shifted again";
+  m.record_request(node, true, 40);
+  m.record_request(node, false, 40);
+  m.record_request(kserve_grpc_infer, true, 20);
+  EXPECT_EQ(m.success[kserve_grpc_infer].load(), 2u) << "OVMS counts a model node's runs as the model's requests";
+  EXPECT_EQ(m.fail[kserve_grpc_infer].load(), 1u);
+  uint64_t sum;
+  counts_of(m.request_us[0], &sum);
+  EXPECT_EQ(sum, 20u) << "the request time is the pipeline's, not its nodes'";
+  m.job_accepted(node);
+  EXPECT_EQ(m.current_requests.load(), 1);
+  m.job_done(node, now_ns(), true, true, 3, 30, 1);
+  EXPECT_EQ(m.current_requests.load(), 0);
+  uint64_t inferred;
+  counts_of(m.inference_us, &inferred);
+  EXPECT_EQ(inferred, 30u) << "inference time counts";
+  EXPECT_EQ(m.success[kserve_grpc_infer].load(), 3u);
 }
 
 TEST(Histogram, ConcurrentObservationsAreAllCounted) {

@@ -125,6 +125,8 @@ MODEL_VERSION_MISSING = "Model with requested version is not found"
 MODEL_VERSION_NOT_LOADED_YET = "Model with requested version is not loaded yet"
 MODEL_VERSION_NOT_LOADED_ANYMORE = "Model with requested version is retired"
 MODEL_VERSION_INVALID_FORMAT = "invalid model version format in request"
+PIPELINE_NOT_LOADED_YET = "Pipeline is not loaded yet"  # UNAVAILABLE
+PIPELINE_NOT_LOADED_ANYMORE = "Pipeline is retired"  # NOT_FOUND
 
 # OVMS messages of stateful models (spec/ovms.md §5), with the code each travels with. The native side words
 # the request errors itself (native/include/ovfast/sched/sequence.hpp, sequence_messages); tests compare both.

@@ -103,22 +103,61 @@ def test_ocr_tfs_grpc_and_rest(dag_server):
         assert out["text_coordinates"].shape == (3, 1, 4)
 
 
-@pytest.mark.xfail(reason="the DAG executor decodes encoded images only for model nodes ('custom node boxes "
-                          "cannot take encoded images'); OVMS decodes a pipeline's binary input once, for every "
-                          "node it feeds (its OCR demos send JPEGs to detector + custom node)", strict=True)
-def test_ocr_from_png(grpc, http):
-    """The encoded image goes straight in (OVMS binary input, decoded by the server to u8 NHWC, BGR)."""
+def encoded(image: np.ndarray, fmt: str) -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(A.render_text(OTHER_LINES)[0]).save(buf, format="PNG")
+    Image.fromarray(image[0]).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def kserve_images(client, module, images: list[bytes], model: str = "ocr"):
+    i = module.InferInput("image", [len(images)], "BYTES")
+    i.set_data_from_numpy(np.array(images, dtype=np.object_))
+    return client.infer(model, [i], outputs=[module.InferRequestedOutput("text_ids")])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_ocr_from_encoded_images_every_api(dag_server, grpc, http, fmt):
+    """The encoded image goes straight in (OVMS binary input): the pipeline decodes it once, to the u8 NHWC
+    (BGR) pixels its input declares, and the detector and the text_boxes custom node share them."""
+    from ovmsclient import make_grpc_client, make_http_client
+
+    data = encoded(A.render_text(OTHER_LINES), fmt)
     for client, module in ((grpc, grpcclient), (http, httpclient)):
-        i = module.InferInput("image", [1], "BYTES")
-        i.set_data_from_numpy(np.array([buf.getvalue()], dtype=np.object_))
-        out = client.infer("ocr", [i], outputs=[module.InferRequestedOutput("text_ids")])
+        out = kserve_images(client, module, [data])
         assert A.texts_of(out.as_numpy("text_ids")) == list(OTHER_LINES)
+    for client in (make_grpc_client(dag_server.grpc_url), make_http_client(dag_server.http_url)):
+        out = client.predict(inputs={"image": data}, model_name="ocr")
+        assert A.texts_of(out["text_ids"]) == list(OTHER_LINES)
+        assert out["text_coordinates"].shape == (len(OTHER_LINES), 1, 4)
+
+
+def test_ocr_image_of_another_size_is_resized(grpc):
+    """Static height and width: an image of another size is resized to them (OVMS, NHWC inputs)."""
+    big = A.render_text(OTHER_LINES, height=2 * A.IMAGE_HEIGHT, width=2 * A.IMAGE_WIDTH, size=72)
+    out = kserve_images(grpc, grpcclient, [encoded(big, "PNG")])
+    assert A.texts_of(out.as_numpy("text_ids")) == list(OTHER_LINES)
+
+
+def test_ocr_bad_images_are_clean_errors(grpc, http):
+    """OVMS's binary-input errors, from the one decode at the pipeline's entry, on both transports; the
+    pipeline keeps serving."""
+    png = encoded(A.render_text(), "PNG")
+    gray = encoded(A.render_text()[..., 0], "PNG")  # one channel for a three-channel input
+    cases = [([png[:300]], "Image parsing failed"),
+             ([b"not an image at all"], "neither JPEG nor PNG"),
+             ([gray], "Invalid number of channels in binary input - Expected: 3; Actual: 1"),
+             ([png, png], "Invalid input batch size - Expected: 1; Actual: 2")]
+    for images, message in cases:
+        for client, module, status in ((grpc, grpcclient, "INVALID_ARGUMENT"), (http, httpclient, "400")):
+            with pytest.raises(InferenceServerException) as e:
+                kserve_images(client, module, images)
+            assert message in e.value.message(), e.value.message()
+            assert status in str(e.value.status())
+    assert A.texts_of(kserve_images(grpc, grpcclient, [png]).as_numpy("text_ids")) == list(A.LINES)
 
 
 def test_ocr_metadata(grpc):

@@ -90,6 +90,15 @@ PIPELINES = [
     {"name": "images", "inputs": ["picture"], "nodes": [
         dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
      "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "images_rgb", "inputs": ["picture"], "nodes": [
+        dl("px", "pixels_rgb", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "images_nchw", "inputs": ["picture"], "nodes": [
+        dl("px", "pixels_nchw", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
+    {"name": "per_image", "inputs": ["picture"], "demultiply_count": 0, "nodes": [
+        dl("px", "pixels", [{"img": src("request", "picture")}], ["mean"])],
+     "outputs": [{"mean": src("px", "mean")}]},
     {"name": "per_item", "inputs": ["in"], "demultiply_count": 0, "nodes": [
         dl("a", "affine", [{"x": src("request", "in")}], ["z"])],
      "outputs": [{"out": src("a", "z")}]},
@@ -109,8 +118,11 @@ def dag_server(tmp_path_factory, ovfast_server_session):
               "plus10": build_plus10(root / "plus10", [1, 2]),
               "plus10_rows": build_plus10(root / "plus10_rows", [3, 1, 2]),
               "pixels": build_pixels(root / "pixels")}
+    models["pixels_rgb"] = models["pixels_nchw"] = models["pixels"]
+    extra = {"pixels": {"layout": "NHWC"}, "pixels_rgb": {"layout": "NHWC", "color_format": "RGB"},
+             "pixels_nchw": {"layout": "NCHW"}}
     entries = [{"config": {"name": k, "base_path": v, "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"},
-                           **({"layout": "NHWC"} if k == "pixels" else {})}} for k, v in models.items()]
+                           **extra.get(k, {})}} for k, v in models.items()]
     cfg = root / "config.json"
     cfg.write_text(json.dumps({"model_config_list": entries, "pipeline_config_list": PIPELINES,
                                "monitoring": {"metrics": {"enable": True}}}))
@@ -195,6 +207,36 @@ def test_png_into_a_pipeline_whose_first_node_takes_images(dag_server):
     np.testing.assert_allclose(out, [[30, 20, 10]])  # decoded as BGR, as OVMS
 
 
+def _png(rgb: tuple[int, int, int]) -> bytes:
+    image = pytest.importorskip("PIL.Image")
+    buf = io.BytesIO()
+    image.new("RGB", (4, 4), rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_images_into_pipelines_as_their_models_take_them(dag_server):
+    """The pipeline decodes as its model nodes need: RGB when they are configured so; one image per item
+    when the entry demultiplexes ([N] images -> [N,1,H,W,C]); refused with OVMS's message when a model
+    node's layout does not take NHWC images."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    h = httpclient.InferenceServerClient(dag_server.http_url)
+
+    def send(client, mod, name, images):
+        i = mod.InferInput("picture", [len(images)], "BYTES")
+        i.set_data_from_numpy(np.array(images, dtype=np.object_))
+        return client.infer(name, [i]).as_numpy("mean")
+
+    np.testing.assert_allclose(send(g, grpcclient, "images_rgb", [_png((10, 20, 30))]), [[10, 20, 30]])
+    assert list(g.get_model_metadata("per_image").inputs[0].shape) == [-1, 1, 4, 4, 3]
+    out = send(h, httpclient, "per_image", [_png((10, 20, 30)), _png((1, 2, 3)), _png((7, 8, 9))])
+    np.testing.assert_allclose(out, [[[30, 20, 10]], [[3, 2, 1]], [[9, 8, 7]]])  # in order, BGR
+    for client, mod, status in ((g, grpcclient, "INVALID_ARGUMENT"), (h, httpclient, "400")):
+        with pytest.raises(InferenceServerException) as e:
+            send(client, mod, "images_nchw", [_png((10, 20, 30))])
+        assert e.value.message() == ("Received binary image input but resource not configured to accept NHWC "
+                                     "layout; input name: picture") and status in str(e.value.status())
+
+
 def test_invalid_definitions_say_why_and_the_rest_serves(dag_server):
     st = states(dag_server)
     assert st["broken"] == {"1": "LOADING"} and st["nomodel"] == {"1": "LOADING"}
@@ -206,8 +248,14 @@ def test_invalid_definitions_say_why_and_the_rest_serves(dag_server):
     assert nomodel["error_message"].startswith("Pipeline definition has reference to missing model - node: a "
                                                "model: ghost")
     g = grpcclient.InferenceServerClient(dag_server.grpc_url)
-    with pytest.raises(InferenceServerException, match="not loaded yet"):
-        _kserve_infer(g, grpcclient, "broken", {"in": X})
+    h = httpclient.InferenceServerClient(dag_server.http_url)
+    for client, mod, code in ((g, grpcclient, "UNAVAILABLE"), (h, httpclient, "503")):
+        # OVMS's pipeline wording (PIPELINE_DEFINITION_NOT_LOADED_YET), not the model one
+        with pytest.raises(InferenceServerException) as e:
+            _kserve_infer(client, mod, "broken", {"in": X})
+        assert e.value.message() == "Pipeline is not loaded yet" and code in str(e.value.status())
+    with pytest.raises(Exception, match="Pipeline is not loaded yet"):
+        tfs.predict({"in": X}, "nomodel")
     assert not g.is_model_ready("broken")
     _check_branches({k: _kserve_infer(g, grpcclient, "branches", {"in": X}).as_numpy(k)
                      for k in ("a_z", "b_y", "c_y")})
@@ -236,3 +284,42 @@ def test_pipeline_metrics_as_ovms(dag_server):
         'ovms_requests_success{api="KServe",interface="gRPC",method="ModelInfer",name="demux",version="1"}')]
     assert ok and float(ok[0].split()[-1]) >= 1
     assert 'ovms_request_time_us_count{interface="gRPC",name="demux",version="1"}' in text
+
+
+def _scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{url}/metrics", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))}
+
+
+def test_models_count_their_pipeline_traffic(dag_server):
+    """OVMS counts a model node's executions in its model's own families (spec/ovms.md §6.1, §8): requests
+    under the pipeline request's api/interface/method, inference and wait times; the request time stays
+    the pipeline's. Triton statistics count them too. demux runs rows once, plus10 three times (one per
+    demultiplexed row) and plus10_rows once per request."""
+    g = grpcclient.InferenceServerClient(dag_server.grpc_url)
+    runs = {"rows": 1, "plus10": 3, "plus10_rows": 1}
+
+    def triton(model: str) -> int:
+        (s,) = g.get_inference_statistics(model, as_json=True)["model_stats"]
+        return int(s["inference_stats"]["success"].get("count", 0))
+
+    before, stats_before = _scrape(dag_server.http_url), {m: triton(m) for m in runs}
+    for _ in range(2):
+        _kserve_infer(g, grpcclient, "demux", {"in": np.ones((1, 2), np.float32)})
+    make_http_client(dag_server.http_url).predict({"in": np.ones((1, 2), np.float32)}, "demux")
+    after = _scrape(dag_server.http_url)
+
+    def moved(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    for model, n in runs.items():
+        v = f'name="{model}",version="1"'
+        assert moved(f'ovms_requests_success{{api="KServe",interface="gRPC",method="ModelInfer",{v}}}') == 2 * n
+        assert moved(f'ovms_requests_success{{api="TensorFlowServing",interface="REST",method="Predict",{v}}}') == n
+        assert moved(f"ovms_inference_time_us_count{{{v}}}") == 3 * n
+        assert moved(f"ovms_wait_for_infer_req_time_us_count{{{v}}}") == 3 * n
+        assert moved(f'ovms_request_time_us_count{{interface="gRPC",{v}}}') == 0
+        assert after[f"ovms_current_requests{{{v}}}"] == 0
+        assert triton(model) - stats_before[model] == 3 * n
+    assert moved('ovms_requests_success{api="KServe",interface="gRPC",method="ModelInfer",name="demux",version="1"}') == 2

@@ -70,8 +70,9 @@ def test_pipeline_follows_its_models_through_reloads(tmp_path, ovfast_server):
     s = status(srv, "p")
     assert s["state"] == "LOADING" and s["error_code"] == 9  # FAILED_PRECONDITION
     assert s["error_message"].startswith("Pipeline definition has reference to missing model - node: n model: m")
-    with pytest.raises(InferenceServerException, match="not loaded yet"):
+    with pytest.raises(InferenceServerException) as e:
         infer(g)
+    assert (e.value.message(), e.value.status()) == ("Pipeline is not loaded yet", "StatusCode.UNAVAILABLE")
 
     # ... and serves again once it is back
     write(cfg, {"m": "m"}, [chain("p", "m")])
@@ -83,8 +84,11 @@ def test_pipeline_follows_its_models_through_reloads(tmp_path, ovfast_server):
     write(cfg, {"m": "m"}, [])
     assert rest(srv, "POST", "/v1/config/reload")[0] in (200, 201)
     assert status(srv, "p")["state"] == "END"
-    with pytest.raises(InferenceServerException, match="retired"):
+    with pytest.raises(InferenceServerException) as e:
         infer(g)
+    assert (e.value.message(), e.value.status()) == ("Pipeline is retired", "StatusCode.NOT_FOUND")
+    body = json.dumps({"inputs": [{"name": "in", "shape": [1, 10], "datatype": "FP32", "data": [1.0] * 10}]})
+    assert rest(srv, "POST", "/v2/models/p/infer", body.encode()) == (404, {"error": "Pipeline is retired"})
     np.testing.assert_allclose(g.infer("m", [_add_input()]).as_numpy(M.ADD_OUTPUT) - 1.0, 2.0)
 
 

@@ -67,6 +67,11 @@ using BatchSizeHistogram = BoundedHistogram<kBatchSizeBounds>;   // rows
 inline constexpr int kRouteCount = 12;
 // A job with kNoRoute does no metrics work at all (metrics disabled, tests, internal callers).
 inline constexpr int kNoRoute = -1;
+// A model node's job inside a pipeline request that came in on `route`: the
+// model counts it as OVMS does (spec/ovms.md §6.1, §8: its requests by the
+// pipeline request's api/interface/method, its inference and wait times, its
+// current requests) but not in its request time, which is the pipeline's.
+inline constexpr int node_route(int route) { return route < 0 || route >= kRouteCount ? route : route + kRouteCount; }
 inline constexpr int route_interface(int route) { return (route / 3) % 2; }
 inline constexpr bool route_is_inference(int route) { return route % 3 == 0; }
 

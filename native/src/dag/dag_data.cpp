@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "ovfast/codec/image.hpp"
 #include "ovfast/dtype.hpp"
 
 namespace ovfast::dag {
@@ -23,6 +24,23 @@ DagData owned(const ov::element::Type& type, const ov::Shape& shape) {
 }
 
 }  // namespace
+
+bool has_images(const InferJob& job, const std::vector<DagImageInput>& plan) {
+  for (const DagImageInput& p : plan)
+    if (job.inputs[p.input].dtype == DataType::BYTES) return true;
+  return false;
+}
+
+Status decode_images(InferJob& job, const std::vector<DagImageInput>& plan, const std::vector<TensorInfo>& infos) {
+  for (const DagImageInput& p : plan) {
+    InputTensor& in = job.inputs[p.input];
+    if (in.dtype != DataType::BYTES) continue;
+    OVF_RETURN_IF_ERROR(decode_image_input(in, p.shape, p.dtype, p.nhwc_ok, static_cast<ColorOrder>(p.order), in.name));
+    if (p.demultiplexed) in.shape.insert(in.shape.begin() + 1, 1);  // each image one item: [N,1,H,W,C]
+    OVF_RETURN_IF_ERROR(validate_input(in, infos[p.input]));
+  }
+  return Status::ok();
+}
 
 DagData from_request(const InputTensor& in) {
   DagData d;

@@ -7,15 +7,16 @@
 
 #include <openvino/runtime/tensor.hpp>
 
+#include "ovfast/dag/dag_spec.hpp"
 #include "ovfast/request.hpp"
 #include "ovfast/status.hpp"
 
 namespace ovfast::dag {
 
 // One tensor on a connection: dense bytes at `data` (kept alive by `owner`;
-// null when the request owns them), or, for encoded images straight from the
-// request, `raw` (the request's input; the model node that takes it decodes
-// it). NOTE: no ov::Tensor is kept: its reference count lives inside
+// null when the request owns them), or, for BYTES straight from the request,
+// `raw` (the request's input, for a model node's BYTES input; encoded images
+// are decoded before the entry's data is made, decode_images). NOTE: no ov::Tensor is kept: its reference count lives inside
 // libopenvino, where ThreadSanitizer cannot see it, and a request's data is
 // made and dropped on different threads. view() makes one for the thread at hand.
 struct DagData {
@@ -29,6 +30,11 @@ struct DagData {
   ov::Tensor view() const { return ov::Tensor(type, shape, data); }
 };
 
+// True when some input of `job` (in pipeline order) carries encoded images for an image input.
+bool has_images(const InferJob& job, const std::vector<DagImageInput>& plan);
+// Decodes those inputs in place (codec/image.hpp, OVMS's checks and messages), then checks
+// the pixels against the pipeline's signature. Milliseconds per image: not on an event loop.
+Status decode_images(InferJob& job, const std::vector<DagImageInput>& plan, const std::vector<TensorInfo>& infos);
 // A request input as connection data: fixed-size types without a copy.
 DagData from_request(const InputTensor& in);
 // An owned copy of `src` (a view of an infer request's buffer, or a library's output); numeric types only.

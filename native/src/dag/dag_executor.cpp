@@ -36,6 +36,20 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       : sched_(sched), graph_(sched.graph_), job_(std::move(job)) {}
 
   void start() {
+    if (!dag::has_images(*job_, graph_->image_inputs())) return begin();
+    // Encoded images are decoded once, off the submitting thread, for every node they feed.
+    WorkerPool::shared().post([self = shared_from_this()] {
+      Status st = dag::decode_images(*self->job_, self->graph_->image_inputs(), self->graph_->spec().inputs_info);
+      if (st.is_ok()) return self->begin();
+      {
+        std::lock_guard<std::mutex> lock(self->mu_);
+        self->error_ = std::move(st);
+      }
+      self->complete();  // no node ran
+    });
+  }
+
+  void begin() {
     Outputs entry;
     for (const InputTensor& in : job_->inputs) entry[in.name] = dag::from_request(in);
     outstanding_ = 1;
@@ -241,6 +255,7 @@ void DagRun::run_model(int node, Session session, std::vector<DagData> in) {
   job->sink = node_sink();
   job->cancelled = job_->cancelled;  // the client's flag outlives every node job (the request completes last)
   job->deadline_ns = job_->deadline_ns;
+  job->metrics_route = node_route(job_->metrics_route);  // the model counts its pipeline traffic (OVMS)
   // NOTE: the job's inputs view `in`'s tensors, which move (their memory does not) into the call.
   auto* call = new NodeCall{shared_from_this(), node, std::move(session), std::move(in)};
   job->context = call;
@@ -358,9 +373,12 @@ Status DagScheduler::prepare(InferJob& job) {
   for (const TensorInfo& info : infos) {
     auto it = std::find_if(job.inputs.begin(), job.inputs.end(), [&](const InputTensor& t) { return t.name == info.name; });
     if (it == job.inputs.end()) return invalid_argument("Missing input with specific name - Required input: " + info.name);
-    // Encoded images for a numeric input: the model node that takes them decodes and checks them.
-    const bool images = it->dtype == DataType::BYTES && info.dtype != DataType::BYTES;
-    if (!images) OVF_RETURN_IF_ERROR(validate_input(*it, info));
+    // Encoded images for an image input are checked as they are decoded (DagRun::start).
+    const auto& images = graph_->image_inputs();
+    const size_t index = ordered.size();
+    const bool encoded = it->dtype == DataType::BYTES &&
+                         std::any_of(images.begin(), images.end(), [&](const DagImageInput& p) { return p.input == index; });
+    if (!encoded) OVF_RETURN_IF_ERROR(validate_input(*it, info));
     ordered.push_back(std::move(*it));
   }
   job.inputs.swap(ordered);

@@ -25,6 +25,40 @@ Status common_levels(const DagSpec& spec, const std::vector<std::vector<int>>& l
   return Status::ok();
 }
 
+// The pipeline inputs that take encoded images: numeric, NHWC-ranked (one more
+// dimension first when the entry demultiplexes). `consumers`: the entry's.
+std::vector<DagImageInput> plan_images(const DagSpec& spec, const std::vector<std::pair<int, size_t>>& consumers) {
+  std::vector<DagImageInput> plan;
+  const bool demux = spec.nodes[0].demultiplex;
+  for (size_t i = 0; i < spec.inputs_info.size(); ++i) {
+    const TensorInfo& info = spec.inputs_info[i];
+    const size_t rank = demux ? 5 : 4;
+    if (info.dtype == DataType::BYTES || info.shape.rank().is_dynamic() || info.shape.size() != rank) continue;
+    DagImageInput in;
+    in.input = i;
+    in.dtype = info.dtype;
+    in.demultiplexed = demux;
+    if (demux) {
+      if (!info.shape[1].compatible(ov::Dimension(1))) continue;  // items are not single images
+      in.shape = ov::PartialShape{info.shape[0], info.shape[2], info.shape[3], info.shape[4]};
+    } else {
+      in.shape = info.shape;
+    }
+    int models = 0, rgb = 0;
+    for (const auto& [dst, k] : consumers) {
+      const DagNodeSpec& node = spec.nodes[static_cast<size_t>(dst)];
+      if (node.inputs[k].src_output != info.name || !node.model || node.model->is_pipeline()) continue;
+      int order = 0;
+      if (!node.model->model().image_input(node.inputs[k].dst_input, &order)) in.nhwc_ok = false;
+      ++models;
+      rgb += order != 0;
+    }
+    in.order = models > 0 && rgb == models ? 1 : 0;
+    plan.push_back(std::move(in));
+  }
+  return plan;
+}
+
 }  // namespace
 
 Status DagGraph::create(DagSpec spec, std::shared_ptr<const DagGraph>* out) {
@@ -72,6 +106,7 @@ Status DagGraph::create(DagSpec spec, std::shared_ptr<const DagGraph>* out) {
     g->outputs_of_[static_cast<size_t>(src)].push_back(o);
     g->output_levels_.push_back(data_levels(spec, g->levels_, src));
   }
+  g->image_inputs_ = plan_images(spec, g->consumers_[kEntryNode]);
   g->spec_ = std::move(spec);
   *out = std::move(g);
   return Status::ok();

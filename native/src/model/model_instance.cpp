@@ -227,6 +227,12 @@ int ModelInstance::output_index(const std::string& name) const {
   return -1;
 }
 
+bool ModelInstance::image_input(const std::string& name, int* order) const {
+  size_t i;
+  *order = color_order_;
+  return find_input(name, &i) && image_nhwc_ok_[i];
+}
+
 bool ModelInstance::needs_decode(const InferJob& job) const {
   for (const InputTensor& in : job.inputs) {
     if (in.dtype != DataType::BYTES) continue;

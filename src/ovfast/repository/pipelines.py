@@ -22,13 +22,12 @@ from ovfast.config.dag import CUSTOM, ENTRY, INVALID_LIBRARY, MISSING_MODEL, Lib
 from ovfast.config.dag_check import CheckedPipeline, Meta, Signature, check
 from ovfast.config.schema import ModelConfig
 from ovfast.errors import REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL, OvfastError, one_line
-from ovfast.repository.registry import ModelRegistry
+from ovfast.repository.registry import PIPELINE_VERSION, ModelRegistry
 from ovfast.repository.served import ServedModel
 from ovfast.runtime.model import LoadOptions, ModelHandle, TensorSpec, VersionState
 
 log = logging.getLogger("ovfast.pipelines")
 
-PIPELINE_VERSION = 1
 AUTO_MODEL = "Models with shape or batch size \"auto\" cannot be used in pipelines"
 
 
@@ -43,6 +42,9 @@ class ServedPipeline(ServedModel):
         self.pipeline = config
         self.versions[PIPELINE_VERSION] = handle
         self.built_on: tuple | None = None  # what the running graph was built from (dependencies' identity)
+        # Models (name, version) residency unloaded (parked): the pipeline serves once its next request
+        # has loaded them (PipelineManager.load_models); until then it has no graph and no native route.
+        self.parked_models: tuple[tuple[str, int | None], ...] = ()
 
 
 def _meta(t: TensorSpec) -> Meta:
@@ -63,6 +65,7 @@ class PipelineManager:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         registry.on_change = self._model_changed
+        registry.load_pipeline = self.load_models
 
     def _model_changed(self, served: ServedModel) -> None:
         """A model's versions changed (loaded, reloaded, retiring): the pipelines using it are rebuilt at
@@ -107,6 +110,17 @@ class PipelineManager:
                         served.built_on = None  # rebuilt below
             await self._revalidate_locked()
 
+    async def load_models(self, served: ServedModel) -> None:
+        """A request for a pipeline some of whose models residency unloaded: loads them as a direct
+        request would (one load however many wait; its errors are the request's), then rebuilds the
+        pipeline over them."""
+        residency = self.registry.residency
+        if not isinstance(served, ServedPipeline) or not served.parked_models or residency is None:
+            return
+        for name, version in served.parked_models:
+            await residency.acquire(name, version)
+        await self.revalidate()
+
     async def revalidate(self) -> None:
         """Rebuilds every pipeline whose models or libraries are no longer what its graph runs on."""
         async with self._lock:
@@ -150,7 +164,7 @@ class PipelineManager:
         if h.state != VersionState.AVAILABLE:
             h.set_state(VersionState.LOADING)
         try:
-            servable, checked = await self._make(p)
+            servable, checked, parked = await self._make(p)
         except (PipelineError, OvfastError) as exc:
             message = one_line(str(exc))
             log.error("Validation of pipeline: %s definition failed. %s", p.name, message)
@@ -163,21 +177,31 @@ class PipelineManager:
         h.inputs = tuple(_spec(k, v) for k, v in checked.inputs.items())
         h.outputs = tuple(_spec(k, v) for k, v in checked.outputs.items())
         h.servable = servable
-        self.registry.routes.publish(p.name, False, PIPELINE_VERSION, [(PIPELINE_VERSION, servable)])
+        served.parked_models = parked
+        if servable is None:  # its requests go through Python, whose resolve_wait loads the models first
+            self.registry.routes.remove(p.name)
+        else:
+            self.registry.routes.publish(p.name, False, PIPELINE_VERSION, [(PIPELINE_VERSION, servable)])
         if h.state != VersionState.AVAILABLE:
             h.set_state(VersionState.AVAILABLE)
         served.refresh_default()
-        log.info("Pipeline: %s state changed to: AVAILABLE after handling: ValidationPassedEvent", p.name)
+        if parked:
+            log.info("Pipeline: %s serves once its next request has loaded model(s) %s, unloaded by residency",
+                     p.name, ", ".join(name for name, _ in parked))
+        else:
+            log.info("Pipeline: %s state changed to: AVAILABLE after handling: ValidationPassedEvent", p.name)
         if old is not None:
             # requests in flight on the previous graph finish on it; it is dropped off the loop
             await asyncio.get_running_loop().run_in_executor(None, old.drain)
 
-    async def _make(self, p: PipelineConfig) -> tuple[Any, CheckedPipeline]:
-        """The native pipeline servable for ``p`` as the models and libraries are now, and its checks."""
+    async def _make(self, p: PipelineConfig) -> tuple[Any, CheckedPipeline, tuple[tuple[str, int | None], ...]]:
+        """The native pipeline servable for ``p`` as the models and libraries are now, its checks, and the
+        models residency has unloaded (then no servable: it is built once they are loaded again)."""
         loop = asyncio.get_running_loop()
         signatures: dict[str, Signature] = {}
         servables: dict[str, Any] = {}
         customs: dict[str, Any] = {}
+        parked: list[tuple[str, int | None]] = []
         for n in p.nodes:
             if n.kind == CUSTOM:
                 lib = self.libraries.get(n.library_name)
@@ -193,8 +217,11 @@ class PipelineManager:
             try:
                 h = self.registry.resolve(n.model_name, n.version)
             except OvfastError as exc:
-                raise PipelineError(f"{MISSING_MODEL} - node: {n.name} model: {n.model_name}"
-                                    + (f" version: {n.version}" if n.version else "") + f" ({exc})") from None
+                h = self._parked(n.model_name, n.version)
+                if h is None:
+                    raise PipelineError(f"{MISSING_MODEL} - node: {n.name} model: {n.model_name}"
+                                        + (f" version: {n.version}" if n.version else "") + f" ({exc})") from None
+                parked.append((n.model_name, n.version))
             if h.stateful:
                 raise PipelineError(f"{REQUESTED_STATEFUL_PARAMETERS_ON_SUBSCRIBED_MODEL} - model: {n.model_name}")
             if h.auto_reshape:
@@ -202,6 +229,8 @@ class PipelineManager:
             servables[n.name] = h.servable
             signatures[n.name] = Signature({t.name: _meta(t) for t in h.inputs}, {t.name: _meta(t) for t in h.outputs})
         checked = check(p, signatures)
+        if parked:
+            return None, checked, tuple(dict.fromkeys(parked))
         index = {ENTRY: 0} | {n.name: i + 1 for i, n in enumerate(checked.order)}
 
         def item(source: str, alias: str) -> str:
@@ -220,7 +249,18 @@ class PipelineManager:
 
         servable = _native.Servable.pipeline(p.name, nodes, outputs, info(checked.inputs), info(checked.outputs),
                                              self.registry.completions.queue)
-        return servable, checked
+        return servable, checked, ()
+
+    def _parked(self, model: str, version: int | None) -> ModelHandle | None:
+        """The version a model node runs when residency has unloaded it (to load on demand), with its
+        signature; None when it is not such a version or its signature cannot be read."""
+        if self.registry.residency is None:
+            return None
+        try:
+            h = self.registry.describe(model, version)
+        except OvfastError:
+            return None
+        return h if h.loadable and h.inputs else None
 
     # -- retiring ---------------------------------------------------------------------------------
     async def _retire(self, name: str) -> None:

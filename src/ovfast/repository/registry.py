@@ -22,14 +22,14 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ovfast import _native
 from ovfast.config.diff import ReloadPlan
 from ovfast.config.schema import Dim, ModelConfig
 from ovfast.errors import (
     MODEL_NAME_MISSING, MODEL_VERSION_MISSING, MODEL_VERSION_NOT_LOADED_ANYMORE, MODEL_VERSION_NOT_LOADED_YET,
-    FailedPreconditionError, NotFoundError, UnavailableError,
+    PIPELINE_NOT_LOADED_ANYMORE, PIPELINE_NOT_LOADED_YET, FailedPreconditionError, NotFoundError, UnavailableError,
 )
 from ovfast.repository.layout import find_model_file, read_mapping, version_stamp
 from ovfast.repository.residency_writes import ResidencyWrites, density_options
@@ -45,7 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("ovfast.registry")
 
 WAIT_FOR_LOADED_S = 10.0  # OVMS DEFAULT_WAIT_FOR_MODEL_LOADED_TIMEOUT_MS
+WAIT_FOR_PIPELINE_S = 0.5  # OVMS WAIT_FOR_LOADED_DEFAULT_TIMEOUT_MICROSECONDS (a pipeline being validated)
 WAIT_STEP_S = 0.05
+PIPELINE_VERSION = 1  # pipelines are unversioned: served, listed and counted as version 1
 RESHAPE_ERROR = "Model could not be reshaped with requested shape"
 
 
@@ -77,6 +79,9 @@ class ModelRegistry(ResidencyWrites):
         # where version folders are listed and read from: local, or object storage through a cache
         self.storage = Storage()
         self.on_change: Callable[[ServedModel], None] | None = None  # after _refresh (pipelines revalidate)
+        # Before a request waits for a pipeline: loads the models of it that residency unloaded
+        # (repository/pipelines.py PipelineManager.load_models).
+        self.load_pipeline: Callable[[ServedModel], Awaitable[None]] | None = None
 
     def _refresh(self, served: ServedModel) -> None:
         """After any change of a model's versions or settings: its default version, and its routes
@@ -116,6 +121,8 @@ class ModelRegistry(ResidencyWrites):
         m = self.models.get(name)
         if m is None:
             raise NotFoundError(MODEL_NAME_MISSING)
+        if m.is_pipeline:
+            return self._resolve_pipeline(m, version)
         if not version:
             h = m.default
             if h is None:
@@ -140,6 +147,18 @@ class ModelRegistry(ResidencyWrites):
             raise UnavailableError(MODEL_VERSION_NOT_LOADED_YET)
         return h
 
+    @staticmethod
+    def _resolve_pipeline(m: ServedModel, version: str | int | None) -> ModelHandle:
+        """resolve() for a pipeline: its one version, or OVMS's pipeline errors (spec/ovms.md 3.7)."""
+        h = m.versions.get(PIPELINE_VERSION)
+        if version and (version_number(version) if isinstance(version, str) else int(version)) != PIPELINE_VERSION:
+            raise NotFoundError(MODEL_VERSION_MISSING)
+        if m.retired or (h is not None and h.state > VersionState.AVAILABLE):
+            raise NotFoundError(PIPELINE_NOT_LOADED_ANYMORE)
+        if h is None or h.state != VersionState.AVAILABLE or h.servable is None:
+            raise UnavailableError(PIPELINE_NOT_LOADED_YET)  # validating, invalid, or its models to load
+        return h
+
     async def resolve_wait(self, name: str, version: str | int | None = None) -> ModelHandle:
         """resolve(), but a version still loading is waited for (up to 10 s, as OVMS) instead of failing,
         and with residency a parked version is loaded first. The handle comes back pinned
@@ -149,7 +168,11 @@ class ModelRegistry(ResidencyWrites):
         return h
 
     async def _resolve_wait(self, name: str, version: str | int | None) -> ModelHandle:
-        if self.residency is not None:
+        m = self.models.get(name)
+        if m is not None and m.is_pipeline:
+            if self.load_pipeline is not None:
+                await self.load_pipeline(m)
+        elif self.residency is not None:
             h = await self.residency.acquire(name, version)
             if h is not None:
                 return h
@@ -157,7 +180,7 @@ class ModelRegistry(ResidencyWrites):
             return self.resolve(name, version)
         except UnavailableError:
             log.debug("Waiting for model %s version %s to load", name, version or "(default)")
-        deadline = time.monotonic() + WAIT_FOR_LOADED_S
+        deadline = time.monotonic() + (WAIT_FOR_PIPELINE_S if m is not None and m.is_pipeline else WAIT_FOR_LOADED_S)
         while True:
             await asyncio.sleep(WAIT_STEP_S)
             try:

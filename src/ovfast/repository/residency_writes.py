@@ -177,6 +177,8 @@ class ResidencyWrites:
             if self.residency is None or m is None or m.retired:
                 raise
             h = _named(m, version)
+            if m.is_pipeline and h is not None and h.available and h.inputs:
+                return h  # its models to load on its next request: its signature is known
             if h is None or not h.parked:
                 raise
         if not h.inputs:

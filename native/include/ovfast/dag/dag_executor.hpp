@@ -9,7 +9,9 @@
 // WorkerPool. A demultiplexing node's outputs are split along dim 0 into
 // sub-requests that flow on through the following nodes; a node with
 // gather_from (and the response, for whatever is still split) stacks them back
-// in order. Tensors pass between nodes as ov::Tensors: request inputs and
+// in order. JPEG/PNG request inputs are decoded once, on the WorkerPool
+// before any node runs, and the pixels are shared by every node they feed
+// (model and custom nodes alike). Tensors pass between nodes as ov::Tensors: request inputs and
 // custom-node outputs without copies, model outputs copied once out of the
 // infer request (it is reused as soon as its job is delivered), gathered
 // shards copied once into their stacked tensor.
@@ -41,8 +43,9 @@ class DagScheduler final : public Scheduler {
   ~DagScheduler() override;
 
   // Checks the request against the pipeline's inputs (names, precision,
-  // shape, size; encoded images are left to the node that decodes them) and
-  // its requested outputs, and puts the inputs in pipeline order.
+  // shape, size; encoded images for an image input are checked as they are
+  // decoded, DagGraph::image_inputs) and its requested outputs, and puts the
+  // inputs in pipeline order.
   Status prepare(InferJob& job) override;
   Status submit(std::unique_ptr<InferJob>& job) override;
   int queued() override { return 0; }

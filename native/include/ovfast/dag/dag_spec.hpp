@@ -61,6 +61,19 @@ struct DagSpec {
   std::vector<TensorInfo> inputs_info, outputs_info;  // the pipeline's signature (metadata, request checks)
 };
 
+// A pipeline input that takes encoded images (JPEG/PNG as BYTES for a numeric
+// input of rank 4, or 5 when the entry demultiplexes): decoded once per
+// request, before any node runs, and the pixels shared by every node it feeds
+// (OVMS decodes at the entry node with the pipeline input's metadata).
+struct DagImageInput {
+  size_t input = 0;        // index into DagSpec::inputs_info
+  ov::PartialShape shape;  // N,H,W,C the images are decoded to (the entry's demultiplexing dimension left out)
+  DataType dtype = DataType::UINT8;
+  bool nhwc_ok = true;     // every model node fed by it takes NHWC images (custom nodes declare no layout)
+  int order = 0;           // ColorOrder: RGB when every model node fed by it says so, else BGR (OVMS)
+  bool demultiplexed = false;  // the entry demultiplexes: N images become [N,1,H,W,C]
+};
+
 // Dynamic demultiplexing is bounded, as OVMS (PIPELINE_TOO_LARGE_DIMENSION_SIZE_TO_DEMULTIPLY).
 inline constexpr int64_t kMaxDemultiply = 10000;
 
@@ -80,6 +93,8 @@ class DagGraph {
   const std::vector<std::pair<int, size_t>>& consumers(int node) const { return consumers_[static_cast<size_t>(node)]; }
   // Pipeline outputs fed by a node.
   const std::vector<size_t>& outputs_of(int node) const { return outputs_of_[static_cast<size_t>(node)]; }
+  // The inputs that take encoded images, and how they are decoded.
+  const std::vector<DagImageInput>& image_inputs() const { return image_inputs_; }
 
  private:
   DagGraph() = default;
@@ -88,6 +103,7 @@ class DagGraph {
   std::vector<std::vector<int>> output_levels_;
   std::vector<std::vector<std::pair<int, size_t>>> consumers_;
   std::vector<std::vector<size_t>> outputs_of_;
+  std::vector<DagImageInput> image_inputs_;
 };
 
 }  // namespace ovfast

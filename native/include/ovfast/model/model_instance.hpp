@@ -83,6 +83,11 @@ class ModelInstance {
   // Decodes those inputs in place (JPEG/PNG -> NHWC pixels). Milliseconds per
   // image: never call it on an event loop thread.
   Status decode_images(InferJob& job) const;
+  // How encoded images for input `name` would be decoded: false when it has no
+  // such input or its layout is not N..HWC (OVMS: UNSUPPORTED_LAYOUT); `order`
+  // gets the ColorOrder (codec/image.hpp) as an int. A pipeline that decodes
+  // once for all the nodes an input feeds asks each model node (dag_spec.cpp).
+  bool image_input(const std::string& name, int* order) const;
   // Checks the job against the signature (names, dtypes, shapes, sizes,
   // requested outputs) and puts its inputs in model order. Microseconds.
   Status validate(InferJob& job) const;
