@@ -70,7 +70,7 @@ class KServeBytesRequest(NativeParsedRequest):
 
 
 class TensorsRequest(InferRequest):
-    """REST: inputs already decoded to [(name, datatype, shape, buffer|list[bytes])]."""
+    """REST: inputs already decoded to [(name, datatype, shape, buffer)] (BYTES: length-prefixed elements)."""
 
     def __init__(self, inputs: list, outputs: list | None = None, received_ns: int = 0,
                  sequence: tuple | None = None) -> None:
