@@ -21,7 +21,8 @@ from google.protobuf import json_format
 from ovfast import _native
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
-from ovfast.api.rest.limits import body_of
+from ovfast.api.held_memory import HeldMemory
+from ovfast.api.rest.limits import body_of, held_of
 from ovfast.api.rest.tensors import (
     MAX_NESTING, NonFinite, check_float_range, nested_too_deep, over_limit, pack_element, parse_json,
 )
@@ -211,8 +212,8 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[Tensor
 class TfsJsonRequest(TensorsRequest):
     """A TFS REST predict body; decoded once the model is known (its inputs type the JSON values)."""
 
-    def __init__(self, body: bytes, received_ns: int) -> None:
-        super().__init__([], None, received_ns)
+    def __init__(self, body: bytes, received_ns: int, held: HeldMemory | None = None) -> None:
+        super().__init__([], None, received_ns, held=held)
         self.body = body
         self.row_format = False
 
@@ -223,6 +224,7 @@ class TfsJsonRequest(TensorsRequest):
         self.inputs, self.row_format = parse_predict_body(doc, handle.inputs,
                                                           SEQUENCE_INPUTS if handle.stateful else (),
                                                           _native.decode_limits())
+        super().prepare(handle)
 
 
 def _only_input(specs):
@@ -308,7 +310,7 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
         # The body is decoded after the model resolves (OVMS counts a body that cannot be parsed as a
         # failed request of that model).
         received_ns = time.monotonic_ns()
-        req = TfsJsonRequest(body_of(request), received_ns)
+        req = TfsJsonRequest(body_of(request), received_ns, held_of(request))
         _, outs = await api.predict(name, version, dp.metrics.route_tfs_rest_predict, req)
         return web.Response(body=encode_predict_response(outs, req.row_format), content_type="application/json")
 
