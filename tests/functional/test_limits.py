@@ -162,10 +162,11 @@ def test_empty_bytes_elements_cost_a_bounded_multiple_of_their_size(server, stub
 def test_accepted_string_elements_cost_their_strings_and_no_more(server, stub, form):
     """The same million elements for a string model are served: each then costs what OpenVINO's string
     tensors hold (one 32-byte std::string for the input, one for the output), the request and the
-    response, and nothing per element besides."""
+    response, and nothing per element besides. Measured: 68 bytes an element over bytes_contents and TFS
+    string_val (98-100 before), 86 over REST (99 before)."""
     outcome, message, peak, wire = _peak_per_element(server, "string", "s", form)
     assert outcome == "OK", (outcome, message)
-    bound = 2 * 32 + (JSON_PARSE + 3 if form == "rest" else 3) * wire + 8
+    bound = 2 * 32 + (JSON_PARSE + 3 if form == "rest" else 3) * wire + 16
     assert peak < bound, f"{wire:.0f} wire bytes an element raised the peak RSS by {peak:.1f}"
     assert_grpc_serving(stub)
 
