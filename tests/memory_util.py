@@ -45,13 +45,15 @@ def field(number: int, payload: bytes) -> bytes:
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
-def add_model_server(pool, root):
-    """A server (from an ``ovfast_server`` pool fixture) of just the ``add`` model, built under ``root``."""
+def add_model_server(pool, root, extra: dict | None = None):
+    """A server (from an ``ovfast_server`` pool fixture) of the ``add`` model, built under ``root``, and
+    the ``extra`` models ({name: base path}) already built."""
     import json
 
     import models as M
 
     M.build_add(root / "add")
-    cfg = {"model_config_list": [{"config": {"name": "add", "base_path": str(root / "add")}}]}
+    models = {"add": root / "add", **(extra or {})}
+    cfg = {"model_config_list": [{"config": {"name": n, "base_path": str(p)}} for n, p in models.items()]}
     (root / "config.json").write_text(json.dumps(cfg))
     return pool("--config_path", str(root / "config.json"))

@@ -192,6 +192,18 @@ PYBIND11_MODULE(_native, m) {
         py::arg("buffer"),
         "Parses serialized ModelInferRequest bytes without copying tensor data. Releases the GIL while parsing.");
 
+  m.def("string_tensor_bytes",
+        [](py::handle buf, const std::string& name) {
+          PinnedBuffer pb(buf);
+          BytesElements e;
+          throw_if_error(BytesElements::prefixed(pb.data(), pb.size(), name, &e));
+          return e.string_tensor_bytes();
+        },
+        py::arg("buffer"), py::arg("name") = "",
+        "What BYTES elements packed as (4-byte little-endian length, bytes)* will hold as an OpenVINO string "
+        "tensor (a std::string each, plus heap copies of long elements); InvalidArgumentError naming input `name` "
+        "if malformed.");
+
   m.def("set_decode_limits",
         [](size_t max_inputs, size_t max_outputs, size_t max_dims, size_t max_parameters) {
           set_decode_limits({max_inputs, max_outputs, max_dims, max_parameters});

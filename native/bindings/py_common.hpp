@@ -11,6 +11,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <openvino/runtime/core.hpp>
 
@@ -73,8 +75,31 @@ struct BufferSet {
   BufferSet(const BufferSet&) = delete;
   BufferSet& operator=(const BufferSet&) = delete;
   std::vector<std::unique_ptr<PinnedBuffer>> buffers;
+  // BYTES elements given as a list, packed as (uint32 length, bytes)* (each a stable buffer).
+  std::vector<std::unique_ptr<std::string>> packed;
   std::atomic<bool> cancelled{false};
 };
+
+// A list of bytes (or str) -> one (uint32 LE length, bytes)* buffer, sized once: the
+// elements stay packed until a validated job writes them where the model takes them.
+inline std::unique_ptr<std::string> pack_bytes_list(const py::list& items) {
+  std::vector<std::string_view> views;
+  views.reserve(items.size());
+  size_t total = 0;
+  for (auto e : items) {
+    views.push_back(e.cast<std::string_view>());
+    if (views.back().size() > UINT32_MAX) throw py::value_error("a BYTES element is larger than 4 GiB");
+    total += 4 + views.back().size();
+  }
+  auto out = std::make_unique<std::string>();
+  out->reserve(total);
+  for (std::string_view v : views) {
+    const auto n = static_cast<uint32_t>(v.size());
+    out->append(reinterpret_cast<const char*>(&n), 4);
+    out->append(v.data(), v.size());
+  }
+  return out;
+}
 
 inline py::dtype numpy_dtype(DataType dt) {
   switch (dt) {
@@ -228,11 +253,13 @@ class PyServable {
       in.shape = t[2].cast<std::vector<int64_t>>();
       py::handle data = t[3];
       if (in.dtype == DataType::BYTES && py::isinstance<py::list>(data)) {
-        for (auto e : data.cast<py::list>()) in.strings.push_back(e.cast<std::string>());
+        const std::string& packed = *holder->packed.emplace_back(pack_bytes_list(data.cast<py::list>()));
+        throw_if_error(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(),
+                                               in.name, &in.bytes));
       } else {
         auto pb = std::make_unique<PinnedBuffer>(data);
         if (in.dtype == DataType::BYTES) {
-          throw_if_error(split_bytes_elements(pb->data(), pb->size(), &in.strings, in.name));
+          throw_if_error(BytesElements::prefixed(pb->data(), pb->size(), in.name, &in.bytes));
         } else {
           in.data = pb->data();
           in.size = pb->size();

@@ -57,7 +57,7 @@ py::array decode_images_py(const std::vector<std::string>& images, const std::ve
   Status st;
   {
     py::gil_scoped_release release;
-    st = decode_image_batch(images, spec, &out, &out_shape);
+    st = decode_image_batch(std::vector<std::string_view>(images.begin(), images.end()), spec, &out, &out_shape);
   }
   throw_if_error(st);
   return owned_array(std::move(out), spec.dtype, std::vector<py::ssize_t>(out_shape.begin(), out_shape.end()));

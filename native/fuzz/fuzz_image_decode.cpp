@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ovfast/codec/image.hpp"
@@ -18,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (st.is_ok() && img.pixels.size() != static_cast<size_t>(img.height) * img.width * img.channels) std::abort();
 
   // The batch path: a fixed target (resize + f32 conversion) and a dynamic one.
-  std::vector<std::string> images{std::string(reinterpret_cast<const char*>(data), size)};
+  std::vector<std::string_view> images{std::string_view(reinterpret_cast<const char*>(data), size)};
   for (const char* shape : {"[1,16,24,3]", "[?,?,?,?]"}) {
     ImageBatchSpec spec;
     spec.shape = ov::PartialShape(std::string(shape));

@@ -3,6 +3,7 @@
 //   ninja -C build/fuzz fuzz_kserve_decode && build/fuzz/native/fuzz_kserve_decode -max_total_time=60
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "ovfast/codec/kserve.hpp"
 
@@ -20,6 +21,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Every view must lie inside the input buffer.
     for (const auto& in : job.inputs) {
       if (in.data && in.owned.empty() && (in.data < data || in.data + in.size > data + size)) __builtin_trap();
+      // BYTES elements are located, not copied: each lies inside the buffer, as many as counted.
+      size_t n = 0;
+      in.bytes.for_each([&](std::string_view e) {
+        ++n;
+        if (!e.empty() && (reinterpret_cast<const uint8_t*>(e.data()) < data ||
+                           reinterpret_cast<const uint8_t*>(e.data()) + e.size() > data + size))
+          __builtin_trap();
+      });
+      if (n != in.bytes.count()) __builtin_trap();
     }
   } else if (st.code() != ovfast::StatusCode::INVALID_ARGUMENT) {
     __builtin_trap();

@@ -2,6 +2,7 @@
 // bounds or throw, whatever the bytes; a success must yield tensors that lie
 // inside the input buffer or in owned storage.
 #include <cstdint>
+#include <string_view>
 #include <cstdlib>
 
 #include "ovfast/codec/tfs.hpp"
@@ -21,6 +22,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   for (const auto& in : job.inputs) {
+    // string_val elements are located, not copied: each lies inside the request, as many as counted.
+    size_t n = 0;
+    in.bytes.for_each([&](std::string_view e) {
+      ++n;
+      const auto* p = reinterpret_cast<const uint8_t*>(e.data());
+      if (!e.empty() && (p < data || p + e.size() > data + size)) std::abort();
+    });
+    if (n != in.bytes.count()) std::abort();
     if (!in.data) continue;
     const bool in_request = in.data >= data && in.data + in.size <= data + size;
     const bool in_owned = !in.owned.empty() && in.data == in.owned.data() && in.size == in.owned.size();

@@ -90,8 +90,11 @@ BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& 
 void gather_input(const std::vector<QueuedJob*>& jobs, size_t index, ov::Tensor& dst) {
   if (dst.get_element_type() == ov::element::string) {
     std::string* out = dst.data<std::string>();
-    for (QueuedJob* q : jobs)
-      for (std::string& s : q->job->inputs[index].strings) *out++ = std::move(s);
+    for (QueuedJob* q : jobs) {
+      const BytesElements& e = q->job->inputs[index].bytes;
+      e.write_to(out);
+      out += e.count();
+    }
     return;
   }
   uint8_t* out = static_cast<uint8_t*>(dst.data());

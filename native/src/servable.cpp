@@ -68,6 +68,16 @@ void Servable::drain() {
   scheduler_->drain();
 }
 
+size_t Servable::string_tensor_bytes(const InferJob& job) const {
+  size_t total = 0;
+  for (const InputTensor& in : job.inputs) {
+    if (in.dtype != DataType::BYTES) continue;
+    for (const TensorInfo& info : inputs())
+      if (info.name == in.name && info.dtype == DataType::BYTES) total += in.bytes.string_tensor_bytes();
+  }
+  return total;
+}
+
 Status Servable::submit(std::unique_ptr<InferJob> job) {
   if (job->received_ns == 0) job->received_ns = now_ns();
   if (model_ && !model_->echo() && model_->needs_decode(*job)) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "codec_helpers.hpp"
 #include "ovfast/batching.hpp"
 
 namespace ovfast {
@@ -233,12 +234,16 @@ TEST(GatherInput, CopiesEachJobsRowsInOrder) {
   EXPECT_EQ(std::vector<float>(out, out + 12), (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
 }
 
-TEST(GatherInput, MovesStrings) {
+TEST(GatherInput, WritesEachJobsStringsInOrder) {
   std::deque<QueuedJob> q;
   enqueue(q, {{1}});
   enqueue(q, {{2}});
-  q[0].job->inputs[0].strings = {"a"};
-  q[1].job->inputs[0].strings = {"bb", std::string(100, 'c')};
+  // the requests' BYTES elements, (uint32 length, bytes)* as KServe raw contents carry them
+  const std::string r0 = testkit::framed({"a"}), r1 = testkit::framed({"bb", std::string(100, 'c')});
+  ASSERT_TRUE(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(r0.data()), r0.size(), "s",
+                                      &q[0].job->inputs[0].bytes).is_ok());
+  ASSERT_TRUE(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(r1.data()), r1.size(), "s",
+                                      &q[1].job->inputs[0].bytes).is_ok());
   std::vector<QueuedJob*> jobs = {&q[0], &q[1]};
   ov::Tensor dst(ov::element::string, ov::Shape{3});
   gather_input(jobs, 0, dst);

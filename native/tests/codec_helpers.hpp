@@ -1,5 +1,5 @@
-// Helpers shared by the codec suites (kserve_codec_test, tfs_codec_test):
-// reading a parsed input's elements, building output tensors, and decoding
+// Helpers shared by the codec suites (kserve_codec_test, tfs_codec_test, ...):
+// reading a parsed input's elements, framing BYTES elements, building output tensors, and decoding
 // encoder output with the test's own wire reader.
 #pragma once
 #include <gtest/gtest.h>
@@ -20,6 +20,24 @@ std::vector<T> values_of(const InputTensor& in) {
   EXPECT_EQ(in.size % sizeof(T), 0u);
   std::vector<T> out(in.size / sizeof(T));
   if (in.size) std::memcpy(out.data(), in.data, in.size);
+  return out;
+}
+
+// The BYTES elements a parse located, written out as an OpenVINO string tensor would hold them.
+inline std::vector<std::string> elements_of(const BytesElements& e) {
+  std::vector<std::string> out(e.count());
+  e.write_to(out.data());
+  return out;
+}
+
+// BYTES elements framed as KServe raw contents: (uint32 LE length, bytes)*.
+inline std::string framed(const std::vector<std::string>& elements) {
+  std::string out;
+  for (const std::string& e : elements) {
+    const auto n = static_cast<uint32_t>(e.size());
+    out.append(reinterpret_cast<const char*>(&n), 4);
+    out += e;
+  }
   return out;
 }
 

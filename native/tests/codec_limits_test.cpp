@@ -218,19 +218,41 @@ TEST(DecodeMemory, UnpackedTypedContentsCostOnlyTheirTensor) {
   EXPECT_LT(peak, n * sizeof(int32_t) + 64 * 1024);
 }
 
-// Raw BYTES contents split into strings: the vector is sized once from a
-// count, not grown by doubling (which held 1.5x while it last moved).
-TEST(DecodeMemory, RawBytesElementsAreReservedOnce) {
+// A million empty BYTES elements (raw, bytes_contents, TFS string_val) are
+// located and counted, not copied: the parse allocates nothing per element
+// (it used to hold a 32-byte std::string each before validation could refuse them).
+TEST(DecodeMemory, BytesElementsCostNothingPerElementAtParse) {
   const size_t n = 1 << 20;
-  const std::string raw(4 * n, '\0');  // a million empty elements
-  std::vector<std::string> out;
+  Msg in = Msg().bytes(1, "s").bytes(2, "BYTES").packed_varints(3, {n});
+  const std::string raw = Msg().msg(5, in).bytes(7, std::string(4 * n, '\0')).str();
+  std::string empties;
+  empties.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) empties.append("\x42\x00", 2);  // bytes_contents (8), empty
+  const std::string typed = Msg().msg(5, Msg(in).bytes(5, empties)).str();
+  Msg shape = Msg().msg(2, Msg().varint(1, n));
+  Msg tensor = Msg().varint(1, 7 /* DT_STRING */).msg(2, shape).raw(empties);  // string_val is field 8 too
+  const std::string tfs_req = Msg().msg(2, Msg().bytes(1, "s").msg(2, tensor)).str();
+
+  for (const std::string* m : {&raw, &typed}) {
+    InferJob job;
+    Status st;
+    const size_t peak = peak_during([&] {
+      st = parse_kserve_request(reinterpret_cast<const uint8_t*>(m->data()), m->size(), &job);
+    });
+    ASSERT_TRUE(st.is_ok()) << st.message();
+    ASSERT_EQ(job.inputs[0].bytes.count(), n);
+    EXPECT_EQ(job.inputs[0].bytes.string_tensor_bytes(), n * sizeof(std::string));
+    EXPECT_LT(peak, 64u * 1024) << "request of " << m->size() << " bytes";
+  }
+  InferJob tjob;
+  TfsModelSpec spec;
   Status st;
-  size_t peak = peak_during([&] {
-    st = split_bytes_elements(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), &out, "s");
+  const size_t peak = peak_during([&] {
+    st = parse_tfs_predict_request(reinterpret_cast<const uint8_t*>(tfs_req.data()), tfs_req.size(), &spec, &tjob);
   });
   ASSERT_TRUE(st.is_ok()) << st.message();
-  ASSERT_EQ(out.size(), n);
-  EXPECT_LT(peak, n * sizeof(std::string) * 5 / 4);
+  ASSERT_EQ(tjob.inputs[0].bytes.count(), n);
+  EXPECT_LT(peak, 64u * 1024);
 }
 
 }  // namespace

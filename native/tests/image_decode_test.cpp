@@ -12,6 +12,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "codec_helpers.hpp"
 #include "ovfast/codec/image.hpp"
 
 namespace ovfast {
@@ -195,6 +196,11 @@ TEST(ColorOrder, ParsesCaseInsensitively) {
 
 // ---- batches ----------------------------------------------------------------------
 
+// The images as the decoder takes them: views (of the request, in the server).
+std::vector<std::string_view> views(const std::vector<std::string>& images) {
+  return std::vector<std::string_view>(images.begin(), images.end());
+}
+
 ImageBatchSpec spec(const char* shape, DataType dt = DataType::UINT8, int threads = 1) {
   ImageBatchSpec s;
   s.shape = ov::PartialShape(std::string(shape));
@@ -214,7 +220,7 @@ TEST(DecodeImageBatch, ImagesLandInTheirSlices) {
   }
   std::vector<uint8_t> out;
   Shape shape;
-  ASSERT_TRUE(decode_image_batch(images, spec("[5,4,6,3]", DataType::UINT8, 3), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[5,4,6,3]", DataType::UINT8, 3), &out, &shape).is_ok());
   EXPECT_EQ(shape, (Shape{5, 4, 6, 3}));
   ASSERT_EQ(out.size(), 5u * 4 * 6 * 3);
   for (size_t i = 0; i < 5; ++i)
@@ -226,11 +232,11 @@ TEST(DecodeImageBatch, PrecisionConversionKeepsValues) {
   const std::vector<std::string> images = {encode_png(3, 2, PNG_COLOR_TYPE_GRAY, 8, gray)};
   std::vector<uint8_t> out;
   Shape shape;
-  ASSERT_TRUE(decode_image_batch(images, spec("[1,2,3,1]", DataType::FP32), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[1,2,3,1]", DataType::FP32), &out, &shape).is_ok());
   ASSERT_EQ(out.size(), 6 * sizeof(float));
   const auto* f = reinterpret_cast<const float*>(out.data());
   for (size_t i = 0; i < 6; ++i) EXPECT_EQ(f[i], static_cast<float>(gray[i]));
-  ASSERT_TRUE(decode_image_batch(images, spec("[1,2,3,1]", DataType::INT8), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[1,2,3,1]", DataType::INT8), &out, &shape).is_ok());
   const auto* s8 = reinterpret_cast<const int8_t*>(out.data());
   EXPECT_EQ(std::vector<int8_t>(s8, s8 + 6), (std::vector<int8_t>{0, 1, 127, 127, 127, 127})) << "INT8 saturates";
 }
@@ -245,7 +251,7 @@ TEST(DecodeImageBatch, DownscaleByTwoAveragesEachBlock) {
   const std::vector<std::string> images = {encode_png(4, 4, PNG_COLOR_TYPE_GRAY, 8, gray)};
   std::vector<uint8_t> out;
   Shape shape;
-  ASSERT_TRUE(decode_image_batch(images, spec("[1,2,2,1]"), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[1,2,2,1]"), &out, &shape).is_ok());
   EXPECT_EQ(out, (Pixels{85, 10, 255, 3}));  // 340/4, 41/4 -> 10, 1019/4 -> 255, 10/4 -> 3 (half up)
 }
 
@@ -254,16 +260,16 @@ TEST(DecodeImageBatch, DynamicDimsComeFromTheFirstImage) {
                                            encode_png(6, 4, PNG_COLOR_TYPE_RGB, 8, gradient_rgb(6, 4))};
   std::vector<uint8_t> out;
   Shape shape;
-  ASSERT_TRUE(decode_image_batch(images, spec("[?,?,?,?]"), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[?,?,?,?]"), &out, &shape).is_ok());
   EXPECT_EQ(shape, (Shape{2, 4, 6, 3}));
-  ASSERT_TRUE(decode_image_batch(images, spec("[?,1..3,8..,3]"), &out, &shape).is_ok());
+  ASSERT_TRUE(decode_image_batch(views(images), spec("[?,1..3,8..,3]"), &out, &shape).is_ok());
   EXPECT_EQ(shape, (Shape{2, 3, 8, 3})) << "bounded dims clamp, then the images are resized";
 }
 
 void expect_batch_error(const std::vector<std::string>& images, const ImageBatchSpec& s, const std::string& needle) {
   std::vector<uint8_t> out;
   Shape shape;
-  Status st = decode_image_batch(images, s, &out, &shape);
+  Status st = decode_image_batch(views(images), s, &out, &shape);
   EXPECT_EQ(st.code(), StatusCode::INVALID_ARGUMENT) << needle;
   EXPECT_NE(st.message().find(needle), std::string::npos) << st.message();
 }
@@ -287,12 +293,13 @@ TEST(DecodeImageInput, ReplacesStringsWithTheDecodedBatch) {
   in.name = "img";
   in.dtype = DataType::BYTES;
   in.shape = {1};
-  in.strings = {encode_png(6, 4, PNG_COLOR_TYPE_RGB, 8, gradient_rgb(6, 4))};
+  const std::string request = testkit::framed({encode_png(6, 4, PNG_COLOR_TYPE_RGB, 8, gradient_rgb(6, 4))});
+  ASSERT_TRUE(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(request.data()), request.size(), "img", &in.bytes).is_ok());
   const ov::PartialShape model("[?,4,6,3]");
   ASSERT_TRUE(decode_image_input(in, model, DataType::FP32, true, ColorOrder::RGB, "img").is_ok());
   EXPECT_EQ(in.dtype, DataType::FP32);
   EXPECT_EQ(in.shape, (Shape{1, 4, 6, 3}));
-  EXPECT_TRUE(in.strings.empty());
+  EXPECT_EQ(in.bytes.count(), 0u);
   EXPECT_EQ(in.data, in.owned.data());
   EXPECT_EQ(in.size, 72u * sizeof(float));
   EXPECT_EQ(reinterpret_cast<const float*>(in.data)[1], 100.f) << "RGB: G of the first pixel";
@@ -304,7 +311,8 @@ TEST(DecodeImageInput, RequestShapeAndLayoutAreChecked) {
     InputTensor in;
     in.dtype = DataType::BYTES;
     in.shape = std::move(shape);
-    in.strings.assign(count, png);
+    const std::string request = testkit::framed(std::vector<std::string>(count, png));
+    EXPECT_TRUE(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(request.data()), request.size(), "img", &in.bytes).is_ok());
     return decode_image_input(in, ov::PartialShape(std::string(model)), DataType::UINT8, nhwc, ColorOrder::BGR, "img");
   };
   Status st = attempt({1}, 1, "[1,4,6,3]", false);

@@ -169,11 +169,28 @@ TEST_F(KServeTyped, UnpackedFloatsAreCollectedIntoOwnedStorage) {
   EXPECT_EQ(values_of<double>(d), (std::vector<double>{4.0, -5.5}));
 }
 
-TEST_F(KServeTyped, BytesContentsBecomeStrings) {
+TEST_F(KServeTyped, BytesContentsAreLocatedNotCopied) {
   InputTensor s = parse_typed("BYTES", Msg().bytes(kBytes, "ab").bytes(kBytes, "").bytes(kBytes, std::string("\0\xff", 2)));
-  EXPECT_EQ(s.strings, (std::vector<std::string>{"ab", "", std::string("\0\xff", 2)}));
+  EXPECT_EQ(elements_of(s.bytes), (std::vector<std::string>{"ab", "", std::string("\0\xff", 2)}));
   EXPECT_EQ(s.typed_count, 3u);
+  EXPECT_EQ(s.bytes.payload_bytes(), 4u);
+  // views of the request: the first element is the request's "ab"
+  const std::vector<std::string_view> v = s.bytes.views();
+  ASSERT_EQ(v.size(), 3u);
+  const std::string& req = last_request().str();
+  EXPECT_TRUE(v[0].data() >= req.data() && v[0].data() + 2 <= req.data() + req.size());
+  EXPECT_TRUE(s.owned.empty());
 }
+
+TEST_F(KServeTyped, BytesContentsInSeveralContentsMessagesAreAllCounted) {
+  // `contents` repeated on the wire merges: elements of every occurrence, in order
+  Msg in = input("s", "BYTES", {2}).msg(kInContents, Msg().bytes(kBytes, "a")).msg(kInContents, Msg().bytes(kBytes, "b"));
+  const Msg request = Msg().msg(kInputs, in);  // the parsed input views it
+  InferJob job;
+  ASSERT_TRUE(parse(request, &job).is_ok());
+  EXPECT_EQ(elements_of(job.inputs[0].bytes), (std::vector<std::string>{"a", "b"}));
+}
+
 
 TEST_F(KServeTyped, OtherDatatypesFieldsAreIgnored) {
   // int_contents on an FP32 input: no fp32 values, so the input is empty (the count check is the servable's)
@@ -232,7 +249,7 @@ TEST(KServeParse, StringIsAnAliasOfBytes) {
   InferJob job;
   ASSERT_TRUE(parse(m, &job).is_ok());
   EXPECT_EQ(job.inputs[0].dtype, DataType::BYTES);
-  EXPECT_EQ(job.inputs[0].strings, std::vector<std::string>{"hi"});
+  EXPECT_EQ(elements_of(job.inputs[0].bytes), std::vector<std::string>{"hi"});
 }
 
 TEST(KServeParse, MalformedWireDataIsInvalidArgument) {
@@ -270,50 +287,27 @@ TEST(KServeParse, StringFieldsMustBeUtf8) {
   }
 }
 
-// --- BYTES framing ---------------------------------------------------------------
+// --- BYTES framing (more in bytes_elements_test) ------------------------------------
 
-std::string framed(const std::vector<std::string>& elements) {
-  std::string out;
-  for (const std::string& e : elements) {
-    const auto n = static_cast<uint32_t>(e.size());
-    out.append(reinterpret_cast<const char*>(&n), 4);
-    out += e;
-  }
-  return out;
-}
-
-TEST(KServeBytes, SplitsLengthPrefixedElements) {
-  const std::vector<std::string> elements = {"abc", "", std::string(300, 'q'), std::string("\0\x01", 2)};
-  const std::string buf = framed(elements);
-  std::vector<std::string> out;
-  ASSERT_TRUE(split_bytes_elements(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(), &out, "s").is_ok());
-  EXPECT_EQ(out, elements);
-  out.clear();
-  ASSERT_TRUE(split_bytes_elements(nullptr, 0, &out, "s").is_ok());
-  EXPECT_TRUE(out.empty());
-}
-
-TEST(KServeBytes, TruncationIsReportedWithItsOffset) {
-  std::string buf = framed({"abcd"}) + std::string("\x01\x00", 2);  // second prefix cut after 2 bytes
-  std::vector<std::string> out;
-  Status st = split_bytes_elements(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(), &out, "s");
-  expect_invalid(st, "truncated 4-byte length prefix at offset 8");
-
-  buf = framed({"ab"});
-  buf[0] = 9;  // claims 9 bytes, 2 follow
-  out.clear();
-  st = split_bytes_elements(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(), &out, "s");
-  expect_invalid(st, "element of 9 bytes at offset 0 exceeds the buffer");
-
-  buf = framed({"ab"});
-  buf[3] = '\xff';  // a length near 4 GiB must not wrap the bounds check
-  st = split_bytes_elements(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(), &out, "s");
-  expect_invalid(st, "exceeds the buffer");
-}
-
-TEST(KServeBytes, RawBytesInputsAreSplitWhileParsing) {
+TEST(KServeBytes, RawBytesInputsAreCheckedWhileParsing) {
   Msg bad = Msg().msg(kInputs, input("s", "BYTES", {1})).bytes(kRaw, "\x05\x00");
   expect_invalid(parse_status(bad), "Invalid BYTES content of input s");
+  // a length prefix that claims more than follows
+  Msg over = Msg().msg(kInputs, input("s", "BYTES", {1})).bytes(kRaw, std::string("\x09\x00\x00\x00" "ab", 6));
+  expect_invalid(parse_status(over), "element of 9 bytes at offset 0 exceeds the buffer");
+}
+
+TEST(KServeBytes, RawBytesElementsViewTheRequest) {
+  const std::vector<std::string> elements = {"abc", "", std::string(300, 'q')};
+  Msg m = Msg().msg(kInputs, input("s", "BYTES", {3})).bytes(kRaw, framed(elements));
+  InferJob job;
+  ASSERT_TRUE(parse(m, &job).is_ok());
+  const BytesElements& e = job.inputs[0].bytes;
+  EXPECT_EQ(e.count(), 3u);
+  EXPECT_EQ(elements_of(e), elements);
+  const std::string& req = m.str();
+  const std::string_view big = e.views()[2];
+  EXPECT_TRUE(big.data() >= req.data() && big.data() + big.size() <= req.data() + req.size());
 }
 
 // --- response encoding -------------------------------------------------------------

@@ -156,13 +156,20 @@ TEST_F(TfsTyped, LastTensorContentWins) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(t.data), t.size), "cd");
 }
 
-TEST_F(TfsTyped, StringValBecomesStrings) {
+TEST_F(TfsTyped, StringValIsLocatedNotCopied) {
   InputTensor s = parse_one(tensor(DT_STRING, {3}).bytes(kStringVal, "ab").bytes(kStringVal, "")
                                 .bytes(kStringVal, std::string("\xff\0", 2)));
   EXPECT_EQ(s.dtype, DataType::BYTES);
-  EXPECT_EQ(s.strings, (std::vector<std::string>{"ab", "", std::string("\xff\0", 2)}));
+  EXPECT_EQ(elements_of(s.bytes), (std::vector<std::string>{"ab", "", std::string("\xff\0", 2)}));
   EXPECT_EQ(s.typed_count, 3u);
   EXPECT_EQ(s.data, nullptr);
+  EXPECT_TRUE(s.owned.empty());
+}
+
+TEST_F(TfsTyped, StringValOfAnotherWireTypeIsMalformed) {
+  // string_val (8) sent as a varint: not a string
+  Parsed p = parse(Msg().msg(2, entry("x", tensor(DT_STRING, {1}).varint(kStringVal, 7))));
+  expect_invalid(p.status, "string_val of input x");
 }
 
 TEST_F(TfsTyped, UnknownDtypeIsLeftForValidation) {

@@ -533,6 +533,10 @@ def decode_limits() -> dict:
     """
     The process-wide request decoding limits, as a dict.
     """
+def string_tensor_bytes(buffer: typing.Any, name: str = '') -> int:
+    """
+    What BYTES elements packed as (4-byte little-endian length, bytes)* will hold as an OpenVINO string tensor (a std::string each, plus heap copies of long elements); InvalidArgumentError naming input `name` if malformed.
+    """
 def parse_kserve_request(buffer: typing.Any) -> KServeRequest:
     """
     Parses serialized ModelInferRequest bytes without copying tensor data. Releases the GIL while parsing.

@@ -130,7 +130,7 @@ class Server:
             access = self.access
             app = build_rest_app(self.dataplane, config_routes(self.registry, self.reloader, access) + tfs
                                  + [metrics_route(self.dataplane.metrics)], cors=cfg.extra.get("cors"),
-                                 access=access)
+                                 access=access, request_memory=self.request_memory)
             limits = access.rest_limits
             # keepalive_timeout: how long a connection may wait for (the rest of) a request's headers;
             # handler_cancellation: a client that goes away cancels its handler (and its queued work)

@@ -5,6 +5,7 @@ bytes — at once, RESOURCE_EXHAUSTED over gRPC and 503 over REST, with a messag
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import grpc
@@ -84,3 +85,66 @@ def test_max_request_memory_refuses_a_request_that_would_pass_it_and_frees_it(ov
         np.testing.assert_array_equal(output_array(stub.ModelInfer(reqs[3], timeout=300), "y"),
                                       np.full((1, BIG), 7, np.float32))
     assert metric(srv.http_url, 'ovfast_requests_rejected{reason="request_memory"}') == 1
+
+
+def test_max_request_memory_counts_what_string_elements_will_hold(ovfast_server, tmp_path):
+    """A string tensor holds a 32-byte std::string per element, far more than empty elements take on the
+    wire (4 bytes as raw contents): that cost is reserved with the request, before anything is allocated
+    for it, so a request whose strings would pass the bound is refused — and one whose elements a model
+    would refuse anyway (an FP32 input) costs only its wire size."""
+    import tritonclient.grpc as grpcclient
+
+    from memory_util import reset_peak, status_mb
+
+    M.build_string(tmp_path / "string")
+    M.build_add(tmp_path / "add", shape=(-1,))
+    cfg = {"model_config_list": [{"config": {"name": n, "base_path": str(tmp_path / n)}} for n in ("string", "add")]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    srv = ovfast_server("--config_path", str(tmp_path / "config.json"), "--metrics_enable",
+                        "--max_request_memory", "8MiB")
+    client = grpcclient.InferenceServerClient(srv.grpc_url)
+    n = 500_000  # 2 MB on the wire, 16 MB as strings
+
+    def infer(model: str, name: str, count: int):
+        inp = grpcclient.InferInput(name, [count], "BYTES")
+        inp.set_data_from_numpy(np.array([b""] * count, dtype=np.object_))
+        return client.infer(model, [inp])
+
+    reset_peak(srv.proc.pid)
+    base = status_mb(srv.proc.pid, "VmRSS")
+    with pytest.raises(grpcclient.InferenceServerException) as e:
+        infer("string", "s", n)
+    assert e.value.status() == "StatusCode.RESOURCE_EXHAUSTED", str(e.value)
+    assert "to hold its BYTES elements as strings (16000000 bytes)" in str(e.value), str(e.value)
+    assert "max_request_memory 8388608" in str(e.value)
+    assert status_mb(srv.proc.pid, "VmHWM") - base < 12, "the strings were allocated before the refusal"
+    with pytest.raises(grpcclient.InferenceServerException) as e:
+        infer("add", "b", n)
+    assert e.value.status() == "StatusCode.INVALID_ARGUMENT" and "Expected: FP32; Actual: BYTES" in str(e.value)
+    small = grpcclient.InferInput("s", [3], "BYTES")
+    small.set_data_from_numpy(np.array([b"a", b"", b"c" * 40], dtype=np.object_))
+    assert client.infer("string", [small]).as_numpy("out").tolist() == [b"a", b"", b"c" * 40]
+
+    # REST holds its body and its strings from the same bound: KServe JSON, TFS JSON (1.5 MB bodies)
+    strings = {"inputs": [{"name": "s", "shape": [n], "datatype": "BYTES", "data": [""] * n}]}
+    r = rest(srv.http_url, "POST", "/v2/models/string/infer", strings)
+    assert r.status == 503 and "to hold its BYTES elements as strings (16000000 bytes)" in r.error(), r.body[:300]
+    r = rest(srv.http_url, "POST", "/v1/models/string:predict", {"inputs": {"s": [""] * n}})
+    assert r.status == 503 and "to hold its BYTES elements as strings (16000000 bytes)" in r.error(), r.body[:300]
+    to_add = {"inputs": [{**strings["inputs"][0], "name": "b"}]}  # not a string input: nothing held for strings
+    r = rest(srv.http_url, "POST", "/v2/models/add/infer", to_add)
+    assert r.status == 400 and "Expected: FP32; Actual: BYTES" in r.error(), r.body[:300]
+    small_json = {"inputs": [{"name": "s", "shape": [3], "datatype": "BYTES", "data": ["a", "", "c" * 40]}]}
+    r = rest(srv.http_url, "POST", "/v2/models/string/infer", small_json)
+    assert r.status == 200 and r.json()["outputs"][0]["data"] == ["a", "", "c" * 40], r.body[:300]
+    # a body over the bound is refused from its Content-Length: the client sends one byte of it
+    host, port = srv.http_url.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(b"POST /v2/models/add/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n{" % (9 << 20))
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"max_request_memory 8388608" in answer, answer[:300]
+    assert metric(srv.http_url, 'ovfast_requests_rejected{reason="request_memory"}') == 4
+    wait_for(lambda: metric(srv.http_url, "ovfast_request_memory_bytes") == 0, "memory given back")

@@ -56,7 +56,7 @@ int64_t job_rows(const InferJob& job);
 BatchPlan plan_batch(const std::deque<QueuedJob>& queue, const BatchingOptions& opts, uint64_t now_ns, bool flush);
 
 // Copies the rows of every job's input `index` into `dst` (shape [rows, ...]),
-// in order: the batch's one copy. BYTES elements are moved.
+// in order: the batch's one copy (BYTES elements are copied from the requests).
 void gather_input(const std::vector<QueuedJob*>& jobs, size_t index, ov::Tensor& dst);
 
 // A view of rows [row0, row0 + rows) of a batch output; strings are copied.

@@ -3,7 +3,8 @@
 // Ownership: an InputTensor either views memory it does not own (`data`
 // points into a request buffer; whoever built the request keeps that buffer
 // alive until the job completes, see InferJob::keepalive) or owns its bytes in
-// `owned` / `strings` (typed protobuf contents, converted JSON).
+// `owned` (typed protobuf contents, decoded images). BYTES elements are only
+// located (`bytes`, views of the request) until a validated job is bound.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include <openvino/runtime/tensor.hpp>
 
+#include "ovfast/bytes_elements.hpp"
 #include "ovfast/dtype.hpp"
 #include "ovfast/status.hpp"
 
@@ -28,7 +30,7 @@ struct InputTensor {
   const uint8_t* data = nullptr;  // fixed-size types: row-major little-endian elements
   size_t size = 0;                // bytes at `data`
   std::vector<uint8_t> owned;     // backing store when the data had to be converted
-  std::vector<std::string> strings;  // BYTES elements (decoded)
+  BytesElements bytes;            // BYTES elements, where they are in the request (not copied)
   bool has_typed_contents = false;
   size_t typed_count = 0;         // element count found in typed contents
   bool has_shape = true;          // TFS: the TensorProto carried a tensor_shape (special inputs need one)

@@ -44,6 +44,12 @@ class Servable {
   // reaches the sink and the caller still owns job->keepalive/context.
   Status submit(std::unique_ptr<InferJob> job);
 
+  // What `job`'s BYTES inputs will hold once bound as this servable's string
+  // inputs (BytesElements::string_tensor_bytes; 0 for BYTES sent to a
+  // non-string input: refused, or decoded images that take views). A
+  // transport reserves it with the request's size before submit().
+  size_t string_tensor_bytes(const InferJob& job) const;
+
   // A pipeline has no model: callers check is_pipeline() first.
   const ModelInstance& model() const { return *model_; }
   bool is_pipeline() const { return !model_; }

@@ -345,7 +345,7 @@ Status decode_image(const uint8_t* data, size_t size, ColorOrder order, DecodedI
   return decode_into(data, size, order, &sink);
 }
 
-Status decode_image_batch(const std::vector<std::string>& images, const ImageBatchSpec& spec,
+Status decode_image_batch(const std::vector<std::string_view>& images, const ImageBatchSpec& spec,
                           std::vector<uint8_t>* out, Shape* out_shape) {
   const size_t n = images.size();
   if (n == 0) return invalid_argument("Binary input carries no images");
@@ -430,9 +430,9 @@ Status decode_image_input(InputTensor& in, const ov::PartialShape& model_shape, 
   if (in.shape.size() != 1)
     return invalid_argument("Invalid number of shape dimensions - Expected number of binary input shape dimensions: "
                             "1; Actual: " + std::to_string(in.shape.size()) + suffix);
-  if (in.shape[0] < 0 || static_cast<uint64_t>(in.shape[0]) != in.strings.size())
+  if (in.shape[0] < 0 || static_cast<uint64_t>(in.shape[0]) != in.bytes.count())
     return invalid_argument("Invalid input batch size - the shape says " + std::to_string(in.shape[0]) +
-                            " images but the request carries " + std::to_string(in.strings.size()) + suffix);
+                            " images but the request carries " + std::to_string(in.bytes.count()) + suffix);
   if (!model_shape[0].compatible(ov::Dimension(in.shape[0]))) {
     std::string expected = ov::PartialShape({model_shape[0]}).to_string();
     return invalid_argument("Invalid input batch size - Expected: " + expected.substr(1, expected.size() - 2) +
@@ -444,10 +444,9 @@ Status decode_image_input(InputTensor& in, const ov::PartialShape& model_shape, 
   spec.order = order;
   std::vector<uint8_t> pixels;
   Shape shape;
-  Status st = decode_image_batch(in.strings, spec, &pixels, &shape);
+  Status st = decode_image_batch(in.bytes.views(), spec, &pixels, &shape);
   if (!st.is_ok()) return invalid_argument(st.message() + suffix);
-  in.strings.clear();
-  in.strings.shrink_to_fit();
+  in.bytes = BytesElements();
   in.owned = std::move(pixels);
   in.data = in.owned.data();
   in.size = in.owned.size();

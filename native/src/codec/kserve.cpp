@@ -178,21 +178,11 @@ Status decode_typed(PendingInput& in) {
                             : gather<uint64_t>(in, field, wire::FIXED64, buf, &count));
       break;
     }
-    case DataType::BYTES: {
-      size_t n = 0;
-      auto count_bytes = [&](const Span& s) { ++n; return s.type == wire::LEN; };
-      if (!each_contents(in, [&](const uint8_t* d, size_t len) { return wire::for_each_occurrence(d, len, 8, count_bytes); }))
-        return bad();
-      t.strings.reserve(n);
-      each_contents(in, [&](const uint8_t* d, size_t len) {
-        return wire::for_each_occurrence(d, len, 8, [&](const Span& s) {
-          t.strings.emplace_back(reinterpret_cast<const char*>(s.data), s.len);
-          return true;
-        });
-      });
-      t.typed_count = t.strings.size();
+    case DataType::BYTES:
+      // Located and counted only: the elements are written where they go once the job is validated.
+      if (!BytesElements::in_field(in.msg, in.msg_len, 5, 8, &t.bytes)) return bad();
+      t.typed_count = t.bytes.count();
       return Status::ok();
-    }
     case DataType::FP16:
     case DataType::BF16:
       return invalid_argument("Invalid contents of input " + t.name + " - " + t.datatype_name +
@@ -229,36 +219,6 @@ Status check_counts(const uint8_t* buf, size_t len, Budget* budget, size_t count
 }
 
 }  // namespace
-
-Status split_bytes_elements(const uint8_t* data, size_t size, std::vector<std::string>* out,
-                            const std::string& input_name) {
-  // Counted first (a well-formed buffer only), so the vector is sized once, never grown by doubling.
-  size_t count = 0;
-  for (size_t at = 0; size - at >= 4;) {
-    uint32_t n;
-    std::memcpy(&n, data + at, 4);
-    if (n > size - at - 4) break;
-    at += 4 + static_cast<size_t>(n);
-    ++count;
-  }
-  out->reserve(out->size() + count);
-  size_t pos = 0;
-  while (pos < size) {
-    if (size - pos < 4)
-      return invalid_argument("Invalid BYTES content of input " + input_name +
-                              " - truncated 4-byte length prefix at offset " + std::to_string(pos));
-    uint32_t n;
-    std::memcpy(&n, data + pos, 4);
-    pos += 4;
-    if (n > size - pos)
-      return invalid_argument("Invalid BYTES content of input " + input_name + " - element of " +
-                              std::to_string(n) + " bytes at offset " + std::to_string(pos - 4) +
-                              " exceeds the buffer");
-    out->emplace_back(reinterpret_cast<const char*>(data + pos), n);
-    pos += n;
-  }
-  return Status::ok();
-}
 
 Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job, const DecodeLimits& limits) {
   Budget budget{limits};
@@ -344,7 +304,7 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job, const
             "Passing buffers both in ModelInferRequest::InferInputTensor::contents and in "
             "ModelInferRequest::raw_input_contents is not allowed - input name: " + tensor.name);
       if (tensor.dtype == DataType::BYTES) {
-        OVF_RETURN_IF_ERROR(split_bytes_elements(raw[i].first, raw[i].second, &tensor.strings, tensor.name));
+        OVF_RETURN_IF_ERROR(BytesElements::prefixed(raw[i].first, raw[i].second, tensor.name, &tensor.bytes));
       } else {
         tensor.data = raw[i].first;
         tensor.size = raw[i].second;

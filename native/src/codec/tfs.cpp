@@ -163,17 +163,11 @@ Status to_input(const ParsedTensor& pt, InputTensor* in) {
   in->shape = pt.shape;
   in->has_shape = pt.has_shape;
   if (in->dtype == DataType::BYTES) {
-    // NOTE: string_val goes to `strings` whatever the model input type is;
-    // binary-image inputs (rank-4 numeric) are decoded from there downstream.
-    size_t n = 0;
-    if (!wire::for_each_occurrence(pt.msg, pt.msg_len, kStringVal, [&](const Span& s) { ++n; return s.type == wire::LEN; }))
+    // NOTE: string_val is located (not copied) whatever the model input type is;
+    // binary-image inputs (rank-4 numeric) are decoded from these views downstream.
+    if (!BytesElements::in_field(pt.msg, pt.msg_len, 0, kStringVal, &in->bytes))
       return malformed("string_val of input " + in->name);
-    in->strings.reserve(n);
-    wire::for_each_occurrence(pt.msg, pt.msg_len, kStringVal, [&](const Span& s) {
-      in->strings.emplace_back(reinterpret_cast<const char*>(s.data), s.len);
-      return true;
-    });
-    in->typed_count = in->strings.size();
+    in->typed_count = in->bytes.count();
     return Status::ok();
   }
   if (pt.has_content || !pt.has_typed) {

@@ -54,7 +54,7 @@ Status check_contents(const InputTensor& in, const std::string& suffix) {
                             std::to_string(count) + " values; Actual: " + std::to_string(got) + " values" + suffix);
   };
   if (in.dtype == DataType::BYTES) {
-    if (in.strings.size() != count) return values(in.strings.size());
+    if (in.bytes.count() != count) return values(in.bytes.count());
   } else if (in.has_typed_contents) {
     if (in.typed_count != count) return values(in.typed_count);
   } else {

@@ -21,7 +21,7 @@ Status EchoScheduler::submit(std::unique_ptr<InferJob>& job) {
     ov::Shape shape(in.shape.begin(), in.shape.end());
     if (in.dtype == DataType::BYTES) {
       o.tensor = ov::Tensor(ov::element::string, shape);
-      for (size_t k = 0; k < in.strings.size(); ++k) o.tensor.data<std::string>()[k] = in.strings[k];
+      in.bytes.write_to(o.tensor.data<std::string>());
     } else if (in.size == 0) {
       o.tensor = ov::Tensor(datatype_info(in.dtype).element, shape);
     } else {

@@ -195,9 +195,9 @@ void PoolScheduler::bind_inputs(Run& run) {
       ov::Shape shape(in.shape.begin(), in.shape.end());
       ov::Tensor t;
       if (in.dtype == DataType::BYTES) {
+        // The elements are copied here, once, from the request (validated: the count is the shape's).
         t = ov::Tensor(ov::element::string, shape);
-        std::string* dst = t.data<std::string>();
-        for (size_t k = 0; k < in.strings.size(); ++k) dst[k] = std::move(in.strings[k]);
+        in.bytes.write_to(t.data<std::string>());
       } else if (in.size == 0) {
         t = ov::Tensor(datatype_info(in.dtype).element, shape);
       } else {

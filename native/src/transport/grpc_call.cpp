@@ -134,8 +134,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
 
   // Counts the request's `bytes` against --max_request_memory (what is held
   // already by this call included). False when refused: the call was
-  // answered RESOURCE_EXHAUSTED and its buffers are freed.
-  bool reserve(size_t bytes) {
+  // answered RESOURCE_EXHAUSTED and its buffers are freed. `why`: what the
+  // bytes are, when more than the message.
+  bool reserve(size_t bytes, const std::string& why = std::string()) {
     RequestMemory* budget = server_->opts.request_memory.get();
     const auto want = static_cast<int64_t>(bytes);
     if (budget == nullptr || want <= reserved_) return true;
@@ -144,10 +145,11 @@ class Call final : public grpc::ServerGenericBidiReactor {
       return true;
     }
     request_.Clear();  // its memory goes back now, not when the call is done
+    slices_.clear();
     joined_ = std::string();
     fail(kResourceExhausted, "Server is overloaded: requests in flight hold " + std::to_string(budget->in_use()) +
-                                 " bytes; this one needs " + std::to_string(want - reserved_) +
-                                 " more (max_request_memory " + std::to_string(budget->limit()) + "); retry later");
+                                 " bytes; this one needs " + std::to_string(want - reserved_) + " more" + why +
+                                 " (max_request_memory " + std::to_string(budget->limit()) + "); retry later");
     return false;
   }
 
@@ -227,6 +229,13 @@ class Call final : public grpc::ServerGenericBidiReactor {
       job.reset();
       forward(data, size);
       return;
+    }
+    // NOTE: string inputs cost more in memory than on the wire (a std::string per element):
+    // that cost is reserved too, before the job is validated and anything is allocated for it.
+    // On refusal the job (views only) goes with this frame; the request's bytes are freed by reserve().
+    if (const size_t strings = servable->string_tensor_bytes(*job)) {
+      const std::string why = " to hold its BYTES elements as strings (" + std::to_string(strings) + " bytes)";
+      if (!reserve(received_bytes_ + strings, why)) return;
     }
     const bool kserve = kind_ == Kind::KSERVE;
     job->metrics_route = kserve ? server_->opts.kserve_route : server_->opts.tfs_route;

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ovfast import __version__, _native
+from ovfast.api.held_memory import HeldMemory, hold_strings
 from ovfast.errors import CancelledError, NotFoundError, OvfastError, UnavailableError
 from ovfast.observability.metrics import ROUTES, ServingMetrics
 from ovfast.repository.registry import ModelRegistry
@@ -70,15 +71,20 @@ class KServeBytesRequest(NativeParsedRequest):
 
 
 class TensorsRequest(InferRequest):
-    """REST: inputs already decoded to [(name, datatype, shape, buffer|list[bytes])]."""
+    """REST: inputs already decoded to [(name, datatype, shape, buffer)] (BYTES: length-prefixed elements)."""
 
     def __init__(self, inputs: list, outputs: list | None = None, received_ns: int = 0,
-                 sequence: tuple | None = None) -> None:
+                 sequence: tuple | None = None, held: HeldMemory | None = None) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.received_ns = received_ns
         self.sequence = sequence  # KServe sequence parameters: (id, start, end)
+        self.held = held  # what the REST request holds against --max_request_memory (None: not bounded)
         self._job: Any = None  # the submitted job's keepalive (its cancel() drops the job)
+
+    def prepare(self, handle: ModelHandle) -> None:
+        # string inputs cost a std::string per element once bound: held before any is made
+        hold_strings(self.held, self.inputs, {s.name for s in handle.inputs if s.datatype == "BYTES"})
 
     def input_shapes(self) -> dict[str, list[int]]:
         return {i[0]: list(i[2]) for i in self.inputs}

@@ -290,7 +290,7 @@ class ModelHandle:
 
     def submit_tensors(self, inputs: list, outputs: list | None, fut: asyncio.Future, route: int = -1,
                        received_ns: int = 0, sequence: tuple | None = None) -> _native._BufferSet:
-        """inputs: [(name, datatype, shape, buffer|list[bytes])]; payload: [(name, datatype, shape, array)].
+        """inputs: [(name, datatype, shape, buffer|list[bytes])] (BYTES buffers: 4-byte length, bytes, ...); payload: [(name, datatype, shape, array)].
         ``received_ns`` (time.monotonic_ns() at receipt) starts the request-time clock. ``sequence``: KServe's
         (sequence_id, sequence_start, sequence_end) request parameters, or None. Returns the job's
         keepalive: its ``cancel()`` drops the job if it has not started (the client went away)."""

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <openvino/core/partial_shape.hpp>
@@ -50,13 +51,13 @@ struct ImageBatchSpec {
   int max_threads = 0;           // decode workers per batch; 0 = hardware concurrency
 };
 
-// Decodes `images` into one [N,H,W,C] buffer of spec.dtype (values 0..255,
+// Decodes `images` (views of the request) into one [N,H,W,C] buffer of spec.dtype (values 0..255,
 // no rescaling). H/W come from the spec when static, from the first image when
 // dynamic (clamped to a range). Images of another size are resized (bilinear)
 // when H and W are not fully dynamic; otherwise all must share one size. The
 // images of a batch are decoded in parallel, each straight into its slice.
 // `out` is resized to the exact byte size; `out_shape` gets [N,H,W,C].
-Status decode_image_batch(const std::vector<std::string>& images, const ImageBatchSpec& spec,
+Status decode_image_batch(const std::vector<std::string_view>& images, const ImageBatchSpec& spec,
                           std::vector<uint8_t>* out, Shape* out_shape);
 
 // Hook for request validation: when `in` carries BYTES for a rank-4 non-string

@@ -13,8 +13,8 @@
 namespace ovfast {
 
 // Parses a serialized inference.ModelInferRequest. On success `job` holds
-// views into `buf` (raw_input_contents and packed fp32/fp64 contents are not
-// copied): `buf` must outlive `job`. Typed contents are interpreted per the
+// views into `buf` (raw_input_contents, packed fp32/fp64 contents and BYTES
+// elements are not copied): `buf` must outlive `job`. Typed contents are interpreted per the
 // declared datatype and validated (value counts, raw/typed mixing).
 // Counts of inputs, outputs, shape dimensions and parameters are checked
 // against `limits` before anything is allocated for them (INVALID_ARGUMENT
@@ -26,9 +26,5 @@ Status parse_kserve_request(const uint8_t* buf, size_t len, InferJob* job,
 // Serializes a ModelInferResponse with raw_output_contents into one buffer.
 std::string encode_kserve_response(const std::string& model_name, const std::string& model_version,
                                    const std::string& id, const std::vector<OutputTensor>& outputs);
-
-// Splits a BYTES buffer of (uint32 LE length, bytes) elements.
-Status split_bytes_elements(const uint8_t* data, size_t size, std::vector<std::string>* out,
-                            const std::string& input_name);
 
 }  // namespace ovfast

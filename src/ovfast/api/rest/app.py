@@ -7,9 +7,10 @@ import time
 import orjson
 from aiohttp import web
 
+from ovfast import _native
 from ovfast.api.access import AccessConfig
 from ovfast.api.dataplane import DataPlane, TensorsRequest
-from ovfast.api.rest.limits import body_middleware, body_of
+from ovfast.api.rest.limits import body_middleware, body_of, held_of
 from ovfast.api.rest.tensors import HEADER, encode_infer_response, parse_infer_body, parse_json, sequence_parameters
 from ovfast.api.triton_config import model_config as triton_model_config
 from ovfast.errors import InvalidArgumentError, OvfastError, client_message, mapping_for
@@ -96,16 +97,18 @@ def cors_middleware(origins: str = "*", methods: str = "*", headers: str = "*", 
 
 
 def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
-                   access: AccessConfig | None = None) -> web.Application:
+                   access: AccessConfig | None = None,
+                   request_memory: _native.RequestMemory | None = None) -> web.Application:
     """The REST application. Middlewares, outermost first: CORS, errors, the API key (when
-    ``access`` has one), then the body (read whole, within ``access.rest_limits``)."""
+    ``access`` has one), then the body (read whole, within ``access.rest_limits``, and held against
+    ``request_memory``, --max_request_memory, until answered)."""
     access = access or AccessConfig()
     middlewares = [cors_middleware(**(cors or {})), errors_middleware]
     if access.api_key is not None:
         from ovfast.api.rest.guard import auth_middleware
 
         middlewares.append(auth_middleware(access.api_key))
-    middlewares.append(body_middleware(access.rest_limits))
+    middlewares.append(body_middleware(access.rest_limits, request_memory))
     # body_middleware enforces the size limit; aiohttp's own would apply to request.read(), never called
     app = web.Application(client_max_size=access.rest_limits.max_input_size, middlewares=middlewares)
 
@@ -175,7 +178,8 @@ def build_rest_app(dp: DataPlane, extra_routes=None, cors: dict | None = None,
         except Exception as exc:
             dp.reject(name, version, route, exc)
             raise
-        handle, outs = await dp.infer(name, version, route, TensorsRequest(inputs, names, received_ns, sequence))
+        req = TensorsRequest(inputs, names, received_ns, sequence, held_of(request))
+        handle, outs = await dp.infer(name, version, route, req)
         params = None
         if handle.stateful and outs and outs[-1][0] == "sequence_id":
             # a stateful model's answer carries its sequence id last: a response parameter, as over gRPC

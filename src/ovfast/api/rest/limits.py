@@ -26,10 +26,14 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
+from ovfast import _native
+from ovfast.api.held_memory import HeldMemory
+
 log = logging.getLogger("ovfast.rest")
 
 DEFAULT_MAX_INPUT_SIZE = 1 << 30  # the gRPC message limit (api/grpc/server.py GRPC_MAX_MESSAGE), as OVMS
 BODY = "ovfast.body"  # where body_middleware leaves the body on the request
+HELD = "ovfast.held_memory"  # ... and what the request holds against --max_request_memory (HeldMemory)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SMALL_BODY = 1 << 20  # bodies that can be larger are read into a memory map (_BodyBuffer)
 # Descriptors kept out of the REST connection budget: gRPC, models, logs, the config watcher.
@@ -159,20 +163,30 @@ class _BodyBuffer:
             self._map = None
 
 
-def body_middleware(limits: RestLimits):
+def body_middleware(limits: RestLimits, memory: _native.RequestMemory | None = None):
+    """Reads the body; with ``memory`` (--max_request_memory), holds its size from it first
+    (``Content-Length`` before reading, what arrived after) and everything the request holds is given
+    back when it is answered."""
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if request.method in _BODY_METHODS and request.body_exists:  # a GET's body is never kept
-            body = await read_body(request, limits)
-            if isinstance(body, web.Response):
-                return body
-            request[BODY] = body
+        held = request[HELD] = HeldMemory(memory)
         try:
+            if request.method in _BODY_METHODS and request.body_exists:  # a GET's body is never kept
+                refused = held.hold_body(request.content_length or 0)
+                if refused is None:
+                    body = await read_body(request, limits)
+                    if isinstance(body, web.Response):
+                        return body
+                    refused = held.hold_body(len(body))
+                if refused is not None:
+                    return _closing(refused, 503)
+                request[BODY] = body
             return await handler(request)
         finally:
             # NOTE: aiohttp keeps the last request of a keep-alive connection referenced while it waits
             # for the next one (up to --rest_header_timeout_seconds): the body must not live that long.
             request.pop(BODY, None)
+            held.release()
 
     return middleware
 
@@ -180,6 +194,11 @@ def body_middleware(limits: RestLimits):
 def body_of(request: web.Request) -> bytearray | memoryview | bytes:
     """The body :func:`body_middleware` read (b"" for a request without one)."""
     return request.get(BODY, b"")
+
+
+def held_of(request: web.Request) -> HeldMemory | None:
+    """What the request holds against --max_request_memory (:func:`body_middleware`)."""
+    return request.get(HELD)
 
 
 # -- connections -------------------------------------------------------------------------------

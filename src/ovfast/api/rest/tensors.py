@@ -26,7 +26,14 @@ def nested_too_deep(name: str) -> InvalidArgumentError:
     return InvalidArgumentError(f"Invalid input content - data nested deeper than {MAX_NESTING} levels; input name: {name}")
 
 
-def _flatten_strings(data, out: list, b64: bool, name: str, depth: int = 0) -> None:
+def pack_element(out: bytearray, item: bytes) -> None:
+    """Appends one BYTES element as the native core reads them: a 4-byte little-endian length, the bytes.
+    Packed, not listed: the elements cost their size until a model that takes strings is given them."""
+    out += len(item).to_bytes(4, "little")
+    out += item
+
+
+def _flatten_strings(data, out: bytearray, b64: bool, name: str, depth: int = 0) -> None:
     if isinstance(data, list):
         if depth >= MAX_NESTING:
             raise nested_too_deep(name)
@@ -35,19 +42,19 @@ def _flatten_strings(data, out: list, b64: bool, name: str, depth: int = 0) -> N
     elif isinstance(data, str):
         if b64:
             try:
-                out.append(base64.b64decode(data, validate=True))
+                pack_element(out, base64.b64decode(data, validate=True))
             except ValueError:
                 raise InvalidArgumentError(f"Invalid base64 data for input {name}") from None
         else:
-            out.append(data.encode())
+            pack_element(out, data.encode())
     else:
         raise InvalidArgumentError(f"Could not parse input content. BYTES data must be strings; input name: {name}")
 
 
 def json_to_input(name: str, datatype: str, shape: list, data, params: dict):
-    """JSON `data` (flat or nested) -> (name, datatype, shape, buffer|list[bytes])."""
+    """JSON `data` (flat or nested) -> (name, datatype, shape, buffer); BYTES elements packed (pack_element)."""
     if datatype in ("BYTES", "STRING"):
-        items: list = []
+        items = bytearray()
         _flatten_strings(data, items, params.get("content_type") == "base64", name)
         return (name, "BYTES", shape, items)
     np_type = NUMPY_DTYPE.get(datatype)

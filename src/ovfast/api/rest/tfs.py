@@ -2,8 +2,8 @@
 
 Routes are matched with OVMS's own regexes (spec/ovms.md 3.3) inside one
 catch-all handler, since aiohttp's path templates cannot express ``:predict``.
-Request JSON is converted once into typed numpy buffers (or a list of bytes
-for strings / ``{"b64": ...}`` values) and run through ``DataPlane.infer``;
+Request JSON is converted once into typed numpy buffers (or packed BYTES elements,
+``tensors.pack_element``, for strings / ``{"b64": ...}`` values) and run through ``DataPlane.infer``;
 responses follow TF Serving's row (``predictions``) / column (``outputs``) rules.
 """
 from __future__ import annotations
@@ -21,9 +21,10 @@ from google.protobuf import json_format
 from ovfast import _native
 from ovfast.api.dataplane import DataPlane, TensorsRequest
 from ovfast.api.rest.app import json_response
-from ovfast.api.rest.limits import body_of
+from ovfast.api.held_memory import HeldMemory
+from ovfast.api.rest.limits import body_of, held_of
 from ovfast.api.rest.tensors import (
-    MAX_NESTING, NonFinite, check_float_range, nested_too_deep, over_limit, parse_json,
+    MAX_NESTING, NonFinite, check_float_range, nested_too_deep, over_limit, pack_element, parse_json,
 )
 from ovfast.api.tfs import TfsApi
 from ovfast.api.types import JSON_KINDS_ACCEPTED, NUMPY_DTYPE
@@ -60,9 +61,9 @@ def _is_b64(v) -> bool:
     return isinstance(v, dict) and len(v) == 1 and "b64" in v
 
 
-def _strings(name: str, value) -> tuple[list, list[int]]:
-    """Nested lists of strings / {"b64": ...} -> (flat list of bytes, shape). Ragged -> error."""
-    out: list[bytes] = []
+def _strings(name: str, value) -> tuple[bytearray, list[int]]:
+    """Nested lists of strings / {"b64": ...} -> (elements packed by pack_element, shape). Ragged -> error."""
+    out = bytearray()
     shape: list[int] = []
     leaf_depth = [-1]
 
@@ -85,11 +86,11 @@ def _strings(name: str, value) -> tuple[list, list[int]]:
             if not isinstance(v["b64"], str):
                 raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
             try:
-                out.append(base64.b64decode(v["b64"], validate=True))
+                pack_element(out, base64.b64decode(v["b64"], validate=True))
             except ValueError:
                 raise InvalidArgumentError(f"Invalid base64 data; input name: {name}") from None
         elif isinstance(v, str):
-            out.append(v.encode())
+            pack_element(out, v.encode())
         else:
             raise InvalidArgumentError(f"{NOT_NDARRAY}; input name: {name}")
 
@@ -106,7 +107,7 @@ def _has_b64(value) -> bool:
 
 
 def to_input(name: str, value, spec: TensorSpec | None) -> tuple:
-    """One JSON input -> (name, datatype, shape, ndarray | list[bytes]) typed as the servable expects."""
+    """One JSON input -> (name, datatype, shape, ndarray | packed BYTES) typed as the servable expects."""
     datatype = spec.datatype if spec is not None else None
     if _has_b64(value):
         data, shape = _strings(name, value)
@@ -211,8 +212,8 @@ def parse_predict_body(doc, specs: tuple[TensorSpec, ...], special: tuple[Tensor
 class TfsJsonRequest(TensorsRequest):
     """A TFS REST predict body; decoded once the model is known (its inputs type the JSON values)."""
 
-    def __init__(self, body: bytes, received_ns: int) -> None:
-        super().__init__([], None, received_ns)
+    def __init__(self, body: bytes, received_ns: int, held: HeldMemory | None = None) -> None:
+        super().__init__([], None, received_ns, held=held)
         self.body = body
         self.row_format = False
 
@@ -223,6 +224,7 @@ class TfsJsonRequest(TensorsRequest):
         self.inputs, self.row_format = parse_predict_body(doc, handle.inputs,
                                                           SEQUENCE_INPUTS if handle.stateful else (),
                                                           _native.decode_limits())
+        super().prepare(handle)
 
 
 def _only_input(specs):
@@ -308,7 +310,7 @@ def tfs_routes(dp: DataPlane) -> list[tuple[str, str, object]]:
         # The body is decoded after the model resolves (OVMS counts a body that cannot be parsed as a
         # failed request of that model).
         received_ns = time.monotonic_ns()
-        req = TfsJsonRequest(body_of(request), received_ns)
+        req = TfsJsonRequest(body_of(request), received_ns, held_of(request))
         _, outs = await api.predict(name, version, dp.metrics.route_tfs_rest_predict, req)
         return web.Response(body=encode_predict_response(outs, req.row_format), content_type="application/json")
 
