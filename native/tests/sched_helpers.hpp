@@ -139,6 +139,7 @@ struct SeenOutput {
   DataType dtype = DataType::INVALID;
   Shape shape;
   std::vector<float> values;  // FP32 outputs only
+  std::vector<std::string> strings;  // BYTES outputs only
 };
 
 struct Outcome {
@@ -156,9 +157,11 @@ class RecordingSink final : public ResultSink {
     Outcome seen;
     seen.status = std::move(status);
     for (const OutputTensor& o : outputs) {
-      SeenOutput s{o.name, o.dtype, o.shape, {}};
+      SeenOutput s{o.name, o.dtype, o.shape, {}, {}};
       if (o.tensor.get_element_type() == ov::element::f32)
         s.values.assign(o.tensor.data<const float>(), o.tensor.data<const float>() + o.tensor.get_size());
+      if (o.tensor.get_element_type() == ov::element::string)
+        s.strings.assign(o.tensor.data<const std::string>(), o.tensor.data<const std::string>() + o.tensor.get_size());
       seen.outputs.push_back(std::move(s));
     }
     std::unique_lock<std::mutex> lock(mu_);
