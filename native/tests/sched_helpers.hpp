@@ -84,6 +84,22 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A suite that compiles models it saves: one OpenVINO core and one temporary directory for the
+// whole suite (a derived suite's SetUpTestSuite calls open_suite() and saves its models in dir_).
+class ModelSuite : public ::testing::Test {
+ protected:
+  static void open_suite() {
+    core_ = std::make_unique<ov::Core>();
+    dir_ = std::make_unique<TempDir>();
+  }
+  static void TearDownTestSuite() {
+    core_.reset();
+    dir_.reset();
+  }
+  static inline std::unique_ptr<ov::Core> core_;
+  static inline std::unique_ptr<TempDir> dir_;
+};
+
 // Options for the model at `path` on CPU with `nireq` infer requests, in f32
 // everywhere (a CPU with bf16 support would otherwise default to it).
 inline ModelOptions cpu_options(const std::string& path, int nireq) {

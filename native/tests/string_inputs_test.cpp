@@ -46,17 +46,12 @@ std::unique_ptr<InferJob> string_job(const std::string& id, const std::string& n
   return job;
 }
 
-class StringInputs : public ::testing::Test {
+class StringInputs : public testkit::ModelSuite {
  protected:
   static void SetUpTestSuite() {
-    core_ = std::make_unique<ov::Core>();
-    dir_ = std::make_unique<testkit::TempDir>();
+    open_suite();
     string_path_ = dir_->save(string_model(), "string");
     affine_path_ = dir_->save(testkit::affine_model(ov::PartialShape{-1, 4}), "affine");
-  }
-  static void TearDownTestSuite() {
-    core_.reset();
-    dir_.reset();
   }
   static std::unique_ptr<Servable> servable(const std::string& path, int max_batch_size = 0, bool echo = false) {
     ModelOptions o = testkit::cpu_options(path, 1);
@@ -69,13 +64,8 @@ class StringInputs : public ::testing::Test {
     return s;
   }
 
-  static std::unique_ptr<ov::Core> core_;
-  static std::unique_ptr<testkit::TempDir> dir_;
-  static std::string string_path_, affine_path_;
+  static inline std::string string_path_, affine_path_;
 };
-std::unique_ptr<ov::Core> StringInputs::core_;
-std::unique_ptr<testkit::TempDir> StringInputs::dir_;
-std::string StringInputs::string_path_, StringInputs::affine_path_;
 
 const std::vector<std::string> kElements = {"a", "", std::string(100, 'q'), std::string("\0\xff", 2)};
 
