@@ -84,6 +84,22 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A suite that compiles models it saves: one OpenVINO core and one temporary directory for the
+// whole suite (a derived suite's SetUpTestSuite calls open_suite() and saves its models in dir_).
+class ModelSuite : public ::testing::Test {
+ protected:
+  static void open_suite() {
+    core_ = std::make_unique<ov::Core>();
+    dir_ = std::make_unique<TempDir>();
+  }
+  static void TearDownTestSuite() {
+    core_.reset();
+    dir_.reset();
+  }
+  static inline std::unique_ptr<ov::Core> core_;
+  static inline std::unique_ptr<TempDir> dir_;
+};
+
 // Options for the model at `path` on CPU with `nireq` infer requests, in f32
 // everywhere (a CPU with bf16 support would otherwise default to it).
 inline ModelOptions cpu_options(const std::string& path, int nireq) {
@@ -139,6 +155,7 @@ struct SeenOutput {
   DataType dtype = DataType::INVALID;
   Shape shape;
   std::vector<float> values;  // FP32 outputs only
+  std::vector<std::string> strings;  // BYTES outputs only
 };
 
 struct Outcome {
@@ -156,9 +173,11 @@ class RecordingSink final : public ResultSink {
     Outcome seen;
     seen.status = std::move(status);
     for (const OutputTensor& o : outputs) {
-      SeenOutput s{o.name, o.dtype, o.shape, {}};
+      SeenOutput s{o.name, o.dtype, o.shape, {}, {}};
       if (o.tensor.get_element_type() == ov::element::f32)
         s.values.assign(o.tensor.data<const float>(), o.tensor.data<const float>() + o.tensor.get_size());
+      if (o.tensor.get_element_type() == ov::element::string)
+        s.strings.assign(o.tensor.data<const std::string>(), o.tensor.data<const std::string>() + o.tensor.get_size());
       seen.outputs.push_back(std::move(s));
     }
     std::unique_lock<std::mutex> lock(mu_);
