@@ -209,6 +209,11 @@ def rest(http_url: str, method: str, path: str, body: bytes | str | dict | None 
         conn.close()
 
 
+def json_input(name: str, shape, datatype: str, data) -> dict:
+    """One KServe REST JSON input."""
+    return {"name": name, "shape": list(shape), "datatype": datatype, "data": data}
+
+
 def binary_body(header: dict, blobs: list[bytes]) -> tuple[bytes, dict]:
     """Body and headers for a binary-extension request."""
     hjson = json.dumps(header).encode()
