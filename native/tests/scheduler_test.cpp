@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ovfast/sched/direct.hpp"
+#include "ovfast/sched/pool_scheduler.hpp"
 #include "ovfast/servable.hpp"
 #include "sched_helpers.hpp"
 
@@ -275,6 +276,33 @@ TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   EXPECT_EQ(sink->threads[std::to_string(kJobs - 1)], std::this_thread::get_id())
       << "a model of microseconds runs on the thread that submits";
   EXPECT_EQ(s->metrics().stats.execution_count.load(), static_cast<uint64_t>(kJobs));
+}
+
+TEST_F(SchedulerTest, NoInlineRunsKeepsEvenShortRunsOffTheSubmittingThread) {
+  // a pipeline launching several jobs from one thread: none of them may hold up the others by running inline
+  std::unique_ptr<Servable> s = affine(1, false, 0, /*inline_max_us=*/60'000'000);
+  ASSERT_TRUE(s);
+  auto sink = std::make_shared<ThreadSink>();
+  auto one = [&](const std::string& id) {
+    ASSERT_TRUE(s->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
+    s->drain();
+  };
+  for (int i = 0; i < 3; ++i) one("warm" + std::to_string(i));  // measured: from the second on, inline
+  {
+    NoInlineRuns bar;
+    {
+      NoInlineRuns nested;
+      one("nested");
+    }
+    one("barred");  // the inner guard's end keeps the outer one
+  }
+  one("after");
+  std::lock_guard<std::mutex> lock(sink->mu);
+  EXPECT_EQ(sink->ok, 6);
+  EXPECT_EQ(sink->threads["warm2"], std::this_thread::get_id()) << "inline without the guard";
+  EXPECT_NE(sink->threads["nested"], std::this_thread::get_id());
+  EXPECT_NE(sink->threads["barred"], std::this_thread::get_id());
+  EXPECT_EQ(sink->threads["after"], std::this_thread::get_id()) << "the guard ends with its scope";
 }
 
 // Time as a busy machine shows it to a model of microseconds: a reading on any

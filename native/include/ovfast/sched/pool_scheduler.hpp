@@ -34,6 +34,21 @@
 
 namespace ovfast {
 
+// While one lives, PoolScheduler runs nothing inline on this thread: the thread
+// has more to start after this submit (a pipeline launching the sub-requests of
+// a demultiplexed node one after another), which an inline run would hold up
+// for a whole inference. Nests.
+class NoInlineRuns {
+ public:
+  NoInlineRuns();
+  ~NoInlineRuns();
+  NoInlineRuns(const NoInlineRuns&) = delete;
+  NoInlineRuns& operator=(const NoInlineRuns&) = delete;
+
+ private:
+  bool was_;
+};
+
 class PoolScheduler : public Scheduler {
  public:
   ~PoolScheduler() override;
