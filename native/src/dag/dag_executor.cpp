@@ -1,6 +1,7 @@
 #include "ovfast/dag/dag_executor.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -79,12 +80,21 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       }
     }
     for (size_t i = 0; i < ready.size(); ++i) {
-      if (i + 1 == ready.size()) {
-        launch(std::move(ready[i]), here);
+      if (i + 1 < ready.size()) {
+        NoInlineRuns bar;
+        launch(std::move(ready[i]), false);
+        continue;
+      }
+      if (!here) {
+        launch(std::move(ready[i]), false);
         break;
       }
-      NoInlineRuns bar;
-      launch(std::move(ready[i]), false);
+      // On a model's completion: once its infer request has started the next queued job.
+      std::function<void()> work = [self = shared_from_this(), r = std::move(ready[i])]() mutable {
+        Continuing still;
+        self->launch(std::move(r), true);
+      };
+      if (!after_completion(work)) work();
     }
     if (last) complete();
   }

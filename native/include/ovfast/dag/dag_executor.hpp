@@ -22,8 +22,9 @@
 // thread; node completions arrive on OpenVINO callback threads, WorkerPool
 // threads or the submitting thread (inline model runs) and carry the request
 // on from there: a custom node made ready there whose runs are short
-// (measured mean <= kContinueMaxNs) runs on that thread at once instead of
-// waiting for a worker — one per completion, the others go to workers — and
+// (measured mean <= kContinueMaxNs) runs on that thread instead of waiting
+// for a worker (after the model's infer request has started its next job:
+// after_completion) — one per completion, the others go to workers — and
 // model jobs launched together never run inline one after another (see
 // NoInlineRuns). The destructor waits for the requests in flight.
 #pragma once

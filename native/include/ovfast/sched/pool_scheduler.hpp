@@ -20,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,13 @@ class NoInlineRuns {
  private:
   bool was_;
 };
+
+// Work a ResultSink leaves for after the completion that delivered to it: run
+// on the same OpenVINO callback thread once the infer request has been handed
+// on (the next queued job started), so the request does not sit idle while it
+// runs (a pipeline's next node). False, and `work` untouched, when this thread
+// is not delivering a completion (the caller runs it itself).
+bool after_completion(std::function<void()>& work);
 
 class PoolScheduler : public Scheduler {
  public:
