@@ -8,8 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,7 +16,6 @@
 #include <vector>
 
 #include "ovfast/sched/direct.hpp"
-#include "ovfast/sched/pool_scheduler.hpp"
 #include "ovfast/servable.hpp"
 #include "sched_helpers.hpp"
 
@@ -30,6 +27,7 @@ using testkit::f32_input;
 using testkit::f32_job;
 using testkit::ramp;
 using testkit::RecordingSink;
+using testkit::ThreadSink;
 
 constexpr int kRoute = 6;  // KServe, gRPC, inference (metrics.hpp)
 
@@ -248,19 +246,6 @@ TEST_F(SchedulerTest, MaxQueueSizeRefusesJobsBeyondItAndCountsThem) {
   expect_affine(*sink, "after", {1, 4}, ramp(4, 4));
 }
 
-// Records on which thread each job was delivered.
-class ThreadSink final : public ResultSink {
- public:
-  void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) override {
-    std::lock_guard<std::mutex> lock(mu);
-    ok += status.is_ok() && outputs.size() == 2 ? 1 : 0;
-    threads[job.id] = std::this_thread::get_id();
-  }
-  std::mutex mu;
-  int ok = 0;
-  std::map<std::string, std::thread::id> threads;
-};
-
 TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   // "short" is a minute here: the decision, not the machine's (or a sanitizer's) speed, is under test
   std::unique_ptr<Servable> s = affine(1, false, 0, /*inline_max_us=*/60'000'000);
@@ -278,89 +263,6 @@ TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   EXPECT_EQ(sink->threads[std::to_string(kJobs - 1)], std::this_thread::get_id())
       << "a model of microseconds runs on the thread that submits";
   EXPECT_EQ(s->metrics().stats.execution_count.load(), static_cast<uint64_t>(kJobs));
-}
-
-TEST_F(SchedulerTest, NoInlineRunsKeepsEvenShortRunsOffTheSubmittingThread) {
-  // a pipeline launching several jobs from one thread: none of them may hold up the others by running inline
-  std::unique_ptr<Servable> s = affine(1, false, 0, /*inline_max_us=*/60'000'000);
-  ASSERT_TRUE(s);
-  auto sink = std::make_shared<ThreadSink>();
-  auto one = [&](const std::string& id) {
-    ASSERT_TRUE(s->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
-    s->drain();
-  };
-  for (int i = 0; i < 3; ++i) one("warm" + std::to_string(i));  // measured: from the second on, inline
-  {
-    NoInlineRuns bar;
-    {
-      NoInlineRuns nested;
-      one("nested");
-    }
-    one("barred");  // the inner guard's end keeps the outer one
-  }
-  one("after");
-  std::lock_guard<std::mutex> lock(sink->mu);
-  EXPECT_EQ(sink->ok, 6);
-  EXPECT_EQ(sink->threads["warm2"], std::this_thread::get_id()) << "inline without the guard";
-  EXPECT_NE(sink->threads["nested"], std::this_thread::get_id());
-  EXPECT_NE(sink->threads["barred"], std::this_thread::get_id());
-  EXPECT_EQ(sink->threads["after"], std::this_thread::get_id()) << "the guard ends with its scope";
-}
-
-// Holds job "a"'s delivery until job "b" is queued behind it, then leaves work for after the completion.
-class TailSink final : public ResultSink {
- public:
-  void deliver(InferJob& job, Status status, std::vector<OutputTensor>&, const JobTiming&) override {
-    std::unique_lock<std::mutex> lock(mu);
-    ++delivered;
-    ok += status.is_ok() ? 1 : 0;
-    cv.notify_all();
-    if (job.id != "a") return;
-    cv.wait(lock, [&] { return b_queued; });
-    in_flight_at_delivery = servable->in_flight();
-    const std::thread::id here = std::this_thread::get_id();
-    std::function<void()> work = [this, here] {
-      std::lock_guard<std::mutex> lock(mu);
-      in_flight_after = servable->in_flight();
-      same_thread = std::this_thread::get_id() == here;
-      ran = true;
-      cv.notify_all();
-    };
-    deferred = after_completion(work);
-  }
-  Servable* servable = nullptr;
-  std::mutex mu;
-  std::condition_variable cv;
-  int delivered = 0, ok = 0, in_flight_at_delivery = -1, in_flight_after = -1;
-  bool b_queued = false, deferred = false, ran = false, same_thread = false;
-};
-
-TEST_F(SchedulerTest, AfterCompletionWorkRunsOnceTheRequestIsHandedOn) {
-  std::unique_ptr<Servable> s = affine(1);  // one infer request: "b" waits for "a"'s
-  ASSERT_TRUE(s);
-  auto sink = std::make_shared<TailSink>();
-  sink->servable = s.get();
-  std::function<void()> none = [] {};
-  EXPECT_FALSE(after_completion(none)) << "no completion is being delivered on the test's thread";
-  ASSERT_TRUE(s->submit(f32_job("a", {1, 4}, ramp(4, 1.0f), sink)).is_ok());
-  {
-    std::unique_lock<std::mutex> lock(sink->mu);
-    ASSERT_TRUE(sink->cv.wait_for(lock, std::chrono::seconds(60), [&] { return sink->delivered == 1; }));
-  }
-  ASSERT_TRUE(s->submit(f32_job("b", {1, 4}, ramp(4, 2.0f), sink)).is_ok());
-  {
-    std::lock_guard<std::mutex> lock(sink->mu);
-    sink->b_queued = true;
-    sink->cv.notify_all();
-  }
-  s->drain();
-  std::unique_lock<std::mutex> lock(sink->mu);
-  ASSERT_TRUE(sink->cv.wait_for(lock, std::chrono::seconds(60), [&] { return sink->ran; }));
-  EXPECT_EQ(sink->ok, 2);
-  EXPECT_TRUE(sink->deferred);
-  EXPECT_TRUE(sink->same_thread);
-  EXPECT_EQ(sink->in_flight_at_delivery, 2) << "a still running, b queued";
-  EXPECT_EQ(sink->in_flight_after, 1) << "a done and b started on the request a gave back";
 }
 
 // Time as a busy machine shows it to a model of microseconds: a reading on any
