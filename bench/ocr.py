@@ -7,7 +7,8 @@ One run, one image (three lines of text drawn with Pillow, u8 [1,192,640,3]), PP
      node library called through its C ABI (ctypes), the recogniser on each line, argmax and CTC decoding —
      on C threads with infer requests of their own, the models compiled with the server's plugin config;
   2. ``pipeline``: ovfast serving the OCR pipeline (det -> text_boxes demultiplexed -> rec -> argmax, gathered):
-     one KServe gRPC request per image, by bench/loadgen.py (closed loop, C coroutines);
+     one KServe gRPC request per image, by bench/loadgen.py (closed loop, C coroutines), the answer decoded
+     into texts as the client steps decode theirs;
   2b. ``pipeline png``: the same, the image sent as a PNG (OVMS binary input) that the server decodes once at the
      pipeline's entry for the detector and the text_boxes node;
   3. ``client steps``: the same server, the same load generator, but the client does the steps itself, model by
@@ -15,7 +16,10 @@ One run, one image (three lines of text drawn with Pillow, u8 [1,192,640,3]), PP
      ModelInfer on ocr_rec per line (all lines at once), argmax and decoding in the client.
 
 Before measuring, the answers are checked: every way must read the three lines exactly. On a shared machine
-the series take turns at each concurrency, ``--ocr-repeats`` rounds, each keeping its best round. Ratios:
+the series take turns at each concurrency, ``--ocr-repeats`` rounds (pipeline and client steps swapping places
+every round), each keeping its best round. The server runs in the bench's session: with the kernel's autogroup
+scheduling a session of its own would be a scheduling group of its own, and on a busy machine the client
+steps (busy in the server and in the client) would get up to twice the CPU share of the pipeline. Ratios:
 pipeline / client steps at each concurrency (images/s), and the pipeline's best / the in-process best. Each point also
 records the CPU time per image it cost the server and the bench's own process (client or in-process graph):
 on a shared machine, a figure that load moves less than throughput. It asserts nothing.
@@ -148,6 +152,24 @@ def png_of(image: np.ndarray) -> np.ndarray:
     return np.array([buf.getvalue()], dtype=np.object_)
 
 
+def pipeline_call(A, image: np.ndarray):
+    """``make_call`` for loadgen.run_calls: one image through the pipeline, its answer decoded into texts as
+    the client steps decode theirs."""
+    def make_call(client):
+        import tritonclient.grpc.aio as grpcclient
+
+        inp = grpcclient.InferInput("image", list(image.shape), "UINT8")
+        inp.set_data_from_numpy(image)
+
+        async def call() -> None:
+            answer = await client.infer(NAME, [inp])
+            A.texts_of(answer.as_numpy("text_ids"))
+
+        return call
+
+    return make_call
+
+
 def pipeline_texts(A, url: str, image: np.ndarray) -> list[str]:
     import tritonclient.grpc as grpcclient
 
@@ -167,6 +189,7 @@ def run(args, results: dict, logs: Path, log) -> None:
     image = A.render_text()
     expected = list(A.LINES)
     st: dict = {"image": list(image.shape), "lines": expected, "hint": hint, "config": str(config_path),
+                "server_session": "the bench's (one scheduling group for server and client)",
                 "inprocess": [], "pipeline": [], "pipeline_png": [], "client_steps": [], "checks": {}}
     png = png_of(image)
     st["png_bytes"] = len(png[0])
@@ -174,7 +197,10 @@ def run(args, results: dict, logs: Path, log) -> None:
 
     ocr = A.InProcessOcr(config=plugin_config)
     st["checks"]["inprocess"] = ocr(image)[0]
-    srv = start_ovfast(NAME, None, logs / "ovfast_ocr", {}, config_path=config_path)
+    # NOTE: the server stays in the bench's session. In a session of its own it would be a scheduling group
+    # of its own (autogroup): on a busy machine the client steps, busy in two groups (server and client),
+    # would get up to twice the CPU share of the pipeline, busy in one.
+    srv = start_ovfast(NAME, None, logs / "ovfast_ocr", {}, config_path=config_path, own_session=False)
     try:
         st["server"] = {m: srv.settings(m) for m in ("ocr_det", "ocr_rec")}
         st["checks"]["pipeline"] = pipeline_texts(A, srv.grpc_url, image)
@@ -185,20 +211,23 @@ def run(args, results: dict, logs: Path, log) -> None:
         pid = srv.process.proc.pid
         series = {
             "inprocess": with_cpu(lambda c: inprocess_point(ocr, image, c, args.ocr_seconds), pid),
-            "pipeline": with_cpu(lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", image, "UINT8", c,
+            "pipeline": with_cpu(lambda c: loadgen.run_calls(srv.grpc_url, pipeline_call(A, image), c,
                                                              args.ocr_seconds), pid),
             "pipeline_png": with_cpu(lambda c: loadgen.run_point(srv.grpc_url, NAME, "image", png, "BYTES", c,
                                                                  args.ocr_seconds), pid),
             "client_steps": with_cpu(lambda c: loadgen.run_calls(srv.grpc_url, client_steps(A, image), c,
                                                                  args.ocr_seconds), pid),
         }
-        # The machine is shared: the series take turns at each concurrency, args.ocr_repeats rounds,
-        # and each keeps its best round (all rounds are in results.json).
+        # The machine is shared: the series take turns at each concurrency, args.ocr_repeats rounds
+        # (pipeline and client steps swap places every round), and each keeps its best round (all rounds are
+        # in results.json).
         for c in args.concurrency:
             trials: dict[str, list] = {k: [] for k in series}
-            for _ in range(max(args.ocr_repeats, 1)):
-                for key, measure in series.items():
-                    trials[key].append(measure(c))
+            for r in range(max(args.ocr_repeats, 1)):
+                order = (["inprocess", "pipeline", "pipeline_png", "client_steps"] if r % 2 == 0 else
+                         ["inprocess", "client_steps", "pipeline_png", "pipeline"])
+                for key in order:
+                    trials[key].append(series[key](c))
             for key, points in trials.items():
                 point = max(points, key=lambda p: p.get("infer_per_sec", 0.0))
                 point["trials"] = [round(p.get("infer_per_sec", 0.0), 2) for p in points]

@@ -42,10 +42,14 @@ def openvino_libs() -> str:
 
 
 class ServerProcess:
-    """A child server process whose output goes to ``<logdir>/{stdout,stderr}.log``."""
+    """A child server process whose output goes to ``<logdir>/{stdout,stderr}.log``, in a process group of
+    its own (stop() signals the group). ``own_session``: also in a session of its own, which on Linux with
+    ``kernel.sched_autogroup_enabled`` means a scheduling group of its own: on a busy machine the kernel then
+    shares the CPU between the server and the bench as between two users. ``own_session=False`` keeps it in
+    the bench's session, so a server and its client compete for one share (bench/ocr.py)."""
 
     def __init__(self, cmd: list[str], logdir: Path, ready_url: str, env: dict | None = None,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, own_session: bool = True) -> None:
         self.cmd = cmd
         self.ready_url = ready_url
         logdir.mkdir(parents=True, exist_ok=True)
@@ -54,8 +58,9 @@ class ServerProcess:
         full_env = dict(os.environ)
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
+        group = {"start_new_session": True} if own_session else {"process_group": 0}
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                     cwd=cwd or logdir, env=full_env, start_new_session=True)
+                                     cwd=cwd or logdir, env=full_env, **group)
 
     def log(self) -> str:
         return (self.out_path.read_bytes().decode(errors="replace") + "\n"
@@ -118,11 +123,11 @@ class OvfastServer:
 def start_ovfast(model_name: str, model_path: Path | None, logdir: Path, plugin_config: dict, *,
                  nireq: int | None = None, echo: bool = False, python: str | None = None,
                  timeout: float = 180.0, extra_args: Sequence[str] = (),
-                 config_path: Path | None = None) -> OvfastServer:
+                 config_path: Path | None = None, own_session: bool = True) -> OvfastServer:
     """``python -m ovfast`` serving one model on free loopback ports (gRPC + REST); ``extra_args`` are
     appended to its command line (e.g. ``--metrics_enable``, the dynamic batching flags). With
     ``config_path`` it serves that config.json instead (model_path and plugin_config unused) and is ready
-    when ``model_name`` (a model or a pipeline of it) is."""
+    when ``model_name`` (a model or a pipeline of it) is. ``own_session``: see ServerProcess."""
     import json
 
     last: Exception | None = None
@@ -142,7 +147,7 @@ def start_ovfast(model_name: str, model_path: Path | None, logdir: Path, plugin_
         # through --system-site-packages needs the wheel's libs on the loader path
         ld = os.pathsep.join(p for p in (openvino_libs(), os.environ.get("LD_LIBRARY_PATH", "")) if p)
         proc = ServerProcess(cmd, logdir / f"try{attempt}", f"http://127.0.0.1:{rest_port}/v2/models/{model_name}/ready",
-                             env={"LD_LIBRARY_PATH": ld})
+                             env={"LD_LIBRARY_PATH": ld}, own_session=own_session)
         try:
             proc.wait_ready(timeout)
         except ServerError as exc:

@@ -3,6 +3,7 @@
 // leaves nothing allocated (ASan's leak check runs on this suite). Image nodes: custom_node_image_test.cpp.
 #include <cmath>
 #include <limits>
+#include <random>
 #include <thread>
 
 #include "custom_node_helpers.hpp"
@@ -87,6 +88,48 @@ TEST(TopK, ArgmaxByDefaultAndAnEmptyBatch) {
     ASSERT_EQ(empty.rc, 0);
     EXPECT_EQ(empty["indices"].dims, (std::vector<uint64_t>{0, 1}));
     EXPECT_TRUE(empty["indices"].bytes.empty());
+}
+
+TEST(TopK, ArgmaxOfLongRowsAsRankedOneByOne) {
+    // Rows of many lengths (the vector steps and their tails), maxima anywhere, ties, NaN and infinities:
+    // the node must answer as ranking one value at a time does (NaN lowest, ties to the first column).
+    NodeLibrary lib("topk");
+    ASSERT_TRUE(lib.complete());
+    const float inf = std::numeric_limits<float>::infinity();
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uniform(-4.0f, 4.0f);
+    std::vector<std::vector<float>> rows;
+    for (size_t n : {1, 3, 15, 16, 17, 31, 33, 64, 100, 6625}) {
+        std::vector<float> row(n);
+        for (float& v : row) v = uniform(rng);
+        rows.push_back(row);
+        for (size_t i = 0; i < n; i += 5) row[i] = kNaN;
+        rows.push_back(row);
+        row.assign(n, 1.5f);  // all tied
+        rows.push_back(row);
+        row.assign(n, -inf);
+        row[n / 2] = kNaN;
+        rows.push_back(row);  // nothing above -inf: the first column
+        row.assign(n, kNaN);
+        rows.push_back(row);
+        row.assign(n, -0.0f);
+        row[n - 1] = 0.0f;
+        rows.push_back(row);
+        row.assign(n, -1.0f);
+        row[n - 1] = inf;
+        if (n > 2) row[n / 3] = inf;
+        rows.push_back(row);
+    }
+    for (const std::vector<float>& row : rows) {
+        size_t expected = 0;
+        auto key = [](float v) { return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v; };
+        for (size_t c = 1; c < row.size(); ++c)
+            if (key(row[c]) > key(row[expected])) expected = c;
+        NodeRun run = execute(lib, {InputTensor::of<float>("scores", row, {1, row.size()}, FP32)});
+        ASSERT_EQ(run.rc, 0);
+        EXPECT_EQ(run["indices"].values<int32_t>(), (std::vector<int32_t>{static_cast<int32_t>(expected)}))
+            << "row of " << row.size();
+    }
 }
 
 TEST(TopK, RanksTheLastDimensionOfAnyRank) {

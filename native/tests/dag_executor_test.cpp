@@ -5,9 +5,12 @@
 // library failure turned into a request error with nothing leaked.
 #include <dlfcn.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "ovfast/dag/dag_executor.hpp"
+#include "ovfast/exec/worker_pool.hpp"
 #include "ovfast/servable.hpp"
 #include "sched_helpers.hpp"
 
@@ -196,6 +199,58 @@ TEST_F(DagExecutorTest, CustomNodeDynamicDemultiplexing) {
     EXPECT_EQ(find(o, "y")->values, want);
   }
   EXPECT_EQ(live_allocations(), 0) << "every output went back through release()";
+}
+
+TEST_F(DagExecutorTest, AShortCustomNodeRunsWhereItsInputWasFinished) {
+  // model -> custom: once the library's runs are measured short, the custom node runs on the thread that
+  // delivered the model's result, not on a worker. With every worker held, the request still completes.
+  auto a = model({1, 2});
+  DagSpec spec;
+  spec.name = "continue";
+  DagNodeSpec lib;
+  lib.name = "lib";
+  lib.custom = custom({});
+  lib.inputs.push_back({1, "y", "x"});
+  spec.nodes = {entry(), model_node("a", a, 0, "x"), lib};
+  spec.outputs = {{"out", 2, "out"}};
+  spec.inputs_info = {f32("x", {1, 2})};
+  spec.outputs_info = {f32("out", {1, 1, 2})};
+  auto p = pipeline(std::move(spec));
+  ASSERT_TRUE(p);
+  testkit::Outcome first = run(*p, {1, 2}, {1, 2});  // measures the library (on a worker)
+  ASSERT_TRUE(first.status.is_ok()) << first.status.message();
+
+  struct Hold {
+    std::mutex mu;
+    std::condition_variable cv;
+    unsigned held = 0;
+    bool release = false;
+  };
+  auto hold = std::make_shared<Hold>();
+  WorkerPool& workers = WorkerPool::shared();
+  for (unsigned i = 0; i < workers.size(); ++i)
+    workers.post([hold] {
+      std::unique_lock<std::mutex> lock(hold->mu);
+      ++hold->held;
+      hold->cv.notify_all();
+      hold->cv.wait(lock, [&] { return hold->release; });
+    });
+  struct Release {  // whatever the test's outcome
+    std::shared_ptr<Hold> h;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(h->mu);
+      h->release = true;
+      h->cv.notify_all();
+    }
+  } release{hold};
+  {
+    std::unique_lock<std::mutex> lock(hold->mu);
+    ASSERT_TRUE(hold->cv.wait_for(lock, std::chrono::seconds(60), [&] { return hold->held == workers.size(); }));
+  }
+  testkit::Outcome o = run(*p, {1, 2}, {3, 4});
+  ASSERT_TRUE(o.status.is_ok()) << o.status.message();
+  EXPECT_EQ(find(o, "out")->values, (std::vector<float>{7, 9}));
+  EXPECT_EQ(find(o, "out")->shape, (Shape{1, 1, 2}));
 }
 
 TEST_F(DagExecutorTest, LibraryFailuresAreRequestErrorsAndReleaseEverything) {

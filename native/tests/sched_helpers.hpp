@@ -15,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <openvino/core/model.hpp>
@@ -162,6 +163,19 @@ struct Outcome {
   Status status;
   std::vector<SeenOutput> outputs;
   int deliveries = 0;  // more than 1 is a bug
+};
+
+// Records on which thread each job was delivered (ok: successes with two outputs, the affine model's).
+class ThreadSink final : public ResultSink {
+ public:
+  void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ok += status.is_ok() && outputs.size() == 2 ? 1 : 0;
+    threads[job.id] = std::this_thread::get_id();
+  }
+  std::mutex mu;
+  int ok = 0;
+  std::map<std::string, std::thread::id> threads;
 };
 
 // Records every job's outcome by job id, thread-safely. deliver() may be held

@@ -27,6 +27,7 @@ using testkit::f32_input;
 using testkit::f32_job;
 using testkit::ramp;
 using testkit::RecordingSink;
+using testkit::ThreadSink;
 
 constexpr int kRoute = 6;  // KServe, gRPC, inference (metrics.hpp)
 
@@ -244,19 +245,6 @@ TEST_F(SchedulerTest, MaxQueueSizeRefusesJobsBeyondItAndCountsThem) {
   s->drain();
   expect_affine(*sink, "after", {1, 4}, ramp(4, 4));
 }
-
-// Records on which thread each job was delivered.
-class ThreadSink final : public ResultSink {
- public:
-  void deliver(InferJob& job, Status status, std::vector<OutputTensor>& outputs, const JobTiming&) override {
-    std::lock_guard<std::mutex> lock(mu);
-    ok += status.is_ok() && outputs.size() == 2 ? 1 : 0;
-    threads[job.id] = std::this_thread::get_id();
-  }
-  std::mutex mu;
-  int ok = 0;
-  std::map<std::string, std::thread::id> threads;
-};
 
 TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   // "short" is a minute here: the decision, not the machine's (or a sanitizer's) speed, is under test

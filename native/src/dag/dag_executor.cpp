@@ -1,6 +1,7 @@
 #include "ovfast/dag/dag_executor.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -8,9 +9,21 @@
 #include "dag_data.hpp"
 #include "ovfast/exec/result_sink.hpp"
 #include "ovfast/exec/worker_pool.hpp"
+#include "ovfast/sched/pool_scheduler.hpp"
 #include "ovfast/servable.hpp"
 
 namespace ovfast {
+namespace {
+// Set while this thread carries a request on from a node that finished here (a model node's completion,
+// a custom node on a worker): a short custom node made ready here may run here (DagRun::done).
+thread_local bool continuing = false;
+
+struct Continuing {
+  bool was = continuing;
+  Continuing() { continuing = true; }
+  ~Continuing() { continuing = was; }
+};
+}  // namespace
 
 using dag::DagData;
 using Session = std::vector<int32_t>;  // shard index at each demultiplexing level, outermost first
@@ -59,7 +72,7 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
   // A node finished with `outs`: its data moves on; ready nodes start.
   void done(int node, const Session& session, Outputs outs) {
     std::vector<ReadyNode> ready;
-    bool last;
+    bool last, here = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (error_.is_ok()) {
@@ -69,7 +82,34 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       outstanding_ += static_cast<int>(ready.size());
       last = --outstanding_ == 0;
     }
-    for (ReadyNode& r : ready) launch(std::move(r));
+    // NOTE: launched outside mu_ (outstanding_ keeps the run, and graph_, until the last launch). A short
+    // custom node continues on this thread, launched last; every launch with others after it starts no
+    // inline model run, which would hold the rest up for a whole inference.
+    if (continuing && ready.size() > 0) {
+      for (size_t i = ready.size(); i-- > 0;) {
+        if (!graph_->node(ready[i].node).custom || !sched_.custom_short(ready[i].node)) continue;
+        std::rotate(ready.begin() + static_cast<long>(i), ready.begin() + static_cast<long>(i) + 1, ready.end());
+        here = true;
+        break;
+      }
+    }
+    for (size_t i = 0; i < ready.size(); ++i) {
+      if (i + 1 < ready.size()) {
+        NoInlineRuns bar;
+        launch(std::move(ready[i]), false);
+        continue;
+      }
+      if (!here) {
+        launch(std::move(ready[i]), false);
+        break;
+      }
+      // On a model's completion: once its infer request has started the next queued job.
+      std::function<void()> work = [self = shared_from_this(), r = std::move(ready[i])]() mutable {
+        Continuing still;
+        self->launch(std::move(r), true);
+      };
+      if (!after_completion(work)) work();
+    }
     if (last) complete();
   }
 
@@ -183,7 +223,8 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
     return Status::ok();
   }
 
-  void launch(ReadyNode r) {
+  // `here`: a custom node runs on this thread (else on a worker).
+  void launch(ReadyNode r, bool here) {
     if (failed_.load(std::memory_order_relaxed)) {
       failed(r.node, Status(StatusCode::CANCELLED, "not run"));  // the first error is kept
       return;
@@ -199,11 +240,11 @@ class DagRun : public std::enable_shared_from_this<DagRun> {
       if (!st.is_ok()) return failed(r.node, st);
     }
     if (spec.model) run_model(r.node, std::move(r.session), std::move(in));
-    else run_custom(r.node, std::move(r.session), std::move(in));
+    else run_custom(r.node, std::move(r.session), std::move(in), here);
   }
 
   void run_model(int node, Session session, std::vector<DagData> in);
-  void run_custom(int node, Session session, std::vector<DagData> in);
+  void run_custom(int node, Session session, std::vector<DagData> in, bool here);
   void complete();
   Status assemble(size_t output, Session& prefix, DagData* out);
 
@@ -229,6 +270,7 @@ class DagNodeSink final : public ResultSink {
     std::unique_ptr<DagRun::NodeCall> call(static_cast<DagRun::NodeCall*>(job.context));
     job.context = nullptr;
     call->keep.clear();  // the run is over: its inputs may go
+    Continuing here;
     if (!status.is_ok()) return call->run->failed(call->node, std::move(status));
     Outputs outs;
     for (OutputTensor& o : outputs) {
@@ -267,9 +309,9 @@ void DagRun::run_model(int node, Session session, std::vector<DagData> in) {
   }
 }
 
-void DagRun::run_custom(int node, Session session, std::vector<DagData> in) {
+void DagRun::run_custom(int node, Session session, std::vector<DagData> in, bool here) {
   auto self = shared_from_this();
-  WorkerPool::shared().post([self, node, session = std::move(session), in = std::move(in)]() mutable {
+  auto body = [self, node, session = std::move(session), in = std::move(in)]() mutable {
     const DagNodeSpec& spec = self->graph_->node(node);
     std::vector<std::pair<std::string, ov::Tensor>> args;
     for (size_t k = 0; k < in.size(); ++k) {
@@ -280,7 +322,9 @@ void DagRun::run_custom(int node, Session session, std::vector<DagData> in) {
       args.emplace_back(spec.inputs[k].dst_input, in[k].view());
     }
     std::map<std::string, NodeTensor> produced;
+    const uint64_t t0 = now_ns();
     Status st = spec.custom->execute(args, &produced);
+    self->sched_.custom_ran(node, now_ns() - t0);
     args.clear();
     in.clear();  // before the run may complete: nothing of it outlives it here
     if (!st.is_ok()) return self->failed(node, std::move(st));
@@ -295,6 +339,11 @@ void DagRun::run_custom(int node, Session session, std::vector<DagData> in) {
     }
     produced.clear();  // the tensor objects go on this thread; the library's memory stays with `owner`
     self->done(node, session, std::move(outs));
+  };
+  if (here) return body();
+  WorkerPool::shared().post([body = std::move(body)]() mutable {
+    Continuing on_worker;
+    body();
   });
 }
 
@@ -359,7 +408,24 @@ void DagRun::complete() {
 }
 
 DagScheduler::DagScheduler(std::shared_ptr<const DagGraph> graph, ServableMetrics& metrics)
-    : graph_(std::move(graph)), metrics_(metrics) {}
+    : graph_(std::move(graph)),
+      metrics_(metrics),
+      custom_mean_ns_(new std::atomic<uint64_t>[static_cast<size_t>(graph_->size())]) {
+  for (int i = 0; i < graph_->size(); ++i) custom_mean_ns_[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+}
+
+void DagScheduler::custom_ran(int node, uint64_t ns) {
+  // a running mean over about the last 8 runs (a benign race between runs: it is a hint)
+  std::atomic<uint64_t>& mean = custom_mean_ns_[static_cast<size_t>(node)];
+  const uint64_t avg = mean.load(std::memory_order_relaxed);
+  ns = std::max<uint64_t>(ns, 1);
+  mean.store(avg == 0 ? ns : (avg * 7 + ns) / 8, std::memory_order_relaxed);
+}
+
+bool DagScheduler::custom_short(int node) const {
+  const uint64_t avg = custom_mean_ns_[static_cast<size_t>(node)].load(std::memory_order_relaxed);
+  return avg != 0 && avg <= kContinueMaxNs;
+}
 
 DagScheduler::~DagScheduler() { drain(); }
 

@@ -116,10 +116,25 @@ void PoolScheduler::answer_dropped(std::vector<QueuedJob>& dropped) {
 }
 
 namespace {
-// Set while a thread runs an OpenVINO completion callback: runs it starts go
-// through start_async, never inline (see PoolScheduler::start).
-thread_local bool in_completion = false;
+// Set while a thread runs an OpenVINO completion callback (or holds a
+// NoInlineRuns): runs it starts go through start_async, never inline (see
+// PoolScheduler::start).
+thread_local bool no_inline = false;
 }  // namespace
+
+NoInlineRuns::NoInlineRuns() : was_(no_inline) { no_inline = true; }
+NoInlineRuns::~NoInlineRuns() { no_inline = was_; }
+
+namespace {
+// The work sinks left for after the completion this thread delivers (null: none being delivered).
+thread_local std::vector<std::function<void()>>* tail = nullptr;
+}  // namespace
+
+bool after_completion(std::function<void()>& work) {
+  if (tail == nullptr) return false;
+  tail->push_back(std::move(work));
+  return true;
+}
 
 // An asynchronous run's time includes the hop to an OpenVINO thread and back,
 // which a busy machine stretches far beyond the run itself (a 30 µs MLP measured
@@ -166,7 +181,7 @@ void PoolScheduler::start(Launch launch) {
       }
       bind_inputs(run);
       before_run(run.lease->request(), run.jobs);
-      run.inline_run = !in_completion && short_runs();
+      run.inline_run = !no_inline && short_runs();
       if (!run.inline_run) {
         run.lease->request().start_async();
         return;
@@ -237,10 +252,14 @@ void PoolScheduler::bind_inputs(Run& run) {
 void PoolScheduler::on_done(size_t slot, std::exception_ptr err) {
   // Hand the infer request on. NOTE: OpenVINO allows start_async() from inside
   // its callback, so queued work starts here with no thread hop.
-  in_completion = true;
+  NoInlineRuns in_completion;
+  std::vector<std::function<void()>> later;
+  tail = &later;
   Launch next;
   if (complete(slot, err, &next)) dispatch(std::move(next));
-  in_completion = false;
+  // NOTE: `this` may be gone from here on (drain() saw the pool idle); the work holds what it needs.
+  tail = nullptr;
+  for (std::function<void()>& work : later) work();
 }
 
 bool PoolScheduler::complete(size_t slot, std::exception_ptr err, Launch* next_out) {

@@ -23,7 +23,12 @@
 // models and libraries) until its sink has it. Threading: submit() on any
 // thread; node completions arrive on OpenVINO callback threads, WorkerPool
 // threads or the submitting thread (inline model runs) and carry the request
-// on from there. The destructor waits for the requests in flight.
+// on from there: a custom node made ready there whose runs are short
+// (measured mean <= kContinueMaxNs) runs on that thread instead of waiting
+// for a worker (after the model's infer request has started its next job:
+// after_completion) — one per completion, the others go to workers — and
+// model jobs launched together never run inline one after another (see
+// NoInlineRuns). The destructor waits for the requests in flight.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -55,13 +60,22 @@ class DagScheduler final : public Scheduler {
 
   const DagGraph& graph() const { return *graph_; }
 
+  // A custom node whose mean run is at most this continues on the thread that
+  // made it ready (a thread hop costs far more on a busy machine); a slower one
+  // goes to a worker, so no library holds a model's callback thread for long.
+  static constexpr uint64_t kContinueMaxNs = 2'000'000;
+
  private:
   friend class DagRun;
   // A request finished (its sink has it). The last touch of `this` by a request.
   void finished();
+  // Running mean of a custom node's execute() (0: not run yet) and whether it is short.
+  void custom_ran(int node, uint64_t ns);
+  bool custom_short(int node) const;
 
   std::shared_ptr<const DagGraph> graph_;
   ServableMetrics& metrics_;
+  std::unique_ptr<std::atomic<uint64_t>[]> custom_mean_ns_;  // per node
   std::atomic<int> active_{0};
   std::mutex mu_;
   std::condition_variable idle_cv_;

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,28 @@
 #include "ovfast/sched/scheduler.hpp"
 
 namespace ovfast {
+
+// While one lives, PoolScheduler runs nothing inline on this thread: the thread
+// has more to start after this submit (a pipeline launching the sub-requests of
+// a demultiplexed node one after another), which an inline run would hold up
+// for a whole inference. Nests.
+class NoInlineRuns {
+ public:
+  NoInlineRuns();
+  ~NoInlineRuns();
+  NoInlineRuns(const NoInlineRuns&) = delete;
+  NoInlineRuns& operator=(const NoInlineRuns&) = delete;
+
+ private:
+  bool was_;
+};
+
+// Work a ResultSink leaves for after the completion that delivered to it: run
+// on the same OpenVINO callback thread once the infer request has been handed
+// on (the next queued job started), so the request does not sit idle while it
+// runs (a pipeline's next node). False, and `work` untouched, when this thread
+// is not delivering a completion (the caller runs it itself).
+bool after_completion(std::function<void()>& work);
 
 class PoolScheduler : public Scheduler {
  public:
