@@ -295,6 +295,7 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
+            self._rss.settle(self._counted())  # untrimmed: the unloads that made room trimmed
             if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
                 if self.used() > self.budget:

@@ -29,6 +29,7 @@ log = logging.getLogger("ovfast.residency")
 
 MAX_SLACK = 0.5  # of the budget: RSS beyond the measured sizes never takes more than this from the models
 TRIM_EVERY_S = 1.0  # at most this often the budget watch trims when RSS is near the limit
+NEAR = 15 / 16  # of the budget: RSS growth from which the budget watch trims and settles the slack
 
 
 class RssGuard:
@@ -52,8 +53,9 @@ class RssGuard:
         return 0 if self.baseline is None else self.rss() - self.baseline
 
     def near(self, base: int) -> bool:
-        """Whether RSS growth (untrimmed) is past what base + slack counts: a trim and a new slack may be due."""
-        return self.baseline is not None and self.growth() > max(base + self.slack, self.budget)
+        """Whether RSS growth (untrimmed) is past what base + slack counts and near the budget: a trim and a
+        new slack may be due."""
+        return self.baseline is not None and self.growth() > max(base + self.slack, int(self.budget * NEAR))
 
     async def trim(self) -> None:
         loop = asyncio.get_running_loop()
