@@ -122,13 +122,10 @@ class Residency:
         return self._counted() + self._rss.slack
 
     def _counted(self) -> int:
-        """The measured sizes of the loaded versions, or
-        the growth since start (after the warm-up) of the bytes the allocator holds in use when that is
-        larger (what no version's measurement sees: the device plugin's per-shape kernel caches,
-        transport buffers). NOTE: not RSS growth: memory freed by an unload that the allocator keeps
-        rather than returning to the OS stays in RSS, yet the next load reuses it; counting it made room
-        for nothing and refused loads that fit (seen on this machine: every idle version unloaded, then
-        RESOURCE_EXHAUSTED for a version measured well within the budget)."""
+        """The measured sizes of the loaded versions, or the growth since start of the allocator's bytes in
+        use when larger (kernel caches, transport buffers). RSS beyond this is the guard's slack, counted
+        only after a trim and within limits: counting raw RSS growth once unloaded every idle version and
+        refused loads that fit (freed memory stays in RSS, yet the next load reuses it)."""
         measured = self.used()
         if self._baseline_heap is None:
             return measured
@@ -295,7 +292,8 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
-            self._rss.settle(self._counted())  # untrimmed: the unloads that made room trimmed
+            if self._rss.near(self._counted()):
+                await self._rss.refresh(self._counted())
             if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
                 if self.used() > self.budget:
@@ -356,8 +354,7 @@ class Residency:
                 self.stats.unloads[UNLOAD_REASONS[reason]] += 1
                 log.info("Model %s version %d: %s (%d bytes)", m.name, h.version, reason.split(":")[0], h.size_bytes)
         if done:
-            await self._rss.trim()
-            self._rss.settle(self._counted(), unloaded=sum(h.size_bytes for _, h in members))
+            await self._rss.refresh(self._counted(), unloaded=sum(h.size_bytes for _, h in members))
         return done
 
     # -- start / stop ------------------------------------------------------------------------
@@ -430,9 +427,8 @@ class Residency:
             if not rss_due and self.pressure() <= self.budget:
                 continue
             async with self._slot:
-                if rss_due:  # what RSS holds beyond the measured sizes, once free memory is returned
-                    await self._rss.trim()
-                    self._rss.settle(self._counted())
+                if rss_due:
+                    await self._rss.refresh(self._counted())
                 while self.pressure() > self.budget:
                     units = self._units(protect="")
                     if not units:

@@ -62,6 +62,11 @@ class RssGuard:
         self._last_trim = loop.time()
         await loop.run_in_executor(None, _native.release_free_memory)
 
+    async def refresh(self, base: int, unloaded: int = 0) -> int:
+        """Trims (free memory goes back to the system first), then settles the slack (see ``settle``)."""
+        await self.trim()
+        return self.settle(base, unloaded)
+
     def trim_due(self) -> bool:
         return asyncio.get_running_loop().time() - self._last_trim >= TRIM_EVERY_S
 
