@@ -292,7 +292,7 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
-            if self._rss.near(self._counted()):
+            if self._rss.near(self._counted()) and self._rss.trim_due():
                 await self._rss.refresh(self._counted())
             if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
