@@ -122,7 +122,8 @@ def rss_bytes(pid: int) -> int:
 # The families the bench reads. NOTE: only these are exposed: the default set has series per catalog
 # model (the OVMS per-name request counters), so one scrape of 10,000 models cost the server ~1 s of
 # CPU, four times a second, on the cores it serves from.
-SCRAPED = ("ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_loads", "ovfast_model_unloads",
+SCRAPED = ("ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_memory_unaccounted_bytes",
+           "ovfast_model_loads", "ovfast_model_unloads",
            "ovfast_models_loaded", "ovfast_model_load_failures")
 
 

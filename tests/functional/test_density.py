@@ -118,7 +118,9 @@ def test_lru_order_under_the_budget_by_measured_sizes(tmp_path, ovfast_server):
 def test_cycling_through_more_models_than_fit_never_refuses_a_load(tmp_path, ovfast_server):
     """Memory an unload freed counts as free even when the allocator keeps it from the OS (RSS stays
     up; the next load reuses it): with room for two of three models, every request in three rounds
-    over all three is served, each load making room by unloading the least recently used one."""
+    over all three is served, each load making room by unloading the least recently used one. What a
+    refused request left in RSS counts against the budget (residency_rss.py), at most half of it: it
+    may cost the older of the two their place, never a load."""
     size = measured_size(ovfast_server, tmp_path)
     budget = int(size * 2.5)  # two fit, a third does not, half a model to spare either way
     # w first absorbs the first load's one-off memory (as in the LRU test)
@@ -132,11 +134,14 @@ def test_cycling_through_more_models_than_fit_never_refuses_a_load(tmp_path, ovf
                 {"name": "x", "datatype": "FP32", "shape": [1, D.IN], "data": [0.5 + k for k in range(6_000_000)]}]})
             assert code == 400
         check(infer(srv, "kserve-grpc", name), seeds[name], BIG)
-        assert ready(srv) == set(order[max(0, i - 1):i + 1]), \
+        loaded = ready(srv)
+        assert name in loaded and loaded <= set(order[max(0, i - 1):i + 1]), \
             (i, index(srv), status_mb(srv.proc.pid, "VmRSS") - rss0, budget, srv.log()[-3000:])
     m = metrics(srv)
-    assert m["ovfast_model_loads"] == 10 and m['ovfast_model_unloads{reason=budget}'] == 8, (m, srv.log()[-3000:])
+    assert m["ovfast_model_loads"] == 10 and 8 <= m['ovfast_model_unloads{reason=budget}'] <= 9, (m, srv.log()[-3000:])
     assert m["ovfast_memory_used_bytes"] <= budget
+    # what RSS kept beyond the measured sizes is counted (residency_rss.py), never more than half the budget
+    assert 0 <= m["ovfast_memory_unaccounted_bytes"] <= budget // 2
 
 
 def test_queued_versions_are_never_unloaded_and_a_load_that_cannot_fit_fails(tmp_path, ovfast_server):

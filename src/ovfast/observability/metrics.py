@@ -94,6 +94,8 @@ _FAMILY_LIST = (
     # explicit model control, or a load/unload through the repository API)
     Family("ovfast_memory_used_bytes", "gauge", "Measured memory of the model versions loaded now."),
     Family("ovfast_memory_budget_bytes", "gauge", "The memory budget for loaded models (0 = none)."),
+    Family("ovfast_memory_unaccounted_bytes", "gauge",
+           "Resident memory grown since start beyond the loaded versions' measured sizes, counted against the budget."),
     Family("ovfast_model_memory_bytes", "gauge",
            "Measured memory cost of a loaded version (read + compile + infer requests)."),
     Family("ovfast_model_loads", "counter", "Versions loaded by residency (on request or explicitly)."),
@@ -106,7 +108,7 @@ _FAMILY_LIST = (
            "Memory held by the saved state of a stateful model version's live sequences, in bytes."),
 )
 RESIDENCY_FAMILIES = frozenset({
-    "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_model_loads",
+    "ovfast_memory_used_bytes", "ovfast_memory_budget_bytes", "ovfast_memory_unaccounted_bytes", "ovfast_model_loads",
     "ovfast_model_unloads", "ovfast_model_load_failures", "ovfast_cold_load_time_seconds"})
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILY_LIST}
 # OVMS MediaPipe/graph families: valid in metrics_list (configs written for OVMS keep working) but
@@ -292,6 +294,7 @@ class ServingMetrics:
 def _add_residency(out: dict[str, Metric], want: set[str], residency: Any) -> None:
     stats = residency.stats
     scalars = (("ovfast_memory_used_bytes", residency.used), ("ovfast_memory_budget_bytes", lambda: residency.budget),
+               ("ovfast_memory_unaccounted_bytes", residency.unaccounted),
                ("ovfast_model_loads", lambda: stats.loads), ("ovfast_model_load_failures", lambda: stats.load_failures))
     for family, read in scalars:
         if family in want:

@@ -40,6 +40,7 @@ from ovfast.errors import (
 )
 from ovfast.repository.layout import list_versions
 from ovfast.repository.registry import ModelRegistry, ServedModel, version_number
+from ovfast.repository.residency_rss import RssGuard
 from ovfast.repository.residency_stats import UNLOAD_REASONS, ResidencyStats
 from ovfast.repository.residency_writes import density_options
 from ovfast.runtime.model import (
@@ -89,6 +90,7 @@ class Residency:
         self._selected: set[str] = set() if "*" in config.load_models else set(config.load_models)
         self._all_selected = "*" in config.load_models
         self._tasks: list[asyncio.Task] = []  # idle unloading, the budget watch
+        self._rss = RssGuard(self.budget)  # RSS beyond the measured sizes (residency_rss.py)
         if self.budget:
             # NOTE: one loading thread: a thread's first allocations create its malloc arena, which a
             # load on a fresh executor thread would count as the model's size (~4 MB seen here).
@@ -116,17 +118,21 @@ class Residency:
         return sum(h.size_bytes for m in self.registry.resident for h in m.versions.values() if h.servable is not None)
 
     def pressure(self) -> int:
-        """What counts against the budget when making room: the measured sizes of the loaded versions, or
-        the growth since start (after the warm-up) of the bytes the allocator holds in use when that is
-        larger (what no version's measurement sees: the device plugin's per-shape kernel caches,
-        transport buffers). NOTE: not RSS growth: memory freed by an unload that the allocator keeps
-        rather than returning to the OS stays in RSS, yet the next load reuses it; counting it made room
-        for nothing and refused loads that fit (seen on this machine: every idle version unloaded, then
-        RESOURCE_EXHAUSTED for a version measured well within the budget)."""
+        """What counts against the budget: ``_counted`` plus what RSS holds beyond it (residency_rss.py)."""
+        return self._counted() + self._rss.slack
+
+    def _counted(self) -> int:
+        """The measured sizes of the loaded versions, or the growth since start of the allocator's bytes in
+        use when larger (kernel caches, transport buffers). RSS beyond this is the guard's slack, counted
+        only after a trim and within limits: counting raw RSS growth once unloaded every idle version and
+        refused loads that fit (freed memory stays in RSS, yet the next load reuses it)."""
         measured = self.used()
         if self._baseline_heap is None:
             return measured
         return max(measured, _native.memory_sample()[1] - self._baseline_heap)
+
+    def unaccounted(self) -> int:
+        return self._rss.slack
 
     def loaded_count(self) -> int:
         return sum(1 for m in self.registry.resident for h in m.versions.values() if h.available)
@@ -286,6 +292,8 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
+            if self._rss.near(self._counted()) and self._rss.trim_due():
+                await self._rss.refresh(self._counted())
             if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
                 if self.used() > self.budget:
@@ -346,7 +354,7 @@ class Residency:
                 self.stats.unloads[UNLOAD_REASONS[reason]] += 1
                 log.info("Model %s version %d: %s (%d bytes)", m.name, h.version, reason.split(":")[0], h.size_bytes)
         if done:
-            await asyncio.get_running_loop().run_in_executor(None, _native.release_free_memory)
+            await self._rss.refresh(self._counted(), unloaded=sum(h.size_bytes for _, h in members))
         return done
 
     # -- start / stop ------------------------------------------------------------------------
@@ -384,7 +392,7 @@ class Residency:
         """After the catalog is in place (and the permanent group loaded): takes the baseline the
         budget counts growth from, and starts idle unloading and the budget watch."""
         if self.budget:
-            _native.release_free_memory()
+            self._rss.start()  # trims first
             self._baseline_heap = _native.memory_sample()[1] - self.used()
             log.info("Residency: allocator bytes in use without models %d (RSS %d); the budget counts what "
                      "grows from here", self._baseline_heap, _native.memory_sample()[0])
@@ -413,9 +421,14 @@ class Residency:
         bench --density: 8 clients on the loaded versions, no loads, grew RSS 6 MiB past the budget."""
         while True:
             await asyncio.sleep(BUDGET_CHECK_S)
-            if self._slot.locked() or self.pressure() <= self.budget:
+            if self._slot.locked():
+                continue
+            rss_due = self._rss.near(self._counted()) and self._rss.trim_due()
+            if not rss_due and self.pressure() <= self.budget:
                 continue
             async with self._slot:
+                if rss_due:
+                    await self._rss.refresh(self._counted())
                 while self.pressure() > self.budget:
                     units = self._units(protect="")
                     if not units:
