@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include "codec_helpers.hpp"
+#include "ovfast/bytes_elements.hpp"
 #include "ovfast/dag/dag_executor.hpp"
 #include "ovfast/exec/worker_pool.hpp"
 #include "ovfast/servable.hpp"
@@ -354,7 +356,10 @@ TEST_F(DagExecutorTest, EncodedImagesAreDecodedOnceForModelAndCustomNodes) {
     in.name = "img";
     in.dtype = DataType::BYTES;
     in.shape = {static_cast<int64_t>(images.size())};
-    in.strings = std::move(images);
+    // The elements stay where the "request" holds them; it outlives the job (waited for below).
+    const std::string request = testkit::framed(images);
+    EXPECT_TRUE(BytesElements::prefixed(reinterpret_cast<const uint8_t*>(request.data()), request.size(), "img",
+                                        &in.bytes).is_ok());
     job->inputs.push_back(std::move(in));
     job->sink = sink_;
     const std::string id = job->id;
