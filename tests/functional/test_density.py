@@ -138,7 +138,11 @@ def test_cycling_through_more_models_than_fit_never_refuses_a_load(tmp_path, ovf
         assert name in loaded and loaded <= set(order[max(0, i - 1):i + 1]), \
             (i, index(srv), status_mb(srv.proc.pid, "VmRSS") - rss0, budget, srv.log()[-3000:])
     m = metrics(srv)
-    assert m["ovfast_model_loads"] == 10 and 8 <= m['ovfast_model_unloads{reason=budget}'] <= 9, (m, srv.log()[-3000:])
+    # one load per request (w, then a, b, c three times); under load, RSS counted beyond the measured sizes may
+    # unload the version a request was just served by before the next request, and once it takes the one
+    # loaded for the next request before it runs (seen 1 in ~4 loaded -n 2 runs): that request loads it again
+    loads, unloads = m["ovfast_model_loads"], m['ovfast_model_unloads{reason=budget}']
+    assert 10 <= loads <= 11 and 8 <= unloads <= loads - 1, (m, srv.log()[-3000:])
     assert m["ovfast_memory_used_bytes"] <= budget
     # what RSS kept beyond the measured sizes is counted (residency_rss.py), never more than half the budget
     assert 0 <= m["ovfast_memory_unaccounted_bytes"] <= budget // 2

@@ -55,9 +55,16 @@ PACKAGE = "ovfast_testgen"
 # --------------------------------------------------------------- the stubs
 
 
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    """ovfast's protos generated as the package ``ovfast_testgen`` and imported (a fixture: the test modules
+    import it)."""
+    yield from generated_stubs(tmp_path_factory)
+
+
 def generated_stubs(tmp_path_factory):
     """Generates the stubs and imports every generated module; yields them as a namespace (the ``gen``
-    fixture of tests/unit/conftest.py) and forgets them afterwards."""
+    fixture) and forgets them afterwards."""
     root = tmp_path_factory.mktemp("protogen")
     out = root / PACKAGE
     result = subprocess.run(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import inspect
 import json
 
-from proto_kit import (
-    check_reverse_roundtrip, check_roundtrip, dict_of, json_format, om_classification, om_management,
+from proto_kit import (  # noqa: F401,F811 - gen is a fixture
+    check_reverse_roundtrip, check_roundtrip, dict_of, gen, json_format, om_classification, om_management,
     om_metadata, om_predict, om_status, om_tensor, om_types, same_bytes, tr_config, tr_service,
 )
 

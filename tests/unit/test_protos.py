@@ -22,8 +22,8 @@ import sys
 
 import pytest
 
-from proto_kit import (
-    PACKAGE, REPO, descriptor_pool, fields_of, om_model_service_grpc, om_prediction_service_grpc, pb2_modules,
+from proto_kit import (  # noqa: F401,F811 - gen is a fixture
+    PACKAGE, REPO, descriptor_pool, gen, fields_of, om_model_service_grpc, om_prediction_service_grpc, pb2_modules,
     stub_paths, tr_config, tr_service, tr_service_grpc, walk_enums, walk_messages,
 )
 

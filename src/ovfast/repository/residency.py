@@ -51,6 +51,7 @@ log = logging.getLogger("ovfast.residency")
 
 PERMANENT = "permanent"  # OVMS: the group that stays loaded
 LOAD_WAIT_S = 30.0  # how long a request waits for the load it triggered (then UNAVAILABLE)
+JUST_USED_MS = 1000.0  # the budget watch leaves versions used this recently alone
 BUDGET_CHECK_S = 0.5  # under a budget: how often the process's memory growth is compared with it
 # Measured on this project's 2-core box (MLPs, CPU): the first load after start costs ~3x a later one,
 # the second and third ~1.4x and ~1.1x; from the fourth on they agree within 2%.
@@ -430,9 +431,12 @@ class Residency:
                 if rss_due:
                     await self._rss.refresh(self._counted())
                 while self.pressure() > self.budget:
-                    units = self._units(protect="")
+                    # a version used in the last second may have a request on its way to it (acquired
+                    # after its load, not yet submitted): unloading it would make that request load again
+                    recent = time.time() * 1000.0 - JUST_USED_MS
+                    units = [u for u in self._units(protect="") if u[0] < recent]
                     if not units:
-                        break  # all busy or permanent: the next load reports it
+                        break  # all busy, permanent or just used: the next load reports it
                     await self._unload_unit(units[0][2], PARK_BUDGET)
 
     async def _idle_loop(self) -> None:
