@@ -28,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import statistics
 import time
-from pathlib import Path
 
 from ovfast import _native
 from ovfast.config.budget import ResidencyConfig
@@ -41,6 +39,7 @@ from ovfast.errors import (
 from ovfast.repository.layout import list_versions
 from ovfast.repository.registry import ModelRegistry, ServedModel, version_number
 from ovfast.repository.residency_rss import RssGuard
+from ovfast.repository.residency_sizes import SizeBook, files_size
 from ovfast.repository.residency_stats import UNLOAD_REASONS, ResidencyStats
 from ovfast.repository.residency_writes import density_options
 from ovfast.runtime.model import (
@@ -56,16 +55,6 @@ BUDGET_CHECK_S = 0.5  # under a budget: how often the process's memory growth is
 # Measured on this project's 2-core box (MLPs, CPU): the first load after start costs ~3x a later one,
 # the second and third ~1.4x and ~1.1x; from the fourth on they agree within 2%.
 WARM_UP_LOADS = 3
-FIRST_RATIO = 2.2  # predicted bytes per model-file byte before any load was measured (MLPs, CPU)
-SIMILAR = 2.0  # "similar" loads: model files within this factor of each other
-MAX_SAMPLES = 256
-LARGE_FILES = 8 << 20  # model files from this size on: the measured/file ratio is weights, not fixed overhead
-CONSERVATIVE_MARGIN = 1.25
-def _files_size(base_path: str, version: int) -> int:
-    try:
-        return sum(p.stat().st_size for p in Path(f"{base_path}/{version}").iterdir() if p.is_file())
-    except OSError:
-        return 0
 
 
 def _group(served: ServedModel) -> str:
@@ -84,10 +73,9 @@ class Residency:
         self._slot = asyncio.Lock()
         self._reserved = 0  # predicted bytes of the load under way
         self._touched: dict[tuple[str, int], float] = {}  # wall ms a request last reached it via Python
-        self._sizes: dict[tuple[str, int], int] = {}  # last measured size of each version
+        self._sizes = SizeBook()  # measured sizes and what they predict
         # allocator bytes in use at start less the measured sizes then loaded (None: not taken; budget mode only)
         self._baseline_heap: int | None = None
-        self._samples: list[tuple[int, float]] = []  # (model files' bytes, measured / files) of recent loads
         self._selected: set[str] = set() if "*" in config.load_models else set(config.load_models)
         self._all_selected = "*" in config.load_models
         self._tasks: list[asyncio.Task] = []  # idle unloading, the budget watch
@@ -141,41 +129,26 @@ class Residency:
     def predict(self, served: ServedModel, version: int) -> tuple[int, bool]:
         """(predicted bytes, whether it is exact): the version's last measured size, else its files' size
         times the median measured/file ratio of similar-sized loads (of all loads, of FIRST_RATIO)."""
-        known = self._sizes.get((served.name, version))
+        known = self._sizes.known(served.name, version)
         if known:
             return known, True
-        if not self._samples:  # nothing measured by residency yet: what is loaded (eagerly) says
+        if self._sizes.empty():  # nothing measured by residency yet: what is loaded (eagerly) says
             for m in self.registry.resident:
                 for h in m.versions.values():
                     if h.size_bytes and h.servable is not None:
                         self._learn(m, h)
-        return self.predict_files(_files_size(served.config.base_path, version)), False
+        return self.predict_files(files_size(served.config.base_path, version)), False
 
     def predict_files(self, files: int, conservative: bool = False) -> int:
-        """Predicted bytes of a version whose model files hold ``files`` bytes: times the median measured/file
-        ratio of similar-sized loads (of all loads, of FIRST_RATIO). ``conservative`` (ModelMesh's
-        predictModelSize): times the largest ratio of similar-sized loads; without any, times the largest of
-        FIRST_RATIO and the ratios of large loads, plus a margin. NOTE: a small model's ratio is mostly fixed
-        overhead (a 76 KB MLP measured 12 MB here, 166x), so it says nothing about a larger one."""
-        similar = [r for f, r in self._samples if files / SIMILAR <= f <= files * SIMILAR]
-        if conservative:
-            if similar:
-                return int(files * max(similar))
-            large = [r for f, r in self._samples if f >= LARGE_FILES]
-            return int(files * max([FIRST_RATIO, *large]) * CONSERVATIVE_MARGIN)
-        similar = similar or [r for _, r in self._samples] or [FIRST_RATIO]
-        return int(files * statistics.median(similar))
+        """Predicted bytes of a version whose model files hold ``files`` bytes (SizeBook.predict_files)."""
+        return self._sizes.predict_files(files, conservative)
 
     def measured(self, name: str) -> int:
         """The last measured size of a model's versions together (0: never measured)."""
-        return sum(size for (n, _), size in self._sizes.items() if n == name)
+        return self._sizes.measured(name)
 
     def _learn(self, served: ServedModel, h: ModelHandle) -> None:
-        self._sizes[(served.name, h.version)] = h.size_bytes
-        files = _files_size(served.config.base_path, h.version)
-        if files > 0 and h.size_bytes > 0:
-            self._samples.append((files, h.size_bytes / files))
-            del self._samples[:-MAX_SAMPLES]
+        self._sizes.learn(served.name, h.version, h.size_bytes, files_size(served.config.base_path, h.version))
 
     def last_used_ms(self, served: ServedModel, h: ModelHandle) -> float:
         s = h.servable
