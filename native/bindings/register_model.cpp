@@ -92,6 +92,8 @@ py::class_<PyServable> register_model(py::module_& m) {
         MemorySample s = sample_memory();
         return py::make_tuple(s.rss_bytes, s.heap_bytes);
       }, "(resident set size, allocator bytes in use) of this process, bytes.");
+  m.def("resident_bytes", &resident_bytes,
+        "Resident set size of this process, bytes (/proc/self/statm; takes no allocator lock).");
   m.def("release_free_memory", [] { py::gil_scoped_release r; release_free_memory(); },
         "Returns free allocator memory to the system (malloc_trim). Releases the GIL.");
 

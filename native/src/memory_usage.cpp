@@ -8,13 +8,19 @@
 
 namespace ovfast {
 
-MemorySample sample_memory() {
-  MemorySample s;
+int64_t resident_bytes() {
+  int64_t rss = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
     long long size = 0, resident = 0;
-    if (std::fscanf(f, "%lld %lld", &size, &resident) == 2) s.rss_bytes = resident * sysconf(_SC_PAGESIZE);
+    if (std::fscanf(f, "%lld %lld", &size, &resident) == 2) rss = resident * sysconf(_SC_PAGESIZE);
     std::fclose(f);
   }
+  return rss;
+}
+
+MemorySample sample_memory() {
+  MemorySample s;
+  s.rss_bytes = resident_bytes();
   // NOTE: mallinfo2 walks every arena under its lock: microseconds, fine around
   // a load that takes milliseconds. hblkhd counts the large blocks malloc mmaps.
   struct mallinfo2 mi = mallinfo2();

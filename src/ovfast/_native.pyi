@@ -255,6 +255,10 @@ def memory_sample() -> tuple:
     """
     (resident set size, allocator bytes in use) of this process, bytes.
     """
+def resident_bytes() -> int:
+    """
+    Resident set size of this process, bytes (/proc/self/statm; takes no allocator lock).
+    """
 def release_free_memory() -> None:
     """
     Returns free allocator memory to the system (malloc_trim). Releases the GIL.

@@ -21,6 +21,10 @@ struct MemorySample {
 
 MemorySample sample_memory();
 
+// The resident set size alone (/proc/self/statm; 0 when unreadable): no allocator lock is taken,
+// unlike sample_memory()'s mallinfo2, which walks every arena under its lock.
+int64_t resident_bytes();
+
 // max(RSS delta, heap delta), never below 0.
 int64_t load_cost(const MemorySample& before, const MemorySample& after);
 

@@ -266,7 +266,7 @@ class Residency:
                 self._learn(m, h)
                 self._touch(m, v)
                 loaded.append((m, h))
-            if self._rss.near(self._counted()) and self._rss.trim_due():
+            if self._rss.trim_due() and self._rss.near(self._counted()):
                 await self._rss.refresh(self._counted())
             if self.budget and self.pressure() > self.budget:  # measured more than predicted
                 await self._make_room(0, _group(served), what, must=False)
@@ -317,7 +317,7 @@ class Residency:
                     f"{self.used()} are used by {self.loaded_count()} loaded versions that are busy or permanent")
             log.warning("Memory budget exceeded: %d bytes measured (%d held by the process beyond start-up, RSS %d) "
                         "of %d; every loaded version is busy or permanent", self.used(), self.pressure(),
-                        _native.memory_sample()[0], self.budget)
+                        _native.resident_bytes(), self.budget)
             return
 
     async def _unload_unit(self, members: list[tuple[ServedModel, ModelHandle]], reason: str) -> int:
@@ -369,7 +369,7 @@ class Residency:
             self._rss.start()  # trims first
             self._baseline_heap = _native.memory_sample()[1] - self.used()
             log.info("Residency: allocator bytes in use without models %d (RSS %d); the budget counts what "
-                     "grows from here", self._baseline_heap, _native.memory_sample()[0])
+                     "grows from here", self._baseline_heap, _native.resident_bytes())
         if self._tasks:
             return  # started already
         loop = asyncio.get_running_loop()
@@ -397,8 +397,11 @@ class Residency:
             await asyncio.sleep(BUDGET_CHECK_S)
             if self._slot.locked():
                 continue
-            rss_due = self._rss.near(self._counted()) and self._rss.trim_due()
-            if not rss_due and self.pressure() <= self.budget:
+            # NOTE: one allocator reading per check (_counted walks malloc's arenas under their locks,
+            # which the serving threads wait on), and RSS from statm
+            counted = self._counted()
+            rss_due = self._rss.trim_due() and self._rss.near(counted)
+            if not rss_due and counted + self._rss.slack <= self.budget:
                 continue
             async with self._slot:
                 if rss_due:

@@ -43,7 +43,7 @@ class RssGuard:
 
     @staticmethod
     def rss() -> int:
-        return _native.memory_sample()[0]
+        return _native.resident_bytes()  # no allocator lock: read every budget check
 
     def start(self) -> None:
         _native.release_free_memory()
