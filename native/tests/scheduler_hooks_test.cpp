@@ -1,9 +1,11 @@
 // PoolScheduler's hooks for whoever submits from a completion or launches several jobs at once (a
 // pipeline): NoInlineRuns keeps even a model measured short off the submitting thread, and
 // after_completion runs a sink's work on the delivering thread once the infer request has been handed on.
+// Also how the inline decision takes one preempted run.
 // Real CPU inferences of the affine model (sched_helpers.hpp).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -29,10 +31,10 @@ struct OneRequestAffine {
   ov::Core core;
   testkit::TempDir dir;
   std::unique_ptr<Servable> servable;  // declared last: goes first
-  explicit OneRequestAffine(uint64_t inline_max_us) {
+  explicit OneRequestAffine(uint64_t inline_max_us, std::shared_ptr<Clock> clock = nullptr) {
     ModelOptions options = testkit::cpu_options(dir.save(testkit::affine_model(ov::PartialShape{-1, 4}), "affine"), 1);
     options.inline_max_us = inline_max_us;
-    Status st = Servable::create(core, options, nullptr, &servable);
+    Status st = Servable::create(core, options, std::move(clock), &servable);
     EXPECT_TRUE(st.is_ok()) << st.message();
   }
 };
@@ -120,6 +122,51 @@ TEST(SchedulerHooks, AfterCompletionWorkRunsOnceTheRequestIsHandedOn) {
   EXPECT_TRUE(sink->same_thread);
   EXPECT_EQ(sink->in_flight_at_delivery, 2) << "a still running, b queued";
   EXPECT_EQ(sink->in_flight_after, 1) << "a done and b started on the request a gave back";
+}
+
+// Readings on the test's thread step `step_ns` (1 ns: a run alone; more: a run this thread was
+// preempted in), on any other thread 1 µs (the hop to an OpenVINO thread and back).
+class StepClock final : public Clock {
+ public:
+  StepClock() : owner_(std::this_thread::get_id()) {}
+  Reading read() override {
+    const uint64_t step = std::this_thread::get_id() == owner_ ? step_ns.load() : 1000;
+    return {ns_.fetch_add(step) + step, 0};
+  }
+  void wait_until(std::unique_lock<std::mutex>& lock, Waiter& w, uint64_t, Reading) override {
+    w.cv->wait_for(lock, std::chrono::milliseconds(1));
+  }
+  std::atomic<uint64_t> step_ns{1};
+
+ private:
+  const std::thread::id owner_;
+  std::atomic<uint64_t> ns_{1};
+};
+
+TEST(SchedulerHooks, OnePreemptedInlineRunKeepsAShortModelInline) {
+  // a busy machine preempts one inline run for milliseconds: the model's runs stay on the submitting
+  // thread (they used to go asynchronous for hundreds of runs, one inline probe excepted)
+  auto clock = std::make_shared<StepClock>();
+  OneRequestAffine model(200, clock);
+  Servable* s = model.servable.get();
+  ASSERT_TRUE(s);
+  auto sink = std::make_shared<ThreadSink>();
+  auto one = [&](const std::string& id) {
+    ASSERT_TRUE(s->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
+    s->drain();
+  };
+  for (int i = 0; i < 4; ++i) one("warm" + std::to_string(i));  // the first asynchronous, then inline
+  clock->step_ns = 5'000'000;  // every reading in this run 5 ms later: a run of over 10 ms
+  one("preempted");
+  clock->step_ns = 1;
+  for (int i = 0; i < 3; ++i) one("after" + std::to_string(i));
+  std::lock_guard<std::mutex> lock(sink->mu);
+  EXPECT_EQ(sink->ok, 8);
+  const std::thread::id here = std::this_thread::get_id();
+  EXPECT_NE(sink->threads["warm0"], here) << "the first run is measured: asynchronous";
+  EXPECT_EQ(sink->threads["warm3"], here);
+  EXPECT_EQ(sink->threads["preempted"], here);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(sink->threads["after" + std::to_string(i)], here) << "after" << i;
 }
 
 }  // namespace

@@ -292,7 +292,13 @@ void PoolScheduler::finish(Run& run, std::exception_ptr err) {
   if (!err && end > run.start_ns) {
     // a running mean over about the last 8 runs of its kind (a benign race between completions: it is a hint)
     std::atomic<uint64_t>& mean = run.inline_run ? avg_inline_ns_ : avg_infer_ns_;
-    const uint64_t ns = end - run.start_ns, avg = mean.load(std::memory_order_relaxed);
+    uint64_t ns = end - run.start_ns;
+    // NOTE: an inline run's wall time includes any preemption of this thread (a busy machine: one
+    // run in a few hundred took milliseconds with 8 clients on 2 cores), and one such run used to
+    // lift the mean past the limit and send the model's runs off the submitting thread for hundreds
+    // of runs. Counted at most twice the limit, it takes a run of slow ones to do that.
+    if (run.inline_run) ns = std::min<uint64_t>(ns, 2 * model_.options().inline_max_us * 1000);
+    const uint64_t avg = mean.load(std::memory_order_relaxed);
     mean.store(avg == 0 ? ns : (avg * 7 + ns) / 8, std::memory_order_relaxed);
   }
   const std::vector<TensorInfo>& outputs = model_.outputs();
