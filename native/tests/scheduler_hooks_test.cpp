@@ -37,18 +37,19 @@ struct OneRequestAffine {
     Status st = Servable::create(core, options, std::move(clock), &servable);
     EXPECT_TRUE(st.is_ok()) << st.message();
   }
+  // One job, alone: submitted, then drained.
+  void run_one(const std::string& id, const std::shared_ptr<ThreadSink>& sink) {
+    ASSERT_TRUE(servable->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
+    servable->drain();
+  }
 };
 
 TEST(SchedulerHooks, NoInlineRunsKeepsEvenShortRunsOffTheSubmittingThread) {
   // a pipeline launching several jobs from one thread: none of them may hold up the others by running inline
   OneRequestAffine model(/*inline_max_us=*/60'000'000);
-  Servable* s = model.servable.get();
-  ASSERT_TRUE(s);
+  ASSERT_TRUE(model.servable);
   auto sink = std::make_shared<ThreadSink>();
-  auto one = [&](const std::string& id) {
-    ASSERT_TRUE(s->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
-    s->drain();
-  };
+  auto one = [&](const std::string& id) { model.run_one(id, sink); };
   for (int i = 0; i < 3; ++i) one("warm" + std::to_string(i));  // measured: from the second on, inline
   {
     NoInlineRuns bar;
@@ -148,13 +149,9 @@ TEST(SchedulerHooks, OnePreemptedInlineRunKeepsAShortModelInline) {
   // thread (they used to go asynchronous for hundreds of runs, one inline probe excepted)
   auto clock = std::make_shared<StepClock>();
   OneRequestAffine model(200, clock);
-  Servable* s = model.servable.get();
-  ASSERT_TRUE(s);
+  ASSERT_TRUE(model.servable);
   auto sink = std::make_shared<ThreadSink>();
-  auto one = [&](const std::string& id) {
-    ASSERT_TRUE(s->submit(f32_job(id, {1, 4}, ramp(4, 1.0f), sink)).is_ok());
-    s->drain();
-  };
+  auto one = [&](const std::string& id) { model.run_one(id, sink); };
   for (int i = 0; i < 4; ++i) one("warm" + std::to_string(i));  // the first asynchronous, then inline
   clock->step_ns = 5'000'000;  // every reading in this run 5 ms later: a run of over 10 ms
   one("preempted");
