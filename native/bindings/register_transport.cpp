@@ -45,7 +45,9 @@ py::tuple drain_forwarded(ForwardQueue& q) {
   for (const ForwardedCall& c : batch.calls)
     calls.append(py::make_tuple(c.id, c.method, py::bytes(c.request.data(), c.request.size())));
   for (const FailureNotice& f : batch.failures) failures.append(py::make_tuple(f.model, f.version, f.message));
-  return py::make_tuple(calls, failures);
+  py::list cancelled;
+  for (uint64_t id : batch.cancelled) cancelled.append(id);
+  return py::make_tuple(calls, failures, cancelled);
 }
 
 std::unique_ptr<GrpcServer> make_server(std::vector<std::string> addresses, std::shared_ptr<RouteTable> routes,
@@ -112,7 +114,8 @@ void register_transport(py::module_& m) {
       .def("fileno", &ForwardQueue::fd)
       .def("drain", &drain_forwarded,
            "Takes everything queued: ([(call_id, method path, request bytes)], [(model, version, message)] of "
-           "the requests the native front-end failed).")
+           "the requests the native front-end failed, [call_id] of pending calls their clients cancelled or "
+           "whose deadline passed).")
       .def("respond", [](ForwardQueue& q, uint64_t id, int code, const std::string& message, py::bytes response) {
              ForwardReply reply{code, message, std::string(response)};
              py::gil_scoped_release release;

@@ -1,7 +1,8 @@
 // ForwardQueue (ovfast/transport/forward_queue.hpp): calls are drained in
 // order with their ids, each is answered exactly once (by respond or by
 // close), the eventfd is readable exactly while calls wait to be drained,
-// and many pushing threads lose nothing.
+// cancellations of pending calls travel with the next drain, and many
+// pushing threads lose nothing.
 #include <gtest/gtest.h>
 
 #include <poll.h>
@@ -79,6 +80,34 @@ TEST(ForwardQueue, FailureReportsTravelWithTheCalls) {
   EXPECT_EQ(b.failures[0].message, "Invalid input shape");
   ASSERT_EQ(b.calls.size(), 1u);
   EXPECT_EQ(q.pending(), 1u) << "a report is not a call: nothing to answer";
+}
+
+TEST(ForwardQueue, CancellationsOfPendingCallsTravelWithTheNextDrain) {
+  ForwardQueue q;
+  Replies got;
+  std::atomic<uint64_t> id_a{0}, id_b{0};
+  std::atomic<bool> not_cancelled{false}, cancelled{true};
+  const uint64_t a = q.push("/a.S/M", "a", got.answer(1), CancelLink{&id_a, &not_cancelled});
+  ASSERT_NE(a, 0u);
+  EXPECT_EQ(id_a.load(), a) << "the id is known before the call can be answered";
+  EXPECT_TRUE(q.drain().cancelled.empty());
+  q.cancel(a);
+  EXPECT_TRUE(readable(q.fd())) << "a cancellation wakes the loop";
+  q.cancel(424242);  // not a pending call: ignored
+  ForwardBatch first = q.drain();
+  EXPECT_EQ(first.cancelled, std::vector<uint64_t>{a});
+  // cancelled before its push returned (OnCancel racing the forward): queued as cancelled at once
+  const uint64_t b = q.push("/a.S/M", "b", got.answer(2), CancelLink{&id_b, &cancelled});
+  EXPECT_EQ(id_b.load(), b);
+  ForwardBatch second = q.drain();
+  ASSERT_EQ(second.calls.size(), 1u);
+  EXPECT_EQ(second.cancelled, std::vector<uint64_t>{b});
+  // a cancelled call is still answered once, by its handler
+  EXPECT_TRUE(q.respond(a, {1, "Cancelled", ""}));
+  q.cancel(a);  // answered: ignored
+  EXPECT_TRUE(q.drain().cancelled.empty());
+  EXPECT_EQ(got.by_tag[1].at(0).grpc_code, 1);
+  EXPECT_EQ(q.pending(), 1u);
 }
 
 TEST(ForwardQueue, CloseAnswersEveryPendingCallAndRefusesNewOnes) {

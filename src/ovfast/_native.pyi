@@ -439,7 +439,7 @@ class ForwardQueue:
         """
     def drain(self) -> tuple:
         """
-        Takes everything queued: ([(call_id, method path, request bytes)], [(model, version, message)] of the requests the native front-end failed).
+        Takes everything queued: ([(call_id, method path, request bytes)], [(model, version, message)] of the requests the native front-end failed, [call_id] of pending calls their clients cancelled or whose deadline passed).
         """
     def fileno(self) -> int:
         ...

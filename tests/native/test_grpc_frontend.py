@@ -89,8 +89,8 @@ def test_validation_errors_are_answered_natively_and_reported(frontend):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "shape" in info.value.details().lower()
     assert queue.forwarded == 0
-    calls, failures = queue.drain()
-    assert calls == []
+    calls, failures, cancelled = queue.drain()
+    assert calls == [] and cancelled == []
     assert failures == [("add", "3", info.value.details())], "reported for the control plane's log"
 
 
@@ -99,7 +99,7 @@ def answer_forwarded(queue, reply, count=1, timeout=30.0):
     seen = []
     deadline = time.monotonic() + timeout
     while len(seen) < count and time.monotonic() < deadline:
-        calls, _ = queue.drain()
+        calls, _, _ = queue.drain()
         for call_id, method, data in calls:
             seen.append((method, data))
             assert queue.respond(call_id, *reply(method, data))
@@ -133,6 +133,35 @@ def test_a_model_that_needs_the_control_plane_is_forwarded(frontend, models):
     t.join(30)
     assert result["resp"].model_version == "3"
     assert server.stats()["forwarded_calls"] == 1
+
+
+@pytest.mark.parametrize("how", ["deadline", "cancel"])
+def test_a_forwarded_call_whose_client_went_away_is_reported_cancelled(frontend, how):
+    """The client's deadline passes, or it cancels, while the control plane holds its call: the call's
+    id comes with a later drain (the control plane stops working on it), and the call is still answered
+    once, by respond()."""
+    _, _, queue, stub = frontend
+    if how == "deadline":
+        fut = stub.ModelInfer.future(make_infer_request("missing", []), timeout=0.2)
+    else:
+        fut = stub.ModelInfer.future(make_infer_request("missing", []))
+    call_id, cancelled = None, []
+    for _ in range(2000):  # ordering only: until the call is held, then until its cancellation arrives
+        calls, _, ids = queue.drain()
+        call_id = calls[0][0] if calls else call_id
+        cancelled += ids
+        if call_id is not None and how == "cancel" and not fut.done():
+            fut.cancel()
+        if cancelled:
+            break
+        time.sleep(0.01)
+    assert cancelled == [call_id]
+    if how == "deadline":
+        assert _call_error(fut.result)[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    else:
+        assert fut.cancelled()
+    assert queue.respond(call_id, 1, "Cancelled", b""), "still pending until answered"
+    assert queue.pending == 0
 
 
 def test_other_methods_are_forwarded_or_unimplemented(frontend):

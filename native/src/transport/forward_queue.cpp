@@ -2,21 +2,28 @@
 
 namespace ovfast {
 
-bool ForwardQueue::push(std::string method, std::string request, Answer answer) {
+namespace {
+bool nothing_queued(const ForwardBatch& b) { return b.calls.empty() && b.failures.empty() && b.cancelled.empty(); }
+}  // namespace
+
+uint64_t ForwardQueue::push(std::string method, std::string request, Answer answer, CancelLink link) {
   bool was_empty;
+  uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return false;
-    const uint64_t id = next_id_++;
+    if (closed_) return 0;
+    id = next_id_++;
     pending_.emplace(id, std::move(answer));
-    was_empty = queued_.calls.empty() && queued_.failures.empty();
+    was_empty = nothing_queued(queued_);
     queued_.calls.push_back({id, std::move(method), std::move(request)});
+    if (link.id != nullptr) link.id->store(id);
+    if (link.cancelled != nullptr && link.cancelled->load()) queued_.cancelled.push_back(id);
   }
   forwarded_.fetch_add(1, std::memory_order_relaxed);
   // NOTE: as CompletionQueue: only the empty -> non-empty edge signals; drain()
   // resets the eventfd before it takes the queue, so nothing pushed is missed.
   if (was_empty) wakeup_.notify();
-  return true;
+  return id;
 }
 
 void ForwardQueue::report(FailureNotice notice) {
@@ -24,8 +31,19 @@ void ForwardQueue::report(FailureNotice notice) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
-    was_empty = queued_.calls.empty() && queued_.failures.empty();
+    was_empty = nothing_queued(queued_);
     queued_.failures.push_back(std::move(notice));
+  }
+  if (was_empty) wakeup_.notify();
+}
+
+void ForwardQueue::cancel(uint64_t id) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || pending_.count(id) == 0) return;
+    was_empty = nothing_queued(queued_);
+    queued_.cancelled.push_back(id);
   }
   if (was_empty) wakeup_.notify();
 }

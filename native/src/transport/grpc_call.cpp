@@ -153,8 +153,13 @@ class Call final : public grpc::ServerGenericBidiReactor {
     return false;
   }
 
-  // The client cancelled, or the call's deadline passed: a job still queued is dropped (never run).
-  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+  // The client cancelled, or the call's deadline passed: a job still queued is dropped (never run);
+  // a call waiting for the control plane is cancelled there (it stops working on it, then answers).
+  // NOTE: seq_cst, flag before id: see CancelLink.
+  void OnCancel() override {
+    cancelled_.store(true);
+    if (const uint64_t id = forward_id_.load()) server_->forward->cancel(id);
+  }
 
   // A compressed message is inflated here, bounded by the message limit while
   // inflating (a bomb is refused before its size is ever allocated), into
@@ -269,11 +274,12 @@ class Call final : public grpc::ServerGenericBidiReactor {
         body += inject_model_id(*path, header_model_);
     }
     server_->forwarded_calls.fetch_add(1, std::memory_order_relaxed);
-    bool queued = server_->forward->push(ctx_->method(), std::move(body), [this](ForwardReply&& reply) {
+    const uint64_t id = server_->forward->push(ctx_->method(), std::move(body), [this](ForwardReply&& reply) {
       if (reply.grpc_code == 0) answer(std::move(reply.response));
       else fail(reply.grpc_code, reply.message);
-    });
-    if (!queued) fail(kUnavailable, "Server is shutting down");
+    }, CancelLink{&forward_id_, &cancelled_});
+    // On a queued call the control plane answers, maybe already: `this` may be gone.
+    if (id == 0) fail(kUnavailable, "Server is shutting down");
   }
 
   GrpcServer::Impl* server_;
@@ -286,6 +292,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   size_t received_bytes_ = 0;        // the request's size (inflated size when it came compressed)
   std::atomic<bool> failed_{false};  // answered with an error status
   std::atomic<bool> cancelled_{false};  // set by OnCancel; InferJob::cancelled points here
+  std::atomic<uint64_t> forward_id_{0};  // the ForwardQueue's id of this call once forwarded (0: not)
   int64_t reserved_ = 0;                // bytes taken from opts.request_memory until OnDone
   std::string model_, version_;      // where a served request was routed
   std::string header_model_;         // the model the metadata names (model_id.hpp); "" = none

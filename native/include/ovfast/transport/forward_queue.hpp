@@ -44,6 +44,17 @@ struct FailureNotice {
 struct ForwardBatch {
   std::vector<ForwardedCall> calls;
   std::vector<FailureNotice> failures;
+  std::vector<uint64_t> cancelled;  // ids of pending calls whose client went away (cancel())
+};
+
+// How a pushed call is told apart for cancel() (both pointers may be null).
+// push() sets `*id` under the queue's lock, before the call can be answered;
+// a call whose `*cancelled` is already set then is queued as cancelled too. A
+// caller that sets its flag before reading its id (both seq_cst) thus never
+// loses a cancellation that races with the push.
+struct CancelLink {
+  std::atomic<uint64_t>* id = nullptr;
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 class ForwardQueue {
@@ -54,13 +65,17 @@ class ForwardQueue {
   ForwardQueue(const ForwardQueue&) = delete;
   ForwardQueue& operator=(const ForwardQueue&) = delete;
 
-  // Queues a call; `answer` will be called exactly once. false when the
-  // queue is closed: then `answer` is dropped uncalled and the caller
-  // answers the call itself.
-  bool push(std::string method, std::string request, Answer answer);
+  // Queues a call; `answer` will be called exactly once. Returns the call's
+  // id (never 0); 0 when the queue is closed: then `answer` is dropped
+  // uncalled and the caller answers the call itself.
+  uint64_t push(std::string method, std::string request, Answer answer, CancelLink link = {});
+  // The client of pending call `id` cancelled it, or its deadline passed:
+  // the id is handed to the control plane with the next drain(), which stops
+  // working on it (it still answers it). Ignored when `id` is not pending.
+  void cancel(uint64_t id);
   // Queues a failure report (dropped once closed). Never blocks.
   void report(FailureNotice notice);
-  // Takes every call and report queued so far and makes fd() unreadable. Non-blocking.
+  // Takes every call, report and cancellation queued so far and makes fd() unreadable. Non-blocking.
   ForwardBatch drain();
   // Answers call `id`; false when it is not pending (answered, or failed by close()).
   bool respond(uint64_t id, ForwardReply reply);

@@ -6,8 +6,9 @@ TFS Predict itself when the route table (published by the registry) routes them;
 for those. Every other call is pushed onto a native forward queue whose eventfd this loop
 watches: each call runs its handler (``method path -> async handler(bytes) -> bytes``) as a task,
 and the answer — response bytes, or the gRPC status the error table gives what it raised — goes
-back with ``respond``. The requests the native side failed come the same way, to be logged. No
-native thread waits for Python or takes the GIL.
+back with ``respond``. The requests the native side failed come the same way, to be logged, and so
+do the ids of forwarded inference calls whose client cancelled or whose deadline passed: their tasks
+are cancelled. No native thread waits for Python or takes the GIL.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ log = logging.getLogger("ovfast.grpc")
 
 _CANCELLED = 1  # grpc.StatusCode.CANCELLED
 _UNIMPLEMENTED = 12
+# Forwarded calls that stop when their client goes away (method paths end so): inferences only
+INFER_METHODS = ("/inference.GRPCInferenceService/ModelInfer", "/tensorflow.serving.PredictionService/Predict")
 
 
 def grpc_addresses(bind_addresses: str, port: int) -> list[str]:
@@ -107,6 +110,7 @@ class GrpcFrontend:
         self._on_failure = on_failure
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._inferring: dict[int, asyncio.Task] = {}  # forwarded inference calls being answered, by call id
 
     def start(self, loop: asyncio.AbstractEventLoop) -> list[str]:
         """Binds and serves; returns the bound addresses. OSError when one cannot be bound."""
@@ -141,7 +145,7 @@ class GrpcFrontend:
 
     def _on_forwarded(self) -> None:
         assert self._loop is not None
-        calls, failures = self.queue.drain()
+        calls, failures, cancelled = self.queue.drain()
         if self._on_failure is not None:
             for model, version, message in failures:
                 self._on_failure(model, int(version), message)
@@ -149,6 +153,16 @@ class GrpcFrontend:
             task = self._loop.create_task(self._answer(call_id, method, data))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if method.endswith(INFER_METHODS):
+                self._inferring[call_id] = task
+                task.add_done_callback(lambda _t, i=call_id: self._inferring.pop(i, None))
+        # The client of a forwarded inference cancelled it or its deadline passed: the task stops
+        # waiting (DataPlane.infer drops its job if it has not started and counts it as failed). Other
+        # calls run to the end: a reload or a load the client stopped waiting for still completes.
+        for call_id in cancelled:
+            task = self._inferring.get(call_id)
+            if task is not None:
+                task.cancel()
 
     async def _answer(self, call_id: int, method: str, data: bytes) -> None:
         code, message, body = 0, "", b""
