@@ -5,6 +5,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -26,11 +27,34 @@
 #include <openvino/op/result.hpp>
 #include <openvino/openvino.hpp>
 
+#include "ovfast/clock.hpp"
 #include "ovfast/exec/result_sink.hpp"
 #include "ovfast/model/model_instance.hpp"
 #include "ovfast/request.hpp"
 
 namespace ovfast::testkit {
+
+// Time as a busy machine shows it to a model of microseconds: each reading on
+// the thread that made the clock is `owner_step_ns` later than the last (1 ns:
+// the run alone; more: a run that thread was preempted in), one on any other
+// thread `other_step_ns` later (the hop to an OpenVINO thread and back).
+class ThreadStepClock final : public Clock {
+ public:
+  explicit ThreadStepClock(uint64_t other_step_ns) : other_step_ns_(other_step_ns), owner_(std::this_thread::get_id()) {}
+  Reading read() override {
+    const uint64_t step = std::this_thread::get_id() == owner_ ? owner_step_ns.load() : other_step_ns_;
+    return {ns_.fetch_add(step) + step, 0};
+  }
+  void wait_until(std::unique_lock<std::mutex>& lock, Waiter& w, uint64_t, Reading) override {
+    w.cv->wait_for(lock, std::chrono::milliseconds(1));
+  }
+  std::atomic<uint64_t> owner_step_ns{1};
+
+ private:
+  const uint64_t other_step_ns_;
+  const std::thread::id owner_;
+  std::atomic<uint64_t> ns_{1};
+};
 
 // x (f32, `shape`) -> y = 2x + 1 and z = 3x, in that output order.
 inline std::shared_ptr<ov::Model> affine_model(const ov::PartialShape& shape) {

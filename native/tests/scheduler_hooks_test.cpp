@@ -5,7 +5,6 @@
 // Real CPU inferences of the affine model (sched_helpers.hpp).
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -125,37 +124,18 @@ TEST(SchedulerHooks, AfterCompletionWorkRunsOnceTheRequestIsHandedOn) {
   EXPECT_EQ(sink->in_flight_after, 1) << "a done and b started on the request a gave back";
 }
 
-// Readings on the test's thread step `step_ns` (1 ns: a run alone; more: a run this thread was
-// preempted in), on any other thread 1 µs (the hop to an OpenVINO thread and back).
-class StepClock final : public Clock {
- public:
-  StepClock() : owner_(std::this_thread::get_id()) {}
-  Reading read() override {
-    const uint64_t step = std::this_thread::get_id() == owner_ ? step_ns.load() : 1000;
-    return {ns_.fetch_add(step) + step, 0};
-  }
-  void wait_until(std::unique_lock<std::mutex>& lock, Waiter& w, uint64_t, Reading) override {
-    w.cv->wait_for(lock, std::chrono::milliseconds(1));
-  }
-  std::atomic<uint64_t> step_ns{1};
-
- private:
-  const std::thread::id owner_;
-  std::atomic<uint64_t> ns_{1};
-};
-
 TEST(SchedulerHooks, OnePreemptedInlineRunKeepsAShortModelInline) {
   // a busy machine preempts one inline run for milliseconds: the model's runs stay on the submitting
   // thread (they used to go asynchronous for hundreds of runs, one inline probe excepted)
-  auto clock = std::make_shared<StepClock>();
+  auto clock = std::make_shared<testkit::ThreadStepClock>(1000);  // 1 µs hops
   OneRequestAffine model(200, clock);
   ASSERT_TRUE(model.servable);
   auto sink = std::make_shared<ThreadSink>();
   auto one = [&](const std::string& id) { model.run_one(id, sink); };
   for (int i = 0; i < 4; ++i) one("warm" + std::to_string(i));  // the first asynchronous, then inline
-  clock->step_ns = 5'000'000;  // every reading in this run 5 ms later: a run of over 10 ms
+  clock->owner_step_ns = 5'000'000;  // every reading in this run 5 ms later: a run of over 10 ms
   one("preempted");
-  clock->step_ns = 1;
+  clock->owner_step_ns = 1;
   for (int i = 0; i < 3; ++i) one("after" + std::to_string(i));
   std::lock_guard<std::mutex> lock(sink->mu);
   EXPECT_EQ(sink->ok, 8);

@@ -265,33 +265,13 @@ TEST_F(SchedulerTest, ShortRunsGoInlineOnTheSubmittingThreadOnceMeasured) {
   EXPECT_EQ(s->metrics().stats.execution_count.load(), static_cast<uint64_t>(kJobs));
 }
 
-// Time as a busy machine shows it to a model of microseconds: a reading on any
-// thread but the test's is `hop_ns` later (the hop to an OpenVINO thread and
-// back), one on the test's thread 1 ns later (the run itself).
-class HopClock final : public Clock {
- public:
-  explicit HopClock(uint64_t hop_ns) : hop_ns_(hop_ns), owner_(std::this_thread::get_id()) {}
-  Reading read() override {
-    const uint64_t step = std::this_thread::get_id() == owner_ ? 1 : hop_ns_;
-    return {ns_.fetch_add(step) + step, 0};
-  }
-  void wait_until(std::unique_lock<std::mutex>& lock, Waiter& w, uint64_t, Reading) override {
-    w.cv->wait_for(lock, std::chrono::milliseconds(1));
-  }
-
- private:
-  const uint64_t hop_ns_;
-  const std::thread::id owner_;
-  std::atomic<uint64_t> ns_{1};
-};
-
 // The last of kJobs runs, one at a time, of the affine model whose asynchronous
 // runs measure `hop_ns`: whether it ran on the submitting thread.
 bool last_run_inline(ov::Core& core, const std::string& path, uint64_t hop_ns) {
   ModelOptions o = testkit::cpu_options(path, 1);
   o.inline_max_us = 200;
   std::unique_ptr<Servable> s;
-  Status st = Servable::create(core, o, std::make_shared<HopClock>(hop_ns), &s);
+  Status st = Servable::create(core, o, std::make_shared<testkit::ThreadStepClock>(hop_ns), &s);
   EXPECT_TRUE(st.is_ok()) << st.message();
   if (!s) return false;
   auto sink = std::make_shared<ThreadSink>();
