@@ -106,9 +106,10 @@ class Residency:
         """Measured bytes of every version holding memory (loaded, or unloading)."""
         return sum(h.size_bytes for m in self.registry.resident for h in m.versions.values() if h.servable is not None)
 
-    def pressure(self) -> int:
-        """What counts against the budget: ``_counted`` plus what RSS holds beyond it (residency_rss.py)."""
-        return self._counted() + self._rss.slack
+    def pressure(self, counted: int | None = None) -> int:
+        """What counts against the budget: ``_counted`` plus what RSS holds beyond it (residency_rss.py).
+        ``counted``: a ``_counted()`` the caller has just read (one walk of malloc's arenas, not two)."""
+        return (self._counted() if counted is None else counted) + self._rss.slack
 
     def _counted(self) -> int:
         """The measured sizes of the loaded versions, or the growth since start of the allocator's bytes in
@@ -401,7 +402,7 @@ class Residency:
             # which the serving threads wait on), and RSS from statm
             counted = self._counted()
             rss_due = self._rss.trim_due() and self._rss.near(counted)
-            if not rss_due and counted + self._rss.slack <= self.budget:
+            if not rss_due and self.pressure(counted) <= self.budget:
                 continue
             async with self._slot:
                 if rss_due:
